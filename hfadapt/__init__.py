@@ -1,0 +1,29 @@
+"""hfadapt: cross-domain transfer learning for HuggingFace models.
+
+`AdaptTrainer` + `AdaptConfig` adapt a pretrained classifier from labelled source data to unlabelled target
+data with alignment losses (DANN, MK-MMD, ...) from the registry in :mod:`hfadapt.methods`.
+"""
+
+from .callbacks import GRLScheduleCallback
+from .config import AdaptConfig
+from .grl import GradientReversalLayer, grl_warm_start, reverse_gradient
+from .methods import ALIGNMENT_METHODS, AlignmentMethod, AlignmentOutput, register_method
+from .model import AdaptModel, AdaptModelOutput
+from .trainer import AdaptTrainer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ALIGNMENT_METHODS",
+    "AdaptConfig",
+    "AdaptModel",
+    "AdaptModelOutput",
+    "AdaptTrainer",
+    "AlignmentMethod",
+    "AlignmentOutput",
+    "GRLScheduleCallback",
+    "GradientReversalLayer",
+    "grl_warm_start",
+    "register_method",
+    "reverse_gradient",
+]

@@ -1,0 +1,154 @@
+"""`AdaptConfig`: `TrainingArguments` plus what domain adaptation needs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+from .grl import GRL_SCHEDULES
+from .methods import parse_method_names
+
+FEATURE_SOURCES = ("head_input", "mean_pooled")
+PEFT_SAVE_MODES = ("merged", "adapter")
+
+
+@dataclass
+class AdaptConfig(TrainingArguments):
+    """Configuration of :class:`~hfadapt.AdaptTrainer`: every `TrainingArguments` field plus the alignment
+    method, its loss weights and hyperparameters, batch composition and PEFT.
+
+    Every field carries ``metadata={"help": ...}`` so ``HfArgumentParser`` prints a real ``--help``.
+
+    Raises:
+        ValueError: from ``__post_init__`` when a value is out of range, naming the field.
+
+    >>> cfg = AdaptConfig(output_dir="out", method="dann+mmd", mmd_weight=0.5)
+    >>> cfg.method_names
+    ['dann', 'mmd']
+
+    Defaults that differ from `TrainingArguments`: ``label_names=["labels"]`` (the Trainer otherwise guesses
+    from the forward signature), ``learning_rate=5e-5``, ``logging_steps=10``, ``save_strategy="no"``.
+    """
+
+    # --- method -------------------------------------------------------------------------------------------
+    method: str = field(
+        default="dann",
+        metadata={"help": "Alignment method(s): 'none' (source-only baseline), 'dann', 'mmd', or several joined by '+'."},
+    )
+    dann_weight: float = field(default=1.0, metadata={"help": "Weight of the DANN domain-discriminator loss."})
+    mmd_weight: float = field(default=1.0, metadata={"help": "Weight of the MK-MMD loss."})
+
+    # --- gradient reversal (DANN) -------------------------------------------------------------------------
+    grl_schedule: str = field(
+        default="warm_start",
+        metadata={
+            "help": "Gradient-reversal coefficient schedule: 'warm_start' (Ganin et al. 2016: "
+            "lambda_p = max * (2 / (1 + exp(-gamma * p)) - 1), p = optimizer steps done / total) or 'constant'."
+        },
+    )
+    grl_max_lambda: float = field(default=1.0, metadata={"help": "Largest gradient-reversal coefficient."})
+    grl_gamma: float = field(default=10.0, metadata={"help": "Steepness gamma of the warm-start schedule."})
+
+    # --- domain discriminator (DANN) ----------------------------------------------------------------------
+    discriminator_hidden_size: int = field(default=256, metadata={"help": "Width of the discriminator's hidden layers."})
+    discriminator_num_layers: int = field(default=2, metadata={"help": "Number of hidden layers of the discriminator."})
+    discriminator_dropout: float = field(default=0.1, metadata={"help": "Dropout between discriminator layers."})
+    discriminator_lr_multiplier: float = field(
+        default=10.0,
+        metadata={"help": "The discriminator's learning rate is learning_rate times this (a fresh head learns faster)."},
+    )
+
+    # --- MMD ----------------------------------------------------------------------------------------------
+    mmd_kernel_multipliers: list[float] = field(
+        default_factory=lambda: [0.25, 0.5, 1.0, 2.0, 4.0],
+        metadata={
+            "help": "Gaussian kernel bandwidths of MK-MMD (DAN, Long et al. 2015) as multiples of the batch's mean "
+            "pairwise squared distance: sigma_u^2 = m_u * mean ||x - y||^2."
+        },
+    )
+
+    # --- features and batches -----------------------------------------------------------------------------
+    feature_source: str = field(
+        default="head_input",
+        metadata={
+            "help": "Which features the alignment heads read: 'head_input' (the representation the classification "
+            "head reads, e.g. BERT's pooled output) or 'mean_pooled' (mask-aware mean of the last hidden state)."
+        },
+    )
+    target_fraction: float = field(
+        default=0.5,
+        metadata={
+            "help": "Share of each training batch drawn from the unlabelled target set; the rest is labelled source. "
+            "per_device_train_batch_size counts both."
+        },
+    )
+
+    # --- PEFT ---------------------------------------------------------------------------------------------
+    use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters instead of the whole backbone."})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling alpha."})
+    lora_dropout: float = field(default=0.1, metadata={"help": "Dropout on the LoRA path."})
+    lora_target_modules: list[str] | None = field(
+        default=None,
+        metadata={"help": "Module names LoRA adapts (BERT: query value). Default: peft's choice for the model type."},
+    )
+    peft_save: str = field(
+        default="merged",
+        metadata={"help": "What save_model writes with PEFT: 'merged' (a plain model) or 'adapter' (the LoRA adapter)."},
+    )
+
+    # --- TrainingArguments defaults that differ -------------------------------------------------------------
+    label_names: list[str] | None = field(
+        default_factory=lambda: ["labels"], metadata={"help": "Label keys of a batch (hfadapt uses 'labels')."}
+    )
+    learning_rate: float = field(default=5e-5, metadata={"help": "Initial AdamW learning rate of the backbone and task head."})
+    logging_steps: float = field(default=10, metadata={"help": "Log every X optimizer steps."})
+    save_strategy: str = field(default="no", metadata={"help": "Checkpoint strategy ('no', 'steps', 'epoch')."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        parse_method_names(self.method)  # raises on an unknown or repeated name
+        for name in ("dann_weight", "mmd_weight", "grl_max_lambda", "discriminator_dropout"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if self.grl_schedule not in GRL_SCHEDULES:
+            raise ValueError(f"grl_schedule must be one of {sorted(GRL_SCHEDULES)}, got {self.grl_schedule!r}")
+        for name in ("grl_gamma", "discriminator_lr_multiplier"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("discriminator_hidden_size", "discriminator_num_layers", "lora_r", "lora_alpha"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.mmd_kernel_multipliers or any(not m > 0 for m in self.mmd_kernel_multipliers):
+            raise ValueError(f"mmd_kernel_multipliers must be a non-empty list of positive numbers, got {self.mmd_kernel_multipliers}")
+        if self.feature_source not in FEATURE_SOURCES:
+            raise ValueError(f"feature_source must be one of {FEATURE_SOURCES}, got {self.feature_source!r}")
+        if not 0.0 < self.target_fraction < 1.0:
+            raise ValueError(f"target_fraction must be strictly between 0 and 1, got {self.target_fraction}")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.peft_save not in PEFT_SAVE_MODES:
+            raise ValueError(f"peft_save must be one of {PEFT_SAVE_MODES}, got {self.peft_save!r}")
+
+    @property
+    def method_names(self) -> list[str]:
+        """The registered alignment methods named by ``method`` (``[]`` for the source-only baseline)."""
+        return parse_method_names(self.method)
+
+    def method_weight(self, name: str) -> float:
+        """The loss weight ``<name>_weight`` of a method (1.0 for a method with no such field)."""
+        return float(getattr(self, f"{name}_weight", 1.0))
+
+    def source_per_batch(self, batch_size: int) -> int:
+        """Source rows in a batch of ``batch_size`` rows; raises ``ValueError`` if either domain gets none."""
+        n_target = round(batch_size * self.target_fraction)
+        n_source = batch_size - n_target
+        if n_source < 1 or n_target < 1:
+            raise ValueError(
+                f"a training batch of {batch_size} rows with target_fraction={self.target_fraction} leaves "
+                f"{n_source} source and {n_target} target rows; raise per_device_train_batch_size"
+            )
+        return n_source

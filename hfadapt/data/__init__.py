@@ -1,0 +1,18 @@
+"""Data: loading real domain-shift datasets, checking them, and mixing source and target rows into batches."""
+
+from .amazon import available_domains, load_amazon_reviews, resolve_data_dir
+from .mixing import DOMAIN_COLUMN, build_training_set, check_columns, check_label_sets
+from .review_format import parse_review_file
+from .sampler import DomainBalancedSampler
+
+__all__ = [
+    "DOMAIN_COLUMN",
+    "DomainBalancedSampler",
+    "available_domains",
+    "build_training_set",
+    "check_columns",
+    "check_label_sets",
+    "load_amazon_reviews",
+    "parse_review_file",
+    "resolve_data_dir",
+]

@@ -1,0 +1,122 @@
+"""Loading the Multi-Domain Sentiment Dataset (Amazon reviews; Blitzer, Dredze & Pereira, ACL 2007) as `datasets`.
+
+Two layouts are read, per domain:
+
+- ``<data_dir>/<domain>.jsonl``: one JSON object a line with at least ``text`` and ``label`` (0 negative,
+  1 positive); ``title``, ``rating``, ``id`` are kept when present.
+- ``<data_dir>/[raw/]<domain>/{positive,negative}.review``: the authors' original files.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import datasets
+
+from .review_format import parse_review_file
+
+DATA_DIR_ENV = "HFADAPT_DATA_DIR"
+LABEL_NAMES = ["negative", "positive"]
+DATASET_HELP = (
+    "The Multi-Domain Sentiment Dataset (Blitzer et al., ACL 2007) is distributed by its authors at "
+    "https://www.cs.jhu.edu/~mdredze/datasets/sentiment/ (processed_acl / sorted_data_acl): unpack it so that "
+    "<data_dir>/<domain>/positive.review and negative.review exist, or write <data_dir>/<domain>.jsonl with "
+    "'text' and 'label' (0/1) fields."
+)
+_REQUIRED = ("text", "label")
+
+
+def resolve_data_dir(data_dir: str | None, default_candidates: tuple[str | Path, ...] = ()) -> Path:
+    """Pick the data folder: ``data_dir`` if given, else ``$HFADAPT_DATA_DIR``, else the first existing candidate.
+
+    Raises:
+        FileNotFoundError: if the chosen folder does not exist or none was found, saying where the data comes from.
+    """
+    chosen = data_dir or os.environ.get(DATA_DIR_ENV)
+    if chosen is None:
+        chosen = next((str(c) for c in default_candidates if Path(c).is_dir()), None)
+    if chosen is None:
+        raise FileNotFoundError(
+            f"no data folder: pass --data_dir or set {DATA_DIR_ENV} (looked in {[str(c) for c in default_candidates]}). "
+            + DATASET_HELP
+        )
+    path = Path(chosen).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"data folder {path} does not exist. " + DATASET_HELP)
+    return path
+
+
+def available_domains(data_dir: str | Path) -> list[str]:
+    """Domains found in ``data_dir`` in either layout, sorted."""
+    root = Path(data_dir)
+    found = {p.stem for p in root.glob("*.jsonl")}
+    for base in (root, root / "raw"):
+        found |= {p.parent.name for p in base.glob("*/positive.review")}
+    return sorted(found)
+
+
+def _review_dir(root: Path, domain: str) -> Path | None:
+    for base in (root / domain, root / "raw" / domain):
+        if (base / "positive.review").is_file() and (base / "negative.review").is_file():
+            return base
+    return None
+
+
+def _from_review_files(folder: Path, domain: str) -> datasets.Dataset:
+    rows = []
+    for label, name in enumerate(LABEL_NAMES):
+        for review in parse_review_file(folder / f"{name}.review"):
+            rating = review.get("rating")
+            rows.append(
+                {
+                    "id": review.get("unique_id", ""),
+                    "domain": domain,
+                    "title": review.get("title", ""),
+                    "text": review.get("review_text", ""),
+                    "rating": float(rating) if rating else None,
+                    "label": label,
+                }
+            )
+    return datasets.Dataset.from_list(rows)
+
+
+def load_amazon_reviews(data_dir: str | Path, domain: str, prefer: str = "jsonl") -> datasets.Dataset:
+    """Load one domain's labelled reviews as a ``datasets.Dataset`` with a ``ClassLabel`` ``label`` column.
+
+    Args:
+        data_dir: folder holding ``<domain>.jsonl`` and/or ``[raw/]<domain>/*.review``.
+        domain: e.g. ``"books"``, ``"dvd"``, ``"electronics"``, ``"kitchen"``.
+        prefer: ``"jsonl"`` or ``"review"``: the layout to read when both exist.
+
+    Returns:
+        Columns ``text`` (str) and ``label`` (``ClassLabel(["negative", "positive"])``), plus ``title``,
+        ``rating``, ``id``, ``domain`` when the source has them.
+
+    Raises:
+        FileNotFoundError: if the domain is in neither layout (lists the domains that are there).
+        ValueError: if a JSONL file lacks ``text``/``label``, has labels other than 0/1, or is empty.
+    """
+    root = Path(data_dir)
+    jsonl = root / f"{domain}.jsonl"
+    review_dir = _review_dir(root, domain)
+    if jsonl.is_file() and (prefer == "jsonl" or review_dir is None):
+        ds = datasets.load_dataset("json", data_files=str(jsonl), split="train")
+        source = str(jsonl)
+    elif review_dir is not None:
+        ds = _from_review_files(review_dir, domain)
+        source = str(review_dir)
+    else:
+        raise FileNotFoundError(
+            f"domain {domain!r} not found in {root}: expected {jsonl.name} or {domain}/positive.review and "
+            f"negative.review. Domains there: {available_domains(root) or 'none'}. " + DATASET_HELP
+        )
+    missing = [c for c in _REQUIRED if c not in ds.column_names]
+    if missing:
+        raise ValueError(f"{source} lacks the field(s) {missing} (has {ds.column_names}). " + DATASET_HELP)
+    if len(ds) == 0:
+        raise ValueError(f"{source} holds no review")
+    labels = set(ds.unique("label"))
+    if not labels <= {0, 1}:
+        raise ValueError(f"{source} has labels {sorted(labels)}; expected 0 (negative) and 1 (positive)")
+    return ds.cast_column("label", datasets.ClassLabel(names=LABEL_NAMES))

@@ -1,0 +1,125 @@
+"""Checking the source and target datasets and mixing them into one training set with a ``domain`` column.
+
+Everything here runs before training starts, so bad input fails in seconds, not after hours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import datasets
+
+LABEL_COLUMNS = ("labels", "label", "label_ids")
+DOMAIN_COLUMN = "domain"
+
+
+def _label_column(ds: datasets.Dataset) -> str | None:
+    return next((c for c in LABEL_COLUMNS if c in ds.column_names), None)
+
+
+def _label_names(ds: datasets.Dataset, column: str) -> list[str] | None:
+    feature = ds.features.get(column)
+    return list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
+
+
+def label_values(ds: datasets.Dataset, column: str) -> set[int]:
+    """The set of label ids in ``ds[column]``, ``-100`` (unlabelled) excluded."""
+    return {int(v) for v in ds.unique(column)} - {-100}
+
+
+def check_columns(ds: datasets.Dataset, name: str, model_inputs: Iterable[str], need_labels: bool) -> None:
+    """Raise ``ValueError`` if ``ds`` is empty, has no model input column, or (when ``need_labels``) no label.
+
+    Args:
+        ds: a tokenised / processed ``datasets.Dataset``.
+        name: how to call it in the message (e.g. ``"train_dataset (source)"``).
+        model_inputs: the argument names of the model's ``forward`` (e.g. ``input_ids``, ``pixel_values``).
+        need_labels: whether a label column is required.
+    """
+    if not isinstance(ds, datasets.Dataset):
+        raise TypeError(f"{name} must be a datasets.Dataset, got {type(ds).__name__}")
+    if len(ds) == 0:
+        raise ValueError(f"{name} is empty: domain adaptation needs rows from every domain")
+    inputs = [c for c in model_inputs if c in ds.column_names]
+    if not inputs:
+        raise ValueError(
+            f"{name} has no model input column (columns: {ds.column_names}; the model takes {sorted(model_inputs)}). "
+            "Tokenise the text first, e.g. ds.map(lambda b: tokenizer(b['text'], truncation=True), batched=True)."
+        )
+    if need_labels and _label_column(ds) is None:
+        raise ValueError(f"{name} has no label column: expected one of {LABEL_COLUMNS}, got columns {ds.column_names}")
+
+
+def check_label_sets(source: datasets.Dataset, num_labels: int, eval_datasets: Mapping[str, datasets.Dataset]) -> None:
+    """Check that source labels fit the model and that every labelled eval set uses the source's label set.
+
+    Raises:
+        ValueError: if a source label is outside ``[0, num_labels)``, if an eval set has a label the source
+            training set lacks, or if two datasets give different class names (``ClassLabel``) for the same ids.
+    """
+    column = _label_column(source)
+    values = label_values(source, column)
+    bad = sorted(v for v in values if not 0 <= v < num_labels)
+    if bad:
+        raise ValueError(
+            f"source labels {bad} are outside [0, {num_labels}): the model has num_labels={num_labels}. "
+            "Load it with num_labels equal to the number of classes."
+        )
+    if not values:
+        raise ValueError("train_dataset (source) has no labelled row (every label is -100)")
+    names = _label_names(source, column)
+    for eval_name, ds in eval_datasets.items():
+        eval_column = _label_column(ds)
+        if eval_column is None:
+            continue
+        extra = sorted(label_values(ds, eval_column) - values)
+        if extra:
+            raise ValueError(
+                f"eval dataset {eval_name!r} has labels {extra} that the source training set lacks "
+                f"(source labels: {sorted(values)}); the label sets of the domains must match"
+            )
+        eval_names = _label_names(ds, eval_column)
+        if names is not None and eval_names is not None and names != eval_names:
+            raise ValueError(
+                f"eval dataset {eval_name!r} names its classes {eval_names} but the source names them {names}; "
+                "map both to the same ClassLabel before training"
+            )
+
+
+def build_training_set(
+    source: datasets.Dataset, target: datasets.Dataset, model_inputs: Iterable[str], target_domain: int = 1
+) -> datasets.Dataset:
+    """Concatenate labelled source and unlabelled target rows with ``labels`` and ``domain`` columns.
+
+    The target's label column, if any, is dropped *before* mixing: target rows get ``labels = -100``, so no
+    loss can see a target label.
+
+    Args:
+        source: labelled source rows (model inputs + a label column).
+        target: target rows (model inputs; a label column is ignored).
+        model_inputs: forward argument names to keep (``input_ids``, ``attention_mask``, ...).
+        target_domain: domain id given to target rows; source rows get 0.
+
+    Returns:
+        A ``datasets.Dataset`` with the model inputs the two share, ``labels`` (int64) and ``domain`` (int64),
+        source rows first.
+
+    Raises:
+        ValueError: if the two sets share no model input column.
+    """
+    inputs = [c for c in model_inputs if c in source.column_names and c in target.column_names and c not in LABEL_COLUMNS]
+    if not inputs:
+        raise ValueError(
+            f"source and target share no model input column (source: {source.column_names}, target: {target.column_names})"
+        )
+    int64 = datasets.Value("int64")
+    label_column = _label_column(source)
+    src = source.select_columns([*inputs, label_column])
+    if label_column != "labels":
+        src = src.rename_column(label_column, "labels")
+    src = src.cast_column("labels", int64).add_column(DOMAIN_COLUMN, [0] * len(src), feature=int64)
+    tgt = target.select_columns(inputs)
+    tgt = tgt.add_column("labels", [-100] * len(tgt), feature=int64)
+    tgt = tgt.add_column(DOMAIN_COLUMN, [target_domain] * len(tgt), feature=int64)
+    tgt = tgt.cast(src.features)
+    return datasets.concatenate_datasets([src, tgt])

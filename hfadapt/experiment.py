@@ -1,0 +1,104 @@
+"""Running a method beside the source-only baseline with the same seed and budget, and tabulating the result."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import datasets
+from transformers import PreTrainedModel, set_seed
+
+from .config import AdaptConfig
+from .methods import SOURCE_ONLY, parse_method_names
+from .metrics import classification_metrics
+from .trainer import AdaptTrainer
+
+SOURCE_EVAL = "source_val"
+TARGET_EVAL = "target_test"
+
+
+def run_name(method: str) -> str:
+    """Folder name of a run: ``source_only`` for ``"none"``, else the method spec (``dann``, ``dann+mmd``)."""
+    return "source_only" if not parse_method_names(method) else method
+
+
+def compare_with_source_only(
+    make_model: Callable[[], PreTrainedModel],
+    config: AdaptConfig,
+    source_train: datasets.Dataset,
+    target_train: datasets.Dataset,
+    source_val: datasets.Dataset,
+    target_test: datasets.Dataset,
+    processing_class=None,
+    with_baseline: bool = True,
+    metadata: dict | None = None,
+) -> dict:
+    """Train the source-only baseline (if ``with_baseline``) and ``config.method``, each from a fresh model with
+    the same seed, data order and number of steps; evaluate both on source validation and target test; save
+    each model under ``config.output_dir/<run>``; write ``results.json`` there.
+
+    Args:
+        make_model: returns a fresh pretrained task model (called once per run, after seeding).
+        config: the method's configuration; the baseline uses a copy with ``method="none"``.
+        source_train, target_train, source_val, target_test: processed datasets; ``target_train`` is used
+            without labels, ``target_test`` only for the final evaluation.
+        processing_class: tokenizer or image processor, saved with each model.
+        metadata: extra fields for ``results.json`` (domains, model, ...).
+
+    Returns:
+        ``{"runs": [{"method", "source_val_accuracy", "target_accuracy", "target_gain_vs_source_only", ...}], ...}``.
+    """
+    methods = [SOURCE_ONLY, config.method] if with_baseline and config.method_names else [config.method]
+    runs = []
+    for method in methods:
+        run_config = dataclasses.replace(config, method=method, output_dir=str(Path(config.output_dir) / run_name(method)))
+        set_seed(run_config.seed)
+        trainer = AdaptTrainer(
+            make_model(),
+            run_config,
+            train_dataset=source_train,
+            target_dataset=target_train,
+            eval_dataset={SOURCE_EVAL: source_val, TARGET_EVAL: target_test},
+            processing_class=processing_class,
+            compute_metrics=classification_metrics,
+        )
+        start = time.perf_counter()
+        train_output = trainer.train()
+        metrics = trainer.evaluate()
+        trainer.save_model()
+        runs.append(
+            {
+                "method": method,
+                "source_val_accuracy": metrics[f"eval_{SOURCE_EVAL}_accuracy"],
+                "target_accuracy": metrics[f"eval_{TARGET_EVAL}_accuracy"],
+                "target_macro_f1": metrics[f"eval_{TARGET_EVAL}_macro_f1"],
+                "train_steps": train_output.global_step,
+                "wall_time_s": round(time.perf_counter() - start, 1),
+                "model_dir": run_config.output_dir,
+            }
+        )
+    baseline = next((r for r in runs if r["method"] == SOURCE_ONLY), None)
+    for run in runs:
+        run["target_gain_vs_source_only"] = run["target_accuracy"] - baseline["target_accuracy"] if baseline else None
+    results = {**(metadata or {}), "seed": config.seed, "runs": runs}
+    if config.should_save:
+        Path(config.output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(config.output_dir) / "results.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
+def format_results_table(results: dict) -> str:
+    """A markdown table: method, source validation accuracy, target accuracy, difference to source-only (points)."""
+    lines = [
+        "| method | source val acc | target acc | target vs source-only |",
+        "|---|---:|---:|---:|",
+    ]
+    for run in results["runs"]:
+        gain = run["target_gain_vs_source_only"]
+        gain_text = "—" if gain is None or run["method"] == SOURCE_ONLY else f"{100 * gain:+.2f}"
+        name = "source-only" if run["method"] == SOURCE_ONLY else run["method"]
+        lines.append(f"| {name} | {100 * run['source_val_accuracy']:.2f} | {100 * run['target_accuracy']:.2f} | {gain_text} |")
+    return "\n".join(lines)

@@ -1,0 +1,78 @@
+"""Finding the features an alignment loss reads: the input of the model's classification head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+HEAD_MODULE_NAMES = ("classifier", "score", "logits_proj", "head", "fc")
+"""Attribute names under which transformers' ``*ForSequenceClassification`` / ``*ForImageClassification``
+models keep their classification head, tried in this order."""
+
+
+def unwrap_peft(model: nn.Module) -> nn.Module:
+    """The underlying transformers model of a ``peft.PeftModel`` (the model itself otherwise)."""
+    get_base_model = getattr(model, "get_base_model", None)
+    return get_base_model() if callable(get_base_model) else model
+
+
+def find_classification_head(model: nn.Module) -> tuple[str, nn.Module]:
+    """Return ``(name, module)`` of the classification head of a transformers model (PEFT-wrapped or not).
+
+    Raises:
+        ValueError: if none of :data:`HEAD_MODULE_NAMES` is a submodule, naming the model class.
+    """
+    base = unwrap_peft(model)
+    for name in HEAD_MODULE_NAMES:
+        module = getattr(base, name, None)
+        if isinstance(module, nn.Module):
+            return name, module
+    raise ValueError(
+        f"cannot find the classification head of {type(base).__name__}: none of {HEAD_MODULE_NAMES} is a submodule. "
+        "hfadapt adapts AutoModelForSequenceClassification / AutoModelForImageClassification models."
+    )
+
+
+def as_feature_matrix(x: torch.Tensor) -> torch.Tensor:
+    """Bring a head's input to ``(N, F)``: a token sequence ``(N, L, H)`` gives its first token ``(N, H)``
+    (the [CLS] position RoBERTa-style heads read), any other shape is flattened after the batch dimension."""
+    if x.ndim == 3:
+        return x[:, 0]
+    return x.flatten(1) if x.ndim > 2 else x
+
+
+def mean_pooled(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """Mask-aware mean over positions: ``(N, L, H)`` and ``(N, L)`` -> ``(N, H)``."""
+    if attention_mask is None:
+        return hidden.mean(1)
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+
+class HeadInputCapture:
+    """Forward pre-hook that keeps the tensor the classification head receives on its next call.
+
+    >>> capture = HeadInputCapture(head)           # doctest: +SKIP
+    >>> logits = model(**batch).logits              # doctest: +SKIP
+    >>> features = capture.pop()                    # (N, F)  # doctest: +SKIP
+    """
+
+    def __init__(self, head: nn.Module):
+        self._value: torch.Tensor | None = None
+        self.enabled = False
+        self._handle = head.register_forward_pre_hook(self._hook)
+
+    def _hook(self, module: nn.Module, args: tuple) -> None:
+        if self.enabled and args:
+            self._value = args[0]
+
+    def pop(self) -> torch.Tensor:
+        """The captured head input as ``(N, F)``; raises ``RuntimeError`` if the head did not run."""
+        value, self._value = self._value, None
+        if value is None:
+            raise RuntimeError("the classification head was not called with a tensor input during the forward pass")
+        return as_feature_matrix(value)
+
+    def remove(self) -> None:
+        """Detach the hook from the head."""
+        self._handle.remove()

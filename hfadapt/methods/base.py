@@ -1,0 +1,70 @@
+"""The interface every alignment method implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from ..config import AdaptConfig
+
+
+@dataclass
+class AlignmentOutput:
+    """What an alignment method returns for one batch.
+
+    Attributes:
+        loss: scalar tensor to be weighted and added to the task loss (gradients flow through it).
+        metrics: detached scalar tensors to log, named without prefix (e.g. ``{"accuracy": ...}``); the
+            trainer logs them as ``<method>_<name>``.
+    """
+
+    loss: torch.Tensor
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class AlignmentMethod(nn.Module):
+    """Base class of an alignment loss over the features the classification head reads.
+
+    Subclasses set ``name`` (the registry key, also the prefix of their ``AdaptConfig`` fields such as
+    ``<name>_weight``), implement :meth:`from_config` and :meth:`forward`, and register with
+    :func:`hfadapt.methods.register_method`.
+
+    Domain ids follow one convention everywhere: source domains are ``0 .. num_domains - 2`` and the
+    target domain is ``num_domains - 1``.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, num_domains: int = 2):
+        super().__init__()
+        if num_domains < 2:
+            raise ValueError(f"alignment needs at least one source and one target domain, got num_domains={num_domains}")
+        self.num_domains = num_domains
+
+    @property
+    def target_domain(self) -> int:
+        """The domain id of the target rows (``num_domains - 1``)."""
+        return self.num_domains - 1
+
+    @classmethod
+    def from_config(cls, config: AdaptConfig, feature_dim: int, num_domains: int) -> AlignmentMethod:
+        """Build the method from an :class:`~hfadapt.AdaptConfig` for features of width ``feature_dim``."""
+        raise NotImplementedError
+
+    def forward(self, features: torch.Tensor, domain: torch.Tensor) -> AlignmentOutput:
+        """Compute the alignment loss.
+
+        Args:
+            features: ``(N, F)`` float, source and target rows of one batch.
+            domain: ``(N,)`` long, the domain id of each row (target = ``num_domains - 1``).
+        """
+        raise NotImplementedError
+
+    def split(self, features: torch.Tensor, domain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Split ``(N, F)`` features into source rows ``(N_s, F)`` and target rows ``(N_t, F)``."""
+        is_target = domain == self.target_domain
+        return features[~is_target], features[is_target]

@@ -1,0 +1,109 @@
+"""DANN: domain-adversarial training through a gradient-reversal layer.
+
+Ganin & Lempitsky, "Unsupervised Domain Adaptation by Backpropagation", ICML 2015; Ganin et al.,
+"Domain-Adversarial Training of Neural Networks", JMLR 2016.
+
+A domain discriminator ``D`` learns to tell the domain of a feature vector; the features reach it
+through a gradient-reversal layer, so the encoder is pushed to make the domains indistinguishable:
+
+    L_dann = (1 / |domains|) * sum_d  mean_{i in d} CE(D(GRL_lambda(f_i)), d)
+
+The mean is taken per domain first, so the loss does not depend on the batch's source/target proportion.
+With two domains this is the paper's binary loss (a 2-way softmax); with several source domains it is the
+multi-class discriminator of multi-source DANN.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..grl import GradientReversalLayer
+from . import register_method
+from .base import AlignmentMethod, AlignmentOutput
+
+
+class DomainDiscriminator(nn.Sequential):
+    """MLP ``F -> hidden -> ... -> num_domains`` with ReLU and dropout between layers.
+
+    Shape: input ``(N, F)``, output logits ``(N, num_domains)``.
+    """
+
+    def __init__(self, in_features: int, hidden_size: int, num_layers: int, num_domains: int, dropout: float = 0.1):
+        if num_layers < 1 or hidden_size < 1:
+            raise ValueError(f"discriminator needs num_layers >= 1 and hidden_size >= 1, got {num_layers}, {hidden_size}")
+        layers: list[nn.Module] = []
+        width = in_features
+        for _ in range(num_layers):
+            layers += [nn.Linear(width, hidden_size), nn.ReLU(), nn.Dropout(dropout)]
+            width = hidden_size
+        layers.append(nn.Linear(width, num_domains))
+        super().__init__(*layers)
+
+
+def domain_balanced_cross_entropy(logits: torch.Tensor, domain: torch.Tensor, num_domains: int) -> torch.Tensor:
+    """Mean over the domains present of each domain's mean cross-entropy.
+
+    Args:
+        logits: ``(N, num_domains)``.
+        domain: ``(N,)`` long domain ids.
+        num_domains: number of classes of the discriminator.
+
+    Returns:
+        Scalar tensor.
+    """
+    per_row = F.cross_entropy(logits, domain, reduction="none")
+    counts = torch.bincount(domain, minlength=num_domains).to(per_row.dtype)
+    sums = torch.zeros(num_domains, dtype=per_row.dtype, device=per_row.device).index_add_(0, domain, per_row)
+    present = counts > 0
+    return (sums[present] / counts[present]).mean()
+
+
+@register_method
+class DomainAdversarialLoss(AlignmentMethod):
+    """DANN loss: GRL + domain discriminator over the head's input features.
+
+    Shape:
+        features ``(N, F)``, domain ``(N,)`` with ids ``0 .. num_domains - 1``; output a scalar loss and
+        ``metrics = {"accuracy": discriminator accuracy, "lambda": current GRL coefficient}``.
+
+    The GRL coefficient is set from outside with :meth:`set_grl_coefficient` (the trainer does it once per
+    optimizer step); ``forward`` never changes it.
+    """
+
+    name = "dann"
+
+    def __init__(
+        self,
+        feature_dim: int,
+        num_domains: int = 2,
+        hidden_size: int = 256,
+        num_layers: int = 2,
+        dropout: float = 0.1,
+    ):
+        super().__init__(num_domains)
+        self.grl = GradientReversalLayer(0.0)
+        self.discriminator = DomainDiscriminator(feature_dim, hidden_size, num_layers, num_domains, dropout)
+
+    @classmethod
+    def from_config(cls, config, feature_dim: int, num_domains: int) -> DomainAdversarialLoss:
+        return cls(
+            feature_dim,
+            num_domains,
+            hidden_size=config.discriminator_hidden_size,
+            num_layers=config.discriminator_num_layers,
+            dropout=config.discriminator_dropout,
+        )
+
+    def set_grl_coefficient(self, value: float) -> None:
+        """Set the gradient-reversal coefficient ``lambda``."""
+        self.grl.set_coefficient(value)
+
+    def forward(self, features: torch.Tensor, domain: torch.Tensor) -> AlignmentOutput:
+        logits = self.discriminator(self.grl(features))
+        loss = domain_balanced_cross_entropy(logits, domain, self.num_domains)
+        with torch.no_grad():
+            accuracy = (logits.argmax(-1) == domain).float().mean()
+        lam = torch.tensor(self.grl.coefficient, device=features.device)
+        return AlignmentOutput(loss, {"accuracy": accuracy, "lambda": lam})

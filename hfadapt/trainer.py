@@ -1,0 +1,240 @@
+"""`AdaptTrainer`: a `transformers.Trainer` that adapts a classifier from a labelled source domain to an
+unlabelled target domain."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import os
+from collections import defaultdict
+
+import datasets
+import torch
+from torch import nn
+from transformers import DataCollatorWithPadding, PreTrainedModel, Trainer, default_data_collator, set_seed
+from transformers.trainer import TRAINING_ARGS_NAME
+
+from .callbacks import GRLScheduleCallback
+from .config import AdaptConfig
+from .data.mixing import DOMAIN_COLUMN, LABEL_COLUMNS, build_training_set, check_columns, check_label_sets
+from .data.sampler import DomainBalancedSampler
+from .features import unwrap_peft
+from .grl import GRL_SCHEDULES
+from .methods import build_methods
+from .model import AdaptModel
+from .peft_utils import is_peft_model, lora_config_from, save_task_model, wrap_with_peft
+
+
+class AdaptTrainer(Trainer):
+    """Trainer for unsupervised domain adaptation of a classification model.
+
+    Each training batch holds source and target rows in the proportion ``args.target_fraction``; one forward
+    runs over both; the task loss (cross-entropy) uses the labelled source rows; each alignment method of
+    ``args.method`` (DANN, MK-MMD, ...) compares source and target features. The loss components
+    (``loss_task``, ``loss_dann``, ``loss_mmd``, ``dann_accuracy``, ``dann_lambda``) are logged, averaged over
+    the steps since the last log and over processes.
+
+    Args:
+        model: an ``AutoModelForSequenceClassification`` (or image classification) model, or a PEFT model.
+        args: an :class:`~hfadapt.AdaptConfig`.
+        train_dataset: labelled **source** rows: model inputs (``input_ids``, ...) and ``label``/``labels``.
+        target_dataset: **unlabelled target** rows: model inputs. A label column, if present, is dropped before
+            training: no loss ever sees a target label.
+        eval_dataset: a dataset or a dict of them (e.g. ``{"source_val": ..., "target_test": ...}``, giving
+            ``eval_target_test_accuracy``); labelled.
+        peft_config: a ``peft`` config to wrap the model with; ``args.use_peft`` builds a LoRA one otherwise.
+        processing_class, data_collator, compute_metrics, callbacks, **kwargs: as for ``Trainer``. The default
+            collator pads dynamically with ``processing_class`` when it is a tokenizer.
+
+    Raises (in ``__init__``, before any training):
+        TypeError: wrong argument types.
+        ValueError: an empty domain, a missing model-input or label column, source labels outside the model's
+            ``num_labels``, eval label sets that differ from the source's, a regression model.
+
+    The model ``save_model`` writes is the plain task model (merged, for PEFT, unless ``args.peft_save ==
+    "adapter"``): ``AutoModelForSequenceClassification.from_pretrained(output_dir)`` loads it without hfadapt.
+    The discriminator and other heads are training-only and are not saved with it.
+
+    >>> trainer = AdaptTrainer(model, AdaptConfig("out", method="dann"), train_dataset=source_train,
+    ...                        target_dataset=target_unlabelled, eval_dataset={"target": target_test},
+    ...                        processing_class=tokenizer)  # doctest: +SKIP
+    >>> trainer.train()  # doctest: +SKIP
+    """
+
+    # compute_loss returns a per-batch mean: Trainer divides it by the gradient-accumulation steps.
+    loss_is_scaled_for_ga = False
+
+    def __init__(
+        self,
+        model: PreTrainedModel | nn.Module,
+        args: AdaptConfig,
+        train_dataset: datasets.Dataset,
+        target_dataset: datasets.Dataset,
+        eval_dataset: datasets.Dataset | dict[str, datasets.Dataset] | None = None,
+        processing_class=None,
+        data_collator=None,
+        compute_metrics=None,
+        callbacks=None,
+        peft_config=None,
+        **kwargs,
+    ):
+        if not isinstance(args, AdaptConfig):
+            raise TypeError(f"args must be an hfadapt.AdaptConfig, got {type(args).__name__}")
+        args.source_per_batch(args.per_device_train_batch_size)  # both domains fit in a batch
+        if not isinstance(unwrap_peft(model), PreTrainedModel):
+            raise TypeError(f"model must be a transformers PreTrainedModel (or a PEFT model of one), got {type(model).__name__}")
+        num_labels = unwrap_peft(model).config.num_labels
+        if num_labels < 2:
+            raise ValueError(f"hfadapt adapts classifiers; the model has num_labels={num_labels} (regression)")
+
+        model_inputs = [p for p in inspect.signature(unwrap_peft(model).forward).parameters if p not in LABEL_COLUMNS]
+        check_columns(train_dataset, "train_dataset (source)", model_inputs, need_labels=True)
+        check_columns(target_dataset, "target_dataset", model_inputs, need_labels=False)
+        evals = eval_dataset if isinstance(eval_dataset, dict) else ({"eval": eval_dataset} if eval_dataset is not None else {})
+        for name, ds in evals.items():
+            check_columns(ds, f"eval dataset {name!r}", model_inputs, need_labels=False)
+        check_label_sets(train_dataset, num_labels, evals)
+        # A dataset's own `domain` column (e.g. a domain name) is not the domain id the model takes.
+        evals = {name: ds.remove_columns(DOMAIN_COLUMN) if DOMAIN_COLUMN in ds.column_names else ds for name, ds in evals.items()}
+        if eval_dataset is not None:
+            eval_dataset = evals if isinstance(eval_dataset, dict) else evals["eval"]
+        mixed = build_training_set(train_dataset, target_dataset, model_inputs, target_domain=1)
+        self._model_input_names = model_inputs
+
+        if peft_config is None and args.use_peft:
+            peft_config = lora_config_from(args)
+        if peft_config is not None and not is_peft_model(model):
+            model = wrap_with_peft(model, peft_config)
+
+        if data_collator is None:
+            data_collator = (
+                DataCollatorWithPadding(processing_class) if hasattr(processing_class, "pad") else default_data_collator
+            )
+        adapt_model = AdaptModel(model, feature_source=args.feature_source, num_domains=2)
+        feature_dim = self._probe_feature_dim(adapt_model, train_dataset, data_collator, model_inputs)
+        set_seed(args.seed)  # heads start the same in every run with this seed
+        methods = build_methods(args, feature_dim, num_domains=2)
+        adapt_model.methods.update(methods)
+        adapt_model.method_weights = {name: args.method_weight(name) for name in methods}
+
+        super().__init__(
+            model=adapt_model,
+            args=args,
+            train_dataset=mixed,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            data_collator=data_collator,
+            compute_metrics=compute_metrics,
+            callbacks=callbacks,
+            **kwargs,
+        )
+        schedule = functools.partial(GRL_SCHEDULES[args.grl_schedule], max_lambda=args.grl_max_lambda, gamma=args.grl_gamma)
+        self.add_callback(GRLScheduleCallback(adapt_model.set_grl_coefficient, schedule))
+        self._components: dict[str, list[torch.Tensor]] = defaultdict(list)
+
+    # ---- set-up helpers ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _probe_feature_dim(adapt_model: AdaptModel, source: datasets.Dataset, collator, model_inputs) -> int:
+        """Run two source rows through the model to learn the feature width (and fail now on unusable input)."""
+        rows = source.select(range(min(2, len(source)))).select_columns([c for c in model_inputs if c in source.column_names])
+        batch = collator([rows[i] for i in range(len(rows))])
+        was_training = adapt_model.training
+        adapt_model.eval()
+        try:
+            features = adapt_model.extract_features(**{k: v for k, v in batch.items() if k in model_inputs})
+        finally:
+            adapt_model.train(was_training)
+        return int(features.shape[-1])
+
+    @property
+    def adapt_model(self) -> AdaptModel:
+        """The :class:`AdaptModel` under any DDP/accelerate wrapper."""
+        return self.accelerator.unwrap_model(self.model)
+
+    def _set_signature_columns_if_needed(self):
+        # Keep the task model's inputs plus labels and the domain id (Trainer would read AdaptModel's signature).
+        if self._signature_columns is None:
+            self._signature_columns = [*self._model_input_names, *LABEL_COLUMNS, DOMAIN_COLUMN]
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        batch_size = self._train_batch_size
+        return DomainBalancedSampler(
+            list(dataset[DOMAIN_COLUMN]),
+            batch_size=batch_size,
+            n_source=self.args.source_per_batch(batch_size),
+            target_domain=self.adapt_model.target_domain,
+            seed=self.args.seed,
+        )
+
+    def create_optimizer(self, model=None):
+        """AdamW (or ``args.optim``) with the usual weight-decay split; the alignment heads (discriminator) get
+        ``learning_rate * discriminator_lr_multiplier`` as their own parameter groups."""
+        if self.optimizer is not None:
+            return self.optimizer
+        opt_model = self.model if model is None else model
+        decay = set(self.get_decay_parameter_names(opt_model))
+        groups: dict[tuple[bool, bool], list[nn.Parameter]] = defaultdict(list)
+        for name, param in opt_model.named_parameters():
+            if param.requires_grad:
+                is_head = name.startswith("methods.") or ".methods." in name
+                groups[(is_head, name in decay)].append(param)
+        param_groups = []
+        for (is_head, decays), params in groups.items():
+            group = {"params": params, "weight_decay": self.args.weight_decay if decays else 0.0}
+            if is_head:
+                group["lr"] = self.args.learning_rate * self.args.discriminator_lr_multiplier
+            param_groups.append(group)
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        self.optimizer = optimizer_cls(param_groups, **optimizer_kwargs)
+        return self.optimizer
+
+    # ---- loss and logging ----------------------------------------------------------------------------------
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """Forward source+target rows once; return the weighted sum of the task and alignment losses.
+
+        Raises:
+            FloatingPointError: on a NaN or infinite loss in training, naming the components that went bad,
+                before the optimizer step could spread it into the weights.
+        """
+        outputs = model(**inputs)
+        loss = outputs.loss
+        if model.training and outputs.components is not None:
+            if not torch.isfinite(loss):
+                bad = {k: float(v) for k, v in outputs.components.items() if not math.isfinite(float(v))}
+                raise FloatingPointError(
+                    f"non-finite training loss at optimizer step {self.state.global_step} (components: "
+                    f"{ {k: round(float(v), 4) for k, v in outputs.components.items()} }, non-finite: {sorted(bad)}). "
+                    "Lower learning_rate, the method weights or grl_max_lambda, or set max_grad_norm; "
+                    "with fp16, try bf16."
+                )
+            for key, value in outputs.components.items():
+                self._components[key].append(value)
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the loss components, averaged over the steps since the last log and over processes."""
+        if "loss" in logs and self._components:
+            for key, values in self._components.items():
+                mean = torch.stack(values).float().mean()
+                if self.accelerator.num_processes > 1:
+                    mean = self.accelerator.reduce(mean.to(self.accelerator.device), reduction="mean")
+                logs[key] = round(mean.item(), 4)
+            self._components.clear()
+        super().log(logs, start_time)
+
+    # ---- saving --------------------------------------------------------------------------------------------
+
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        """Write the task model only (merged for PEFT unless ``peft_save="adapter"``), its processor and args."""
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if not self.args.should_save:
+            return
+        os.makedirs(output_dir, exist_ok=True)
+        save_task_model(self.adapt_model.task_model, output_dir, self.args.peft_save)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
+        torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))

@@ -1,0 +1,41 @@
+import pytest
+
+from hfadapt import AdaptConfig
+
+
+def cfg(tmp_path, **kw):
+    return AdaptConfig(output_dir=str(tmp_path), report_to="none", **kw)
+
+
+def test_defaults_and_method_parsing(tmp_path):
+    c = cfg(tmp_path)
+    assert c.method_names == ["dann"] and c.label_names == ["labels"]
+    assert cfg(tmp_path, method="none").method_names == []
+    assert cfg(tmp_path, method="DANN + mmd").method_names == ["dann", "mmd"]
+    assert cfg(tmp_path, mmd_weight=0.3).method_weight("mmd") == 0.3
+    assert c.source_per_batch(32) == 16 and cfg(tmp_path, target_fraction=0.25).source_per_batch(8) == 6
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("method", "coral-typo", "unknown method 'coral-typo'"),
+        ("method", "none+dann", "unknown method 'none'"),
+        ("method", "dann+dann", "twice"),
+        ("dann_weight", -1.0, "dann_weight"),
+        ("mmd_weight", float("nan"), "mmd_weight"),
+        ("grl_schedule", "linear", "grl_schedule"),
+        ("grl_gamma", 0.0, "grl_gamma"),
+        ("discriminator_lr_multiplier", -2.0, "discriminator_lr_multiplier"),
+        ("discriminator_num_layers", 0, "discriminator_num_layers"),
+        ("mmd_kernel_multipliers", [], "mmd_kernel_multipliers"),
+        ("mmd_kernel_multipliers", [1.0, -1.0], "mmd_kernel_multipliers"),
+        ("feature_source", "pooler", "feature_source"),
+        ("target_fraction", 1.0, "target_fraction"),
+        ("lora_r", 0, "lora_r"),
+        ("peft_save", "both", "peft_save"),
+    ],
+)
+def test_bad_values_name_the_field(tmp_path, field, value, message):
+    with pytest.raises(ValueError, match=message):
+        cfg(tmp_path, **{field: value})

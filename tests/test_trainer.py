@@ -1,0 +1,184 @@
+import datasets
+import pytest
+import torch
+from conftest import SEQ, tiny_bert, token_dataset
+from helpers import make_config, make_trainer, trainable_state
+from safetensors.torch import load_file
+from transformers import AutoModelForSequenceClassification
+
+from hfadapt import AdaptTrainer
+from hfadapt.grl import grl_warm_start
+from hfadapt.methods import AlignmentOutput
+
+
+@pytest.mark.parametrize("method", ["dann", "mmd", "dann+mmd"])
+def test_every_trainable_parameter_changes(domains, tmp_path, method):
+    source, target, _ = domains
+    trainer = make_trainer(tiny_bert(), source, target, tmp_path, method=method)
+    before = trainable_state(trainer)
+    if "dann" in method:
+        assert any(n.startswith("methods.dann.discriminator") for n in before)
+    trainer.train()
+    after = trainable_state(trainer)
+    unchanged = [n for n in before if torch.equal(before[n], after[n])]
+    assert unchanged == []
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logged) == 4 and all("loss_task" in e for e in logged)
+    for name in method.split("+"):
+        assert all(f"loss_{name}" in e for e in logged)
+    if "dann" in method:
+        assert all("dann_accuracy" in e and "dann_lambda" in e for e in logged)
+
+
+def test_source_only_ignores_target_rows(domains, tmp_path):
+    source, target, _ = domains
+    trainer = make_trainer(tiny_bert(), source, target, tmp_path, method="none")
+    trainer.train()
+    assert trainer.adapt_model.methods.keys() == set()
+    other_target = token_dataset(32, seed=99, shift=4, labels=False)
+    trainer2 = make_trainer(tiny_bert(), source, other_target, tmp_path, method="none")
+    trainer2.train()
+    a, b = trainable_state(trainer), trainable_state(trainer2)
+    assert all(torch.equal(a[n], b[n]) for n in a)
+
+
+def test_batches_keep_the_source_target_proportion(domains, tmp_path):
+    source, target, _ = domains
+    trainer = make_trainer(tiny_bert(), source, target, tmp_path, per_device_train_batch_size=8, target_fraction=0.25)
+    loader = trainer.get_train_dataloader()
+    batches = list(loader)
+    assert len(batches) == len(source) // 6
+    for batch in batches:
+        assert batch["domain"].tolist() == [0] * 6 + [1] * 2
+        assert (batch["labels"][6:] == -100).all() and (batch["labels"][:6] >= 0).all()
+
+
+def test_gradient_accumulation_1x8_equals_2x4(domains, tmp_path):
+    # Plain SGD makes the update linear in the gradient, so this compares the accumulated gradients themselves.
+    source, target, _ = domains
+    states = []
+    for batch_size, accumulation in [(8, 1), (4, 2)]:
+        trainer = make_trainer(
+            tiny_bert(), source, target, tmp_path, method="dann", max_steps=3,
+            per_device_train_batch_size=batch_size, gradient_accumulation_steps=accumulation,
+            discriminator_dropout=0.0, optim="sgd", learning_rate=0.1, max_grad_norm=0.0,
+        )
+        trainer.train()
+        states.append(trainable_state(trainer))
+    a, b = states
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=2e-5, rtol=1e-4, msg=name)
+
+
+def test_grl_coefficient_set_once_per_optimizer_step(domains, tmp_path):
+    source, target, test = domains
+    trainer = make_trainer(tiny_bert(), source, target, tmp_path, eval_dataset=test, method="dann", max_steps=4,
+                           per_device_train_batch_size=4, gradient_accumulation_steps=2,
+                           eval_strategy="steps", eval_steps=2)
+    dann = trainer.adapt_model.methods["dann"]
+    seen = []
+    dann.discriminator.register_forward_pre_hook(lambda module, args: seen.append(dann.grl.coefficient))
+    trainer.train()
+    expected = [grl_warm_start(step / 4) for step in range(4)]
+    assert seen == [value for value in expected for _ in range(2)]  # same value for both micro-batches
+    assert any("eval_loss" in e for e in trainer.state.log_history)  # evaluation ran in between
+    assert dann.grl.coefficient == pytest.approx(expected[-1])  # and did not advance it
+
+
+def test_permuted_target_labels_give_bit_identical_weights(tmp_path):
+    source = token_dataset(32, seed=1)
+    target = token_dataset(32, seed=2, shift=8)  # carries labels
+    permuted = target.remove_columns("label").add_column("label", list(reversed(target["label"])))
+    states = []
+    for tgt in (target, permuted):
+        trainer = make_trainer(tiny_bert(), source, tgt, tmp_path, method="dann+mmd")
+        trainer.train()
+        states.append(trainable_state(trainer))
+    assert all(torch.equal(states[0][n], states[1][n]) for n in states[0])
+
+
+def test_saved_model_is_the_plain_task_model(domains, tmp_path):
+    source, target, test = domains
+    trainer = make_trainer(tiny_bert(), source, target, tmp_path, method="dann")
+    trainer.train()
+    out = tmp_path / "saved"
+    trainer.save_model(str(out))
+    keys = load_file(str(out / "model.safetensors")).keys()
+    assert not any("discriminator" in k or k.startswith("methods.") for k in keys)
+    loaded = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    task = trainer.adapt_model.task_model.eval()
+    batch = {"input_ids": torch.tensor(test["input_ids"]), "attention_mask": torch.tensor(test["attention_mask"])}
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**batch).logits, task(**batch).logits)
+
+
+def test_non_finite_loss_stops_training_with_a_clear_error(domains, tmp_path):
+    source, target, _ = domains
+    trainer = make_trainer(tiny_bert(), source, target, tmp_path, method="mmd")
+    trainer.adapt_model.methods["mmd"].forward = lambda f, d: AlignmentOutput(torch.tensor(float("nan")))
+    with pytest.raises(FloatingPointError, match="loss_mmd"):
+        trainer.train()
+
+
+# ---- bad input fails in __init__, before training -------------------------------------------------------
+
+
+def test_missing_label_column_in_source(domains, tmp_path):
+    source, target, _ = domains
+    with pytest.raises(ValueError, match="no label column"):
+        make_trainer(tiny_bert(), source.remove_columns("label"), target, tmp_path)
+
+
+def test_untokenised_text_dataset(tmp_path):
+    text = datasets.Dataset.from_dict({"text": ["good", "bad"], "label": [1, 0]})
+    with pytest.raises(ValueError, match="no model input column.*Tokenise"):
+        make_trainer(tiny_bert(), text, token_dataset(4, 2, labels=False), tmp_path)
+
+
+def test_empty_target(domains, tmp_path):
+    source, target, _ = domains
+    with pytest.raises(ValueError, match="target_dataset is empty"):
+        make_trainer(tiny_bert(), source, target.select([]), tmp_path)
+
+
+def test_eval_labels_the_source_lacks(domains, tmp_path):
+    source, target, _ = domains
+    three_class_test = token_dataset(12, seed=5, num_labels=3)
+    with pytest.raises(ValueError, match="labels \\[2\\] that the source training set lacks"):
+        make_trainer(tiny_bert(num_labels=3), source, target, tmp_path, eval_dataset={"target": three_class_test})
+
+
+def test_source_labels_outside_the_model(tmp_path):
+    source = token_dataset(16, seed=1, num_labels=3)
+    with pytest.raises(ValueError, match="num_labels=2"):
+        make_trainer(tiny_bert(num_labels=2), source, token_dataset(8, 2, labels=False), tmp_path)
+
+
+def test_class_names_that_differ(domains, tmp_path):
+    source, target, test = domains
+    source = source.cast_column("label", datasets.ClassLabel(names=["neg", "pos"]))
+    test = test.cast_column("label", datasets.ClassLabel(names=["pos", "neg"]))
+    with pytest.raises(ValueError, match="names its classes"):
+        make_trainer(tiny_bert(), source, target, tmp_path, eval_dataset={"target": test})
+
+
+def test_wrong_argument_types(domains, tmp_path):
+    source, target, _ = domains
+    from transformers import TrainingArguments
+
+    with pytest.raises(TypeError, match="AdaptConfig"):
+        AdaptTrainer(tiny_bert(), TrainingArguments(str(tmp_path)), train_dataset=source, target_dataset=target)
+    with pytest.raises(TypeError, match="PreTrainedModel"):
+        AdaptTrainer(torch.nn.Linear(2, 2), make_config(tmp_path), train_dataset=source, target_dataset=target)
+
+
+def test_batch_too_small_for_both_domains(domains, tmp_path):
+    source, target, _ = domains
+    with pytest.raises(ValueError, match="raise per_device_train_batch_size"):
+        make_trainer(tiny_bert(), source, target, tmp_path, per_device_train_batch_size=1)
+
+
+def test_fixed_length_inputs_need_no_tokenizer(domains, tmp_path):
+    source, target, _ = domains
+    assert len(source[0]["input_ids"]) == SEQ
+    make_trainer(tiny_bert(), source, target, tmp_path).train()

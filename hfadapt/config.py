@@ -9,6 +9,7 @@ from transformers import TrainingArguments
 
 from .grl import GRL_SCHEDULES
 from .methods import parse_method_names
+from .methods.mmd import MMD_ESTIMATORS
 
 FEATURE_SOURCES = ("head_input", "mean_pooled")
 PEFT_SAVE_MODES = ("merged", "adapter")
@@ -29,7 +30,7 @@ class AdaptConfig(TrainingArguments):
     ['dann', 'mmd']
 
     Defaults that differ from `TrainingArguments`: ``label_names=["labels"]`` (the Trainer otherwise guesses
-    from the forward signature), ``learning_rate=5e-5``, ``logging_steps=10``, ``save_strategy="no"``.
+    from the forward signature), ``logging_steps=10``, ``save_strategy="no"``.
     """
 
     # --- method -------------------------------------------------------------------------------------------
@@ -69,6 +70,14 @@ class AdaptConfig(TrainingArguments):
         },
     )
 
+    mmd_estimator: str = field(
+        default="unbiased",
+        metadata={
+            "help": "MMD^2 estimator: 'unbiased' (U-statistic, Gretton et al. 2012) or 'biased' (V-statistic, whose "
+            "self-similarity terms pull each domain's features together on small batches)."
+        },
+    )
+
     # --- features and batches -----------------------------------------------------------------------------
     feature_source: str = field(
         default="head_input",
@@ -103,7 +112,6 @@ class AdaptConfig(TrainingArguments):
     label_names: list[str] | None = field(
         default_factory=lambda: ["labels"], metadata={"help": "Label keys of a batch (hfadapt uses 'labels')."}
     )
-    learning_rate: float = field(default=5e-5, metadata={"help": "Initial AdamW learning rate of the backbone and task head."})
     logging_steps: float = field(default=10, metadata={"help": "Log every X optimizer steps."})
     save_strategy: str = field(default="no", metadata={"help": "Checkpoint strategy ('no', 'steps', 'epoch')."})
 
@@ -124,6 +132,8 @@ class AdaptConfig(TrainingArguments):
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.mmd_kernel_multipliers or any(not m > 0 for m in self.mmd_kernel_multipliers):
             raise ValueError(f"mmd_kernel_multipliers must be a non-empty list of positive numbers, got {self.mmd_kernel_multipliers}")
+        if self.mmd_estimator not in MMD_ESTIMATORS:
+            raise ValueError(f"mmd_estimator must be one of {MMD_ESTIMATORS}, got {self.mmd_estimator!r}")
         if self.feature_source not in FEATURE_SOURCES:
             raise ValueError(f"feature_source must be one of {FEATURE_SOURCES}, got {self.feature_source!r}")
         if not 0.0 < self.target_fraction < 1.0:

@@ -5,13 +5,23 @@ Long, Cao, Wang, Jordan, "Learning Transferable Features with Deep Adaptation Ne
 (the multi-kernel loss for domain adaptation).
 
 With Gaussian kernels ``k_u(x, y) = exp(-||x - y||^2 / (2 sigma_u^2))`` and equal weights
-``beta_u = 1 / m`` (DAN constrains ``sum_u beta_u = 1``), the biased (V-statistic) estimator is
+``beta_u = 1 / m`` (DAN constrains ``sum_u beta_u = 1``), ``k = sum_u beta_u k_u``, two estimators:
 
-    MMD^2 = mean_ij k(s_i, s_j) + mean_ij k(t_i, t_j) - 2 mean_ij k(s_i, t_j),   k = sum_u beta_u k_u
+- ``"unbiased"`` (default; Gretton et al. 2012, eq. 3, and Lemma 6 for ``N_s = N_t``)::
 
-It is exactly 0 when the two samples are identical and never negative. Bandwidths follow DAN's practice of
-scaling a data-driven base: ``sigma_u^2 = multiplier_u * mean(||x - y||^2)`` over all pairs in the batch
-(the base is detached, so no gradient flows through the bandwidth). Cost is O((N_s + N_t)^2 F).
+      MMD^2_u = mean_{i != j} k(s_i, s_j) + mean_{i != j} k(t_i, t_j) - 2 mean_{i (!= j if N_s = N_t)} k(s_i, t_j)
+
+  exactly 0 for identical samples of equal size; it can be slightly negative.
+- ``"biased"`` (V-statistic): the same with every ``i = j`` term kept; 0 for identical samples, never negative.
+
+The biased estimate carries the self-similarity terms ``k(x, x) = 1``: on batches of 16 + 16 they add about
+``(1 - mean k) (1/N_s + 1/N_t)`` (0.05 here), whose gradient pulls all rows of a domain together. On
+MiniLM sentiment batches that collapsed the features (task loss stuck at log 2); the unbiased form has no such
+term, which is why it is the default.
+
+Bandwidths follow DAN's practice of scaling a data-driven base: ``sigma_u^2 = multiplier_u * mean(||x - y||^2)``
+over all pairs of distinct rows in the batch (the base is detached, so no gradient flows through the
+bandwidth). Cost is O((N_s + N_t)^2 F).
 """
 
 from __future__ import annotations
@@ -23,14 +33,17 @@ import torch
 from . import register_method
 from .base import AlignmentMethod, AlignmentOutput
 
+MMD_ESTIMATORS = ("unbiased", "biased")
+
 
 def multi_kernel_mmd(
     source: torch.Tensor,
     target: torch.Tensor,
     multipliers: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0),
     base_bandwidth: float | None = None,
+    estimator: str = "unbiased",
 ) -> torch.Tensor:
-    """Biased MK-MMD^2 estimate between two samples with a family of Gaussian kernels.
+    """MK-MMD^2 estimate between two samples with a family of Gaussian kernels.
 
     Args:
         source: ``(N_s, F)`` features.
@@ -38,17 +51,22 @@ def multi_kernel_mmd(
         multipliers: kernel ``u`` uses ``sigma_u^2 = multipliers[u] * base``.
         base_bandwidth: fixed ``base`` (squared distance units); ``None`` uses the batch's mean pairwise
             squared distance.
+        estimator: ``"unbiased"`` (U-statistic) or ``"biased"`` (V-statistic), see the module docstring.
 
     Returns:
-        Scalar tensor ``MMD^2 >= 0``.
+        Scalar tensor (``>= 0`` for ``"biased"``).
 
     Raises:
-        ValueError: on empty samples, different feature widths or non-positive multipliers.
+        ValueError: on empty samples (fewer than 2 rows per sample for ``"unbiased"``), different feature
+            widths, non-positive multipliers or an unknown estimator.
     """
     if source.ndim != 2 or target.ndim != 2 or source.shape[1] != target.shape[1]:
         raise ValueError(f"MMD needs (N_s, F) and (N_t, F) features, got {tuple(source.shape)} and {tuple(target.shape)}")
-    if len(source) == 0 or len(target) == 0:
-        raise ValueError("MMD needs at least one source and one target row")
+    if estimator not in MMD_ESTIMATORS:
+        raise ValueError(f"estimator must be one of {MMD_ESTIMATORS}, got {estimator!r}")
+    min_rows = 2 if estimator == "unbiased" else 1
+    if len(source) < min_rows or len(target) < min_rows:
+        raise ValueError(f"the {estimator} MMD needs at least {min_rows} source and {min_rows} target row(s)")
     if not multipliers or any(m <= 0 for m in multipliers):
         raise ValueError(f"kernel multipliers must be positive, got {list(multipliers)}")
     n_s = len(source)
@@ -61,15 +79,29 @@ def multi_kernel_mmd(
     else:
         base = torch.as_tensor(float(base_bandwidth), device=joint.device)
     kernel = sum(torch.exp(-sq_dist / (2.0 * m * base)) for m in multipliers) / len(multipliers)
-    k_ss = kernel[:n_s, :n_s].mean()
-    k_tt = kernel[n_s:, n_s:].mean()
-    k_st = kernel[:n_s, n_s:].mean()
-    return (k_ss + k_tt - 2.0 * k_st).clamp_min(0.0)
+    k_ss, k_tt, k_st = kernel[:n_s, :n_s], kernel[n_s:, n_s:], kernel[:n_s, n_s:]
+    if estimator == "biased":
+        return k_ss.mean() + k_tt.mean() - 2.0 * k_st.mean()
+    n_t = len(target)
+    cross = (
+        (k_st.sum() - k_st.diagonal().sum()) / (n_s * (n_s - 1))  # Lemma 6: pairs (s_i, t_i) left out
+        if n_s == n_t
+        else k_st.mean()
+    )
+    return _off_diagonal_mean(k_ss) + _off_diagonal_mean(k_tt) - 2.0 * cross
+
+
+def _off_diagonal_mean(k: torch.Tensor) -> torch.Tensor:
+    n = len(k)
+    return (k.sum() - k.diagonal().sum()) / (n * (n - 1))
 
 
 @register_method
 class MultiKernelMMDLoss(AlignmentMethod):
     """MK-MMD loss between all source rows and the target rows of a batch (no trainable parameters).
+
+    Under gradient accumulation each micro-batch gives its own estimate (MMD is not linear in the batch),
+    so 1 x 8 and 2 x 4 differ for this loss, unlike for the task and DANN losses.
 
     Shape: features ``(N, F)``, domain ``(N,)``; output a scalar loss. With several source domains the
     sources are pooled into one sample.
@@ -77,17 +109,25 @@ class MultiKernelMMDLoss(AlignmentMethod):
 
     name = "mmd"
 
-    def __init__(self, num_domains: int = 2, multipliers: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0)):
+    def __init__(
+        self,
+        num_domains: int = 2,
+        multipliers: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0),
+        estimator: str = "unbiased",
+    ):
         super().__init__(num_domains)
+        if estimator not in MMD_ESTIMATORS:
+            raise ValueError(f"estimator must be one of {MMD_ESTIMATORS}, got {estimator!r}")
         self.multipliers = tuple(float(m) for m in multipliers)
+        self.estimator = estimator
 
     @classmethod
     def from_config(cls, config, feature_dim: int, num_domains: int) -> MultiKernelMMDLoss:
-        return cls(num_domains, config.mmd_kernel_multipliers)
+        return cls(num_domains, config.mmd_kernel_multipliers, config.mmd_estimator)
 
     def forward(self, features: torch.Tensor, domain: torch.Tensor) -> AlignmentOutput:
         source, target = self.split(features, domain)
-        return AlignmentOutput(multi_kernel_mmd(source, target, self.multipliers))
+        return AlignmentOutput(multi_kernel_mmd(source, target, self.multipliers, estimator=self.estimator))
 
     def extra_repr(self) -> str:
-        return f"multipliers={self.multipliers}"
+        return f"multipliers={self.multipliers}, estimator={self.estimator!r}"

@@ -26,6 +26,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from accelerate import PartialState
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from hfadapt import AdaptConfig
@@ -136,7 +137,7 @@ def main(args: list[str] | None = None) -> dict:
         make_model, config, source_train, target_train, source_val, target_test,
         processing_class=tokenizer, with_baseline=script_args.baseline, metadata=metadata,
     )
-    if config.process_index == 0:
+    if PartialState().is_main_process:
         print(f"\n{script_args.source} -> {script_args.target}, {metadata['model']}, seed {config.seed}\n")
         print(format_results_table(results))
         print(f"\nwritten: {Path(config.output_dir) / 'results.json'}")

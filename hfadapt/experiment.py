@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import datasets
+from accelerate import PartialState
 from transformers import PreTrainedModel, set_seed
 
 from .config import AdaptConfig
@@ -84,7 +85,7 @@ def compare_with_source_only(
     for run in runs:
         run["target_gain_vs_source_only"] = run["target_accuracy"] - baseline["target_accuracy"] if baseline else None
     results = {**(metadata or {}), "seed": config.seed, "runs": runs}
-    if config.should_save:
+    if PartialState().is_main_process:
         Path(config.output_dir).mkdir(parents=True, exist_ok=True)
         (Path(config.output_dir) / "results.json").write_text(json.dumps(results, indent=2))
     return results

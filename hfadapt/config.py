@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 
 from .grl import GRL_SCHEDULES
-from .methods import parse_method_names
+from .methods import ALIGNMENT_METHODS, parse_method_names
 from .methods.mmd import MMD_ESTIMATORS
 
 FEATURE_SOURCES = ("head_input", "mean_pooled")
@@ -36,10 +36,18 @@ class AdaptConfig(TrainingArguments):
     # --- method -------------------------------------------------------------------------------------------
     method: str = field(
         default="dann",
-        metadata={"help": "Alignment method(s): 'none' (source-only baseline), 'dann', 'mmd', or several joined by '+'."},
+        metadata={
+            "help": "Alignment method(s): 'none' (source-only baseline), 'dann', 'cdan', 'mmd', 'coral', 'mcc', "
+            "'entropy', 'im', or several joined by '+' (e.g. 'dann+mmd')."
+        },
     )
     dann_weight: float = field(default=1.0, metadata={"help": "Weight of the DANN domain-discriminator loss."})
+    cdan_weight: float = field(default=1.0, metadata={"help": "Weight of the CDAN conditional discriminator loss."})
     mmd_weight: float = field(default=1.0, metadata={"help": "Weight of the MK-MMD loss."})
+    coral_weight: float = field(default=1.0, metadata={"help": "Weight of the Deep CORAL loss."})
+    mcc_weight: float = field(default=1.0, metadata={"help": "Weight of the minimum class confusion loss."})
+    entropy_weight: float = field(default=0.1, metadata={"help": "Weight of target entropy minimisation."})
+    im_weight: float = field(default=0.1, metadata={"help": "Weight of target information maximisation."})
 
     # --- gradient reversal (DANN) -------------------------------------------------------------------------
     grl_schedule: str = field(
@@ -60,6 +68,12 @@ class AdaptConfig(TrainingArguments):
         default=10.0,
         metadata={"help": "The discriminator's learning rate is learning_rate times this (a fresh head learns faster)."},
     )
+
+    # --- CDAN, MCC ----------------------------------------------------------------------------------------
+    cdan_entropy_conditioning: bool = field(
+        default=False, metadata={"help": "CDAN+E: weight discriminator rows by 1 + exp(-entropy of the prediction)."}
+    )
+    mcc_temperature: float = field(default=2.5, metadata={"help": "Temperature T of MCC's softmax (2.5 in the paper)."})
 
     # --- MMD ----------------------------------------------------------------------------------------------
     mmd_kernel_multipliers: list[float] = field(
@@ -118,13 +132,14 @@ class AdaptConfig(TrainingArguments):
     def __post_init__(self):
         super().__post_init__()
         parse_method_names(self.method)  # raises on an unknown or repeated name
-        for name in ("dann_weight", "mmd_weight", "grl_max_lambda", "discriminator_dropout"):
+        weights = [f"{name}_weight" for name in ALIGNMENT_METHODS if hasattr(self, f"{name}_weight")]
+        for name in (*weights, "grl_max_lambda", "discriminator_dropout"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
         if self.grl_schedule not in GRL_SCHEDULES:
             raise ValueError(f"grl_schedule must be one of {sorted(GRL_SCHEDULES)}, got {self.grl_schedule!r}")
-        for name in ("grl_gamma", "discriminator_lr_multiplier"):
+        for name in ("grl_gamma", "discriminator_lr_multiplier", "mcc_temperature"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("discriminator_hidden_size", "discriminator_num_layers", "lora_r", "lora_alpha"):

@@ -143,7 +143,7 @@ class AdaptModel(nn.Module):
             total = loss if loss is not None else logits.sum() * 0.0
             for name, method in self.methods.items():
                 if has_both:
-                    out = method(features, domain)
+                    out = method(features, domain, logits)
                     total = total + self.method_weights[name] * out.loss
                     components[f"loss_{name}"] = out.loss.detach()
                     components.update({f"{name}_{k}": v.detach() for k, v in out.metrics.items()})

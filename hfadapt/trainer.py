@@ -114,7 +114,7 @@ class AdaptTrainer(Trainer):
         adapt_model = AdaptModel(model, feature_source=args.feature_source, num_domains=2)
         feature_dim = self._probe_feature_dim(adapt_model, train_dataset, data_collator, model_inputs)
         set_seed(args.seed)  # heads start the same in every run with this seed
-        methods = build_methods(args, feature_dim, num_domains=2)
+        methods = build_methods(args, feature_dim, num_domains=2, num_classes=num_labels)
         adapt_model.methods.update(methods)
         adapt_model.method_weights = {name: args.method_weight(name) for name in methods}
 

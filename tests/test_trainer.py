@@ -11,13 +11,14 @@ from hfadapt.grl import grl_warm_start
 from hfadapt.methods import AlignmentOutput
 
 
-@pytest.mark.parametrize("method", ["dann", "mmd", "dann+mmd"])
+@pytest.mark.parametrize("method", ["dann", "mmd", "dann+mmd", "cdan", "coral", "mcc", "entropy", "im"])
 def test_every_trainable_parameter_changes(domains, tmp_path, method):
     source, target, _ = domains
     trainer = make_trainer(tiny_bert(), source, target, tmp_path, method=method)
     before = trainable_state(trainer)
-    if "dann" in method:
-        assert any(n.startswith("methods.dann.discriminator") for n in before)
+    first = method.split("+")[0]
+    if first in ("dann", "cdan"):
+        assert any(n.startswith(f"methods.{first}.discriminator") for n in before)
     trainer.train()
     after = trainable_state(trainer)
     unchanged = [n for n in before if torch.equal(before[n], after[n])]
@@ -26,8 +27,9 @@ def test_every_trainable_parameter_changes(domains, tmp_path, method):
     assert len(logged) == 4 and all("loss_task" in e for e in logged)
     for name in method.split("+"):
         assert all(f"loss_{name}" in e for e in logged)
-    if "dann" in method:
-        assert all("dann_accuracy" in e and "dann_lambda" in e for e in logged)
+    for adversarial in ("dann", "cdan"):
+        if adversarial in method:
+            assert all(f"{adversarial}_accuracy" in e and f"{adversarial}_lambda" in e for e in logged)
 
 
 def test_source_only_ignores_target_rows(domains, tmp_path):
@@ -115,7 +117,7 @@ def test_saved_model_is_the_plain_task_model(domains, tmp_path):
 def test_non_finite_loss_stops_training_with_a_clear_error(domains, tmp_path):
     source, target, _ = domains
     trainer = make_trainer(tiny_bert(), source, target, tmp_path, method="mmd")
-    trainer.adapt_model.methods["mmd"].forward = lambda f, d: AlignmentOutput(torch.tensor(float("nan")))
+    trainer.adapt_model.methods["mmd"].forward = lambda f, d, logits=None: AlignmentOutput(torch.tensor(float("nan")))
     with pytest.raises(FloatingPointError, match="loss_mmd"):
         trainer.train()
 

@@ -2,7 +2,7 @@
 
 >>> from hfadapt.methods import ALIGNMENT_METHODS, parse_method_names
 >>> sorted(ALIGNMENT_METHODS)
-['dann', 'mmd']
+['cdan', 'coral', 'dann', 'entropy', 'im', 'mcc', 'mmd']
 >>> parse_method_names("dann+mmd")
 ['dann', 'mmd']
 """
@@ -64,15 +64,18 @@ def parse_method_names(spec: str | list[str]) -> list[str]:
     return names
 
 
-def build_methods(config: AdaptConfig, feature_dim: int, num_domains: int = 2) -> nn.ModuleDict:
+def build_methods(config: AdaptConfig, feature_dim: int, num_domains: int = 2, num_classes: int = 2) -> nn.ModuleDict:
     """Instantiate the methods ``config.method`` names, keyed by name (empty for ``"none"``)."""
     return nn.ModuleDict(
-        {name: ALIGNMENT_METHODS[name].from_config(config, feature_dim, num_domains) for name in parse_method_names(config.method)}
+        {
+            name: ALIGNMENT_METHODS[name].from_config(config, feature_dim, num_domains, num_classes)
+            for name in parse_method_names(config.method)
+        }
     )
 
 
 # Importing the modules registers them.
-from . import dann, mmd  # noqa: E402,F401
+from . import cdan, coral, dann, entropy, mcc, mmd  # noqa: E402,F401
 
 __all__ = [
     "ALIGNMENT_METHODS",

@@ -51,18 +51,28 @@ class AlignmentMethod(nn.Module):
         return self.num_domains - 1
 
     @classmethod
-    def from_config(cls, config: AdaptConfig, feature_dim: int, num_domains: int) -> AlignmentMethod:
-        """Build the method from an :class:`~hfadapt.AdaptConfig` for features of width ``feature_dim``."""
+    def from_config(cls, config: AdaptConfig, feature_dim: int, num_domains: int, num_classes: int) -> AlignmentMethod:
+        """Build the method from an :class:`~hfadapt.AdaptConfig` for features of width ``feature_dim`` and a
+        classifier of ``num_classes`` labels."""
         raise NotImplementedError
 
-    def forward(self, features: torch.Tensor, domain: torch.Tensor) -> AlignmentOutput:
+    def forward(self, features: torch.Tensor, domain: torch.Tensor, logits: torch.Tensor | None = None) -> AlignmentOutput:
         """Compute the alignment loss.
 
         Args:
             features: ``(N, F)`` float, source and target rows of one batch.
             domain: ``(N,)`` long, the domain id of each row (target = ``num_domains - 1``).
+            logits: ``(N, C)`` the classifier's logits for the same rows (methods conditioned on predictions,
+                such as CDAN, MCC or entropy minimisation, read them; the others ignore them).
         """
         raise NotImplementedError
+
+    @staticmethod
+    def require_logits(logits: torch.Tensor | None, name: str) -> torch.Tensor:
+        """Return ``logits``; raise ``ValueError`` naming the method if they are missing."""
+        if logits is None:
+            raise ValueError(f"alignment method {name!r} needs the classifier logits of the batch")
+        return logits
 
     def split(self, features: torch.Tensor, domain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Split ``(N, F)`` features into source rows ``(N_s, F)`` and target rows ``(N_t, F)``."""

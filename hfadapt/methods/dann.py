@@ -42,22 +42,27 @@ class DomainDiscriminator(nn.Sequential):
         super().__init__(*layers)
 
 
-def domain_balanced_cross_entropy(logits: torch.Tensor, domain: torch.Tensor, num_domains: int) -> torch.Tensor:
-    """Mean over the domains present of each domain's mean cross-entropy.
+def domain_balanced_cross_entropy(
+    logits: torch.Tensor, domain: torch.Tensor, num_domains: int, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean over the domains present of each domain's (weighted) mean cross-entropy ``sum_i w_i ce_i / sum_i w_i``.
 
     Args:
         logits: ``(N, num_domains)``.
         domain: ``(N,)`` long domain ids.
         num_domains: number of classes of the discriminator.
+        weight: ``(N,)`` non-negative row weights; ``None`` weighs rows equally.
 
     Returns:
         Scalar tensor.
     """
     per_row = F.cross_entropy(logits, domain, reduction="none")
-    counts = torch.bincount(domain, minlength=num_domains).to(per_row.dtype)
-    sums = torch.zeros(num_domains, dtype=per_row.dtype, device=per_row.device).index_add_(0, domain, per_row)
-    present = counts > 0
-    return (sums[present] / counts[present]).mean()
+    weight = torch.ones_like(per_row) if weight is None else weight.to(per_row.dtype)
+    zeros = torch.zeros(num_domains, dtype=per_row.dtype, device=per_row.device)
+    sums = zeros.index_add(0, domain, per_row * weight)
+    norms = zeros.index_add(0, domain, weight)
+    present = torch.bincount(domain, minlength=num_domains) > 0
+    return (sums[present] / norms[present]).mean()
 
 
 @register_method
@@ -87,7 +92,7 @@ class DomainAdversarialLoss(AlignmentMethod):
         self.discriminator = DomainDiscriminator(feature_dim, hidden_size, num_layers, num_domains, dropout)
 
     @classmethod
-    def from_config(cls, config, feature_dim: int, num_domains: int) -> DomainAdversarialLoss:
+    def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> DomainAdversarialLoss:
         return cls(
             feature_dim,
             num_domains,
@@ -100,10 +105,18 @@ class DomainAdversarialLoss(AlignmentMethod):
         """Set the gradient-reversal coefficient ``lambda``."""
         self.grl.set_coefficient(value)
 
-    def forward(self, features: torch.Tensor, domain: torch.Tensor) -> AlignmentOutput:
-        logits = self.discriminator(self.grl(features))
-        loss = domain_balanced_cross_entropy(logits, domain, self.num_domains)
+    def discriminator_input(self, reversed_features: torch.Tensor, logits: torch.Tensor | None) -> torch.Tensor:
+        """What the discriminator reads: the reversed features ``(N, F)`` (CDAN conditions them on predictions)."""
+        return reversed_features
+
+    def row_weights(self, logits: torch.Tensor | None, domain: torch.Tensor) -> torch.Tensor | None:
+        """Per-row weights of the discriminator loss ``(N,)``; ``None``: equal (CDAN+E weighs by confidence)."""
+        return None
+
+    def forward(self, features: torch.Tensor, domain: torch.Tensor, logits: torch.Tensor | None = None) -> AlignmentOutput:
+        disc_logits = self.discriminator(self.discriminator_input(self.grl(features), logits))
+        loss = domain_balanced_cross_entropy(disc_logits, domain, self.num_domains, self.row_weights(logits, domain))
         with torch.no_grad():
-            accuracy = (logits.argmax(-1) == domain).float().mean()
+            accuracy = (disc_logits.argmax(-1) == domain).float().mean()
         lam = torch.tensor(self.grl.coefficient, device=features.device)
         return AlignmentOutput(loss, {"accuracy": accuracy, "lambda": lam})

@@ -122,10 +122,10 @@ class MultiKernelMMDLoss(AlignmentMethod):
         self.estimator = estimator
 
     @classmethod
-    def from_config(cls, config, feature_dim: int, num_domains: int) -> MultiKernelMMDLoss:
+    def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> MultiKernelMMDLoss:
         return cls(num_domains, config.mmd_kernel_multipliers, config.mmd_estimator)
 
-    def forward(self, features: torch.Tensor, domain: torch.Tensor) -> AlignmentOutput:
+    def forward(self, features: torch.Tensor, domain: torch.Tensor, logits: torch.Tensor | None = None) -> AlignmentOutput:
         source, target = self.split(features, domain)
         return AlignmentOutput(multi_kernel_mmd(source, target, self.multipliers, estimator=self.estimator))
 

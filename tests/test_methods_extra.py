@@ -1,0 +1,97 @@
+"""Numeric unit tests of CORAL, entropy minimisation, information maximisation, MCC and CDAN on small inputs
+whose values are computed by hand (plain Python arithmetic, independent of the implementations)."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hfadapt.methods import ALIGNMENT_METHODS
+from hfadapt.methods.cdan import ConditionalDomainAdversarialLoss, multilinear_map
+from hfadapt.methods.coral import coral_loss, covariance
+from hfadapt.methods.dann import domain_balanced_cross_entropy
+from hfadapt.methods.entropy import information_maximisation, prediction_entropy
+from hfadapt.methods.mcc import minimum_class_confusion
+
+
+def h(p):
+    """Entropy in nats of a probability list."""
+    return -sum(x * math.log(x) for x in p if x > 0)
+
+
+def test_registry_holds_every_method():
+    assert {"dann", "cdan", "mmd", "coral", "mcc", "entropy", "im"} <= set(ALIGNMENT_METHODS)
+
+
+def test_coral_hand_computed():
+    source = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])  # covariance [[2, 0], [0, 0]]
+    target = torch.tensor([[0.0, 1.0], [0.0, -1.0]])  # covariance [[0, 0], [0, 2]]
+    assert torch.allclose(covariance(source), torch.tensor([[2.0, 0.0], [0.0, 0.0]]))
+    assert coral_loss(source, target).item() == pytest.approx(8.0 / 16.0)
+    x = torch.randn(10, 3)
+    assert coral_loss(x, x + 5.0).item() == pytest.approx(0.0, abs=1e-6)  # a mean shift is not a covariance change
+    with pytest.raises(ValueError):
+        covariance(torch.randn(1, 3))
+
+
+def test_entropy_and_information_maximisation_hand_computed():
+    logits = torch.tensor([[math.log(3.0), 0.0], [0.0, math.log(3.0)]])
+    assert torch.allclose(prediction_entropy(logits), torch.tensor([h([0.75, 0.25])] * 2))
+    assert prediction_entropy(torch.zeros(1, 4)).item() == pytest.approx(math.log(4))
+    assert information_maximisation(logits).item() == pytest.approx(h([0.75, 0.25]) - math.log(2), rel=1e-6)
+    collapsed = torch.tensor([[math.log(3.0), 0.0], [math.log(3.0), 0.0]])  # both rows predict class 0
+    assert information_maximisation(collapsed).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_mcc_hand_computed():
+    logits = torch.tensor([[math.log(3.0), 0.0], [0.0, 0.0]])
+    y = [[0.75, 0.25], [0.5, 0.5]]
+    raw = [1 + math.exp(-h(r)) for r in y]
+    w = [2 * r / sum(raw) for r in raw]
+    c = [[sum(w[i] * y[i][j] * y[i][k] for i in range(2)) for k in range(2)] for j in range(2)]
+    c = [[c[j][k] / sum(c[j]) for k in range(2)] for j in range(2)]
+    expected = (c[0][1] + c[1][0]) / 2
+    assert minimum_class_confusion(logits, temperature=1.0).item() == pytest.approx(expected, rel=1e-6)
+    confident = torch.tensor([[20.0, 0.0], [0.0, 20.0]])
+    assert minimum_class_confusion(confident, temperature=1.0).item() < 1e-6
+    with pytest.raises(ValueError, match="temperature"):
+        minimum_class_confusion(logits, temperature=0.0)
+
+
+def test_multilinear_map_is_the_outer_product():
+    f = torch.tensor([[1.0, 2.0, 3.0]])
+    g = torch.tensor([[0.25, 0.75]])
+    assert multilinear_map(f, g).tolist() == [[0.25, 0.5, 0.75, 0.75, 1.5, 2.25]]
+
+
+def test_cdan_e_weights_rows_by_confidence_and_reverses_gradient():
+    torch.manual_seed(0)
+    cdan = ConditionalDomainAdversarialLoss(feature_dim=3, num_classes=2, hidden_size=4, num_layers=1, dropout=0.0,
+                                            entropy_conditioning=True)
+    cdan.set_grl_coefficient(0.5)
+    features = torch.randn(4, 3, requires_grad=True)
+    logits = torch.tensor([[3.0, 0.0], [0.0, 0.0], [0.0, 2.0], [1.0, 0.0]])
+    domain = torch.tensor([0, 0, 1, 1])
+    out = cdan(features, domain, logits)
+    g = torch.softmax(logits, -1)
+    d_logits = cdan.discriminator(multilinear_map(features, g))
+    ce = F.cross_entropy(d_logits, domain, reduction="none")
+    w = torch.tensor([1 + math.exp(-h(r)) for r in g.tolist()])
+    expected = ((w[:2] * ce[:2]).sum() / w[:2].sum() + (w[2:] * ce[2:]).sum() / w[2:].sum()) / 2
+    assert torch.allclose(out.loss, expected)
+    out.loss.backward()
+    reversed_grad = features.grad.clone()
+    features.grad = None
+    domain_balanced_cross_entropy(d_logits, domain, 2, w).backward()
+    assert torch.allclose(reversed_grad, -0.5 * features.grad, atol=1e-7)
+
+
+def test_cdan_randomized_map_for_wide_inputs():
+    cdan = ConditionalDomainAdversarialLoss(feature_dim=512, num_classes=10, max_multilinear_dim=4096, randomized_dim=64)
+    assert cdan.randomized and cdan.discriminator[0].in_features == 64
+    out = cdan(torch.randn(6, 512), torch.tensor([0, 0, 0, 1, 1, 1]), torch.randn(6, 10))
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    assert "random_f" not in cdan.state_dict()  # fixed projection, rebuilt from its seed, never saved
+    with pytest.raises(ValueError, match="logits"):
+        cdan(torch.randn(6, 512), torch.tensor([0, 0, 0, 1, 1, 1]))

@@ -37,13 +37,14 @@ class AdaptConfig(TrainingArguments):
     method: str = field(
         default="dann",
         metadata={
-            "help": "Alignment method(s): 'none' (source-only baseline), 'dann', 'cdan', 'mmd', 'coral', 'mcc', "
-            "'entropy', 'im', or several joined by '+' (e.g. 'dann+mmd')."
+            "help": "Alignment method(s): 'none' (source-only baseline), 'dann', 'cdan', 'mmd', 'jan', 'coral', "
+            "'mcc', 'entropy', 'im', or several joined by '+' (e.g. 'dann+mmd')."
         },
     )
     dann_weight: float = field(default=1.0, metadata={"help": "Weight of the DANN domain-discriminator loss."})
     cdan_weight: float = field(default=1.0, metadata={"help": "Weight of the CDAN conditional discriminator loss."})
     mmd_weight: float = field(default=1.0, metadata={"help": "Weight of the MK-MMD loss."})
+    jan_weight: float = field(default=1.0, metadata={"help": "Weight of the JAN joint MMD loss (uses the MMD kernel settings)."})
     coral_weight: float = field(default=1.0, metadata={"help": "Weight of the Deep CORAL loss."})
     mcc_weight: float = field(default=1.0, metadata={"help": "Weight of the minimum class confusion loss."})
     entropy_weight: float = field(default=0.1, metadata={"help": "Weight of target entropy minimisation."})

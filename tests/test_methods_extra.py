@@ -12,7 +12,9 @@ from hfadapt.methods.cdan import ConditionalDomainAdversarialLoss, multilinear_m
 from hfadapt.methods.coral import coral_loss, covariance
 from hfadapt.methods.dann import domain_balanced_cross_entropy
 from hfadapt.methods.entropy import information_maximisation, prediction_entropy
+from hfadapt.methods.jan import joint_mmd
 from hfadapt.methods.mcc import minimum_class_confusion
+from hfadapt.methods.mmd import multi_kernel_mmd
 
 
 def h(p):
@@ -21,7 +23,7 @@ def h(p):
 
 
 def test_registry_holds_every_method():
-    assert {"dann", "cdan", "mmd", "coral", "mcc", "entropy", "im"} <= set(ALIGNMENT_METHODS)
+    assert {"dann", "cdan", "mmd", "jan", "coral", "mcc", "entropy", "im"} <= set(ALIGNMENT_METHODS)
 
 
 def test_coral_hand_computed():
@@ -95,3 +97,24 @@ def test_cdan_randomized_map_for_wide_inputs():
     assert "random_f" not in cdan.state_dict()  # fixed projection, rebuilt from its seed, never saved
     with pytest.raises(ValueError, match="logits"):
         cdan(torch.randn(6, 512), torch.tensor([0, 0, 0, 1, 1, 1]))
+
+
+def test_jan_hand_computed_and_reduces_to_mmd_for_equal_predictions():
+    source, target = torch.tensor([[0.0], [1.0]]), torch.tensor([[2.0], [4.0]])
+    s_logits = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]])
+    t_logits = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+    p = [[0.5, 0.5], [0.75, 0.25], [0.5, 0.5], [0.5, 0.5]]
+    x = [0.0, 1.0, 2.0, 4.0]
+    base = sum((a - b) ** 2 for a in x for b in x) / 12  # mean squared distance of distinct rows
+    sig2 = 0.92**2
+
+    def k(i, j):
+        kf = math.exp(-((x[i] - x[j]) ** 2) / (2 * base))
+        kg = math.exp(-sum((a - b) ** 2 for a, b in zip(p[i], p[j], strict=True)) / (2 * sig2))
+        return kf * kg
+
+    expected = k(0, 1) + k(2, 3) - (k(0, 3) + k(1, 2))  # unbiased, equal sizes (Lemma 6)
+    got = joint_mmd(source, target, s_logits, t_logits, multipliers=[1.0])
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    same = torch.zeros(2, 2)
+    assert torch.allclose(joint_mmd(source, target, same, same), multi_kernel_mmd(source, target))

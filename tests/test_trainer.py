@@ -11,7 +11,7 @@ from hfadapt.grl import grl_warm_start
 from hfadapt.methods import AlignmentOutput
 
 
-@pytest.mark.parametrize("method", ["dann", "mmd", "dann+mmd", "cdan", "coral", "mcc", "entropy", "im"])
+@pytest.mark.parametrize("method", ["dann", "mmd", "dann+mmd", "cdan", "jan", "coral", "mcc", "entropy", "im"])
 def test_every_trainable_parameter_changes(domains, tmp_path, method):
     source, target, _ = domains
     trainer = make_trainer(tiny_bert(), source, target, tmp_path, method=method)

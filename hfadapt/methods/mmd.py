@@ -69,20 +69,38 @@ def multi_kernel_mmd(
         raise ValueError(f"the {estimator} MMD needs at least {min_rows} source and {min_rows} target row(s)")
     if not multipliers or any(m <= 0 for m in multipliers):
         raise ValueError(f"kernel multipliers must be positive, got {list(multipliers)}")
-    n_s = len(source)
-    joint = torch.cat([source, target]).float()
-    sq_dist = torch.cdist(joint, joint).pow(2)
+    kernel = gaussian_kernel_matrix(torch.cat([source, target]), multipliers, base_bandwidth)
+    return mmd_from_kernel(kernel, len(source), estimator)
+
+
+def gaussian_kernel_matrix(
+    x: torch.Tensor, multipliers: Sequence[float], base_bandwidth: float | None = None
+) -> torch.Tensor:
+    """Mean of Gaussian kernels ``exp(-||x_i - x_j||^2 / (2 m_u base))`` over ``u``: ``(N, F)`` -> ``(N, N)``.
+
+    ``base`` is ``base_bandwidth`` or, if ``None``, the mean squared distance between distinct rows (detached).
+    """
+    x = x.float()
+    sq_dist = torch.cdist(x, x).pow(2)
     if base_bandwidth is None:
-        n = len(joint)
+        n = len(x)
         base = sq_dist.detach().sum() / max(n * n - n, 1)
         base = base.clamp_min(torch.finfo(base.dtype).tiny)
     else:
-        base = torch.as_tensor(float(base_bandwidth), device=joint.device)
-    kernel = sum(torch.exp(-sq_dist / (2.0 * m * base)) for m in multipliers) / len(multipliers)
+        base = torch.as_tensor(float(base_bandwidth), device=x.device)
+    return sum(torch.exp(-sq_dist / (2.0 * m * base)) for m in multipliers) / len(multipliers)
+
+
+def mmd_from_kernel(kernel: torch.Tensor, n_source: int, estimator: str = "unbiased") -> torch.Tensor:
+    """MMD^2 from a kernel matrix ``(N, N)`` over source rows ``[:n_source]`` then target rows; scalar.
+
+    The estimators are those of the module docstring; the unbiased one needs at least 2 rows on each side.
+    """
+    n_s = n_source
     k_ss, k_tt, k_st = kernel[:n_s, :n_s], kernel[n_s:, n_s:], kernel[:n_s, n_s:]
     if estimator == "biased":
         return k_ss.mean() + k_tt.mean() - 2.0 * k_st.mean()
-    n_t = len(target)
+    n_t = len(kernel) - n_s
     cross = (
         (k_st.sum() - k_st.diagonal().sum()) / (n_s * (n_s - 1))  # Lemma 6: pairs (s_i, t_i) left out
         if n_s == n_t

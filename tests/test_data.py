@@ -97,3 +97,27 @@ def test_both_layouts_of_the_real_data_agree():
     review = load_amazon_reviews(SHARED, "electronics", prefer="review")
     assert len(jsonl) == len(review) == 2000
     assert sorted(zip(jsonl["text"], jsonl["label"], strict=True)) == sorted(zip(review["text"], review["label"], strict=True))
+
+
+def test_transfer_splits_follow_the_protocol():
+    import datasets
+
+    from hfadapt.data import transfer_splits
+
+    labels = datasets.ClassLabel(names=["negative", "positive"])
+    source = datasets.Dataset.from_dict({"text": [f"s{i}" for i in range(50)], "label": [i % 2 for i in range(50)]})
+    target = datasets.Dataset.from_dict({"text": [f"t{i}" for i in range(30)], "label": [i % 2 for i in range(30)]})
+    source, target = source.cast_column("label", labels), target.cast_column("label", labels)
+    splits = transfer_splits(source, target, validation_fraction=0.2, seed=0)
+    assert splits.sizes() == {"source_train": 40, "source_val": 10, "target_train": 30, "target_test": 30}
+    assert "label" not in splits.target_train.column_names and "label" in splits.target_test.column_names
+    assert sorted(splits.source_val["label"]) == [0] * 5 + [1] * 5  # stratified
+    assert not set(splits.source_train["text"]) & set(splits.source_val["text"])
+    small = transfer_splits(source, target, max_train_samples=8, max_eval_samples=4)
+    assert small.sizes() == {"source_train": 8, "source_val": 4, "target_train": 8, "target_test": 4}
+    lower = splits.map(lambda b: {"text": [t.upper() for t in b["text"]]}, batched=True)
+    assert lower.target_train[0]["text"].startswith("T") and lower.label_names == ["negative", "positive"]
+    with pytest.raises(ValueError, match="differ"):
+        transfer_splits(source, target.cast_column("label", datasets.ClassLabel(names=["neg", "pos"])))
+    with pytest.raises(ValueError, match="validation_fraction"):
+        transfer_splits(source, target, validation_fraction=1.0)

@@ -4,10 +4,12 @@ from .amazon import available_domains, load_amazon_reviews, resolve_data_dir
 from .mixing import DOMAIN_COLUMN, build_training_set, check_columns, check_label_sets
 from .review_format import parse_review_file
 from .sampler import DomainBalancedSampler
+from .splits import TransferSplits, transfer_splits
 
 __all__ = [
     "DOMAIN_COLUMN",
     "DomainBalancedSampler",
+    "TransferSplits",
     "available_domains",
     "build_training_set",
     "check_columns",
@@ -15,4 +17,5 @@ __all__ = [
     "load_amazon_reviews",
     "parse_review_file",
     "resolve_data_dir",
+    "transfer_splits",
 ]

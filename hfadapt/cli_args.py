@@ -10,11 +10,17 @@ import yaml
 from transformers import HfArgumentParser
 
 
-def parse_with_config(dataclass_types, args: list[str] | None = None, default_config: str | Path | None = None):
+def parse_with_config(
+    dataclass_types,
+    args: list[str] | None = None,
+    default_config: str | Path | None = None,
+    ignore_keys: tuple[str, ...] = (),
+):
     """Parse ``dataclass_types`` with ``HfArgumentParser``, taking defaults from ``--config FILE.yaml``.
 
     Values in the YAML file replace the dataclasses' defaults; arguments on the command line replace both.
-    Without ``--config``, ``default_config`` (if given and present) is read.
+    Without ``--config``, ``default_config`` (if given and present) is read. ``ignore_keys`` names YAML keys that
+    this caller deliberately leaves out (e.g. a benchmark that sets the domains itself).
 
     Returns:
         One instance per dataclass type, in order.
@@ -35,6 +41,7 @@ def parse_with_config(dataclass_types, args: list[str] | None = None, default_co
         values = yaml.safe_load(path.read_text()) or {}
         if not isinstance(values, dict):
             raise ValueError(f"{path} must hold a YAML mapping of argument names to values")
+        values = {k: v for k, v in values.items() if k not in ignore_keys}
         fields = {f.name for t in dataclass_types for f in dataclasses.fields(t)}
         unknown = sorted(set(values) - fields)
         if unknown:

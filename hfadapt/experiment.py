@@ -26,6 +26,46 @@ def run_name(method: str) -> str:
     return "source_only" if not parse_method_names(method) else method
 
 
+def train_and_evaluate(
+    make_model: Callable[[], PreTrainedModel],
+    config: AdaptConfig,
+    splits: TransferSplits,
+    processing_class=None,
+    save: bool = True,
+) -> dict:
+    """Train ``config.method`` from ``make_model()`` (after ``set_seed(config.seed)``) on ``splits``, evaluate it on
+    source validation and target test, and save it to ``config.output_dir`` when ``save``.
+
+    Returns:
+        ``{"method", "source_val_accuracy", "target_accuracy", "target_macro_f1", "train_steps", "wall_time_s",
+        "model_dir"}``, accuracies in ``[0, 1]``, wall time in seconds (training, evaluation and saving).
+    """
+    set_seed(config.seed)
+    trainer = AdaptTrainer(
+        make_model(),
+        config,
+        train_dataset=splits.source_train,
+        target_dataset=splits.target_train,
+        eval_dataset={SOURCE_EVAL: splits.source_val, TARGET_EVAL: splits.target_test},
+        processing_class=processing_class,
+        compute_metrics=classification_metrics,
+    )
+    start = time.perf_counter()
+    train_output = trainer.train()
+    metrics = trainer.evaluate()
+    if save:
+        trainer.save_model()
+    return {
+        "method": config.method,
+        "source_val_accuracy": metrics[f"eval_{SOURCE_EVAL}_accuracy"],
+        "target_accuracy": metrics[f"eval_{TARGET_EVAL}_accuracy"],
+        "target_macro_f1": metrics[f"eval_{TARGET_EVAL}_macro_f1"],
+        "train_steps": train_output.global_step,
+        "wall_time_s": round(time.perf_counter() - start, 1),
+        "model_dir": config.output_dir if save else None,
+    }
+
+
 def compare_with_source_only(
     make_model: Callable[[], PreTrainedModel],
     config: AdaptConfig,
@@ -53,31 +93,7 @@ def compare_with_source_only(
     runs = []
     for method in methods:
         run_config = dataclasses.replace(config, method=method, output_dir=str(Path(config.output_dir) / run_name(method)))
-        set_seed(run_config.seed)
-        trainer = AdaptTrainer(
-            make_model(),
-            run_config,
-            train_dataset=splits.source_train,
-            target_dataset=splits.target_train,
-            eval_dataset={SOURCE_EVAL: splits.source_val, TARGET_EVAL: splits.target_test},
-            processing_class=processing_class,
-            compute_metrics=classification_metrics,
-        )
-        start = time.perf_counter()
-        train_output = trainer.train()
-        metrics = trainer.evaluate()
-        trainer.save_model()
-        runs.append(
-            {
-                "method": method,
-                "source_val_accuracy": metrics[f"eval_{SOURCE_EVAL}_accuracy"],
-                "target_accuracy": metrics[f"eval_{TARGET_EVAL}_accuracy"],
-                "target_macro_f1": metrics[f"eval_{TARGET_EVAL}_macro_f1"],
-                "train_steps": train_output.global_step,
-                "wall_time_s": round(time.perf_counter() - start, 1),
-                "model_dir": run_config.output_dir,
-            }
-        )
+        runs.append(train_and_evaluate(make_model, run_config, splits, processing_class))
     baseline = next((r for r in runs if r["method"] == SOURCE_ONLY), None)
     for run in runs:
         run["target_gain_vs_source_only"] = run["target_accuracy"] - baseline["target_accuracy"] if baseline else None

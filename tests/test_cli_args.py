@@ -32,3 +32,10 @@ def test_unknown_key_and_missing_file(tmp_path):
         parse_with_config((Script, AdaptConfig), ["--config", str(path)])
     with pytest.raises(FileNotFoundError):
         parse_with_config((Script, AdaptConfig), ["--config", str(tmp_path / "none.yaml")])
+
+
+def test_ignored_keys_are_left_out(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(f"source: dvd\nmax_length: 64\noutput_dir: {tmp_path}\nreport_to: none\n")
+    (config,) = parse_with_config((AdaptConfig,), ["--config", str(path)], ignore_keys=("source", "max_length"))
+    assert config.output_dir == str(tmp_path)

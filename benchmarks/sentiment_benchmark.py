@@ -1,0 +1,145 @@
+"""Benchmark: source-only and every alignment method on the transfer pairs of the Amazon reviews, several seeds.
+
+Each (pair, method, seed) run is appended as one JSON line to --results as soon as it finishes, and runs already
+there (same budget) are skipped, so the benchmark can be run in pieces and resumed. The table is written from
+whatever results match the current budget: target accuracy per pair (mean +- std over seeds), the average over
+pairs, and the difference to source-only on the same pairs and seeds.
+
+    # the full grid: 6 pairs x 3 seeds x every method, reduced budget (hours on 2 CPU cores)
+    python benchmarks/sentiment_benchmark.py
+    # one piece of it
+    python benchmarks/sentiment_benchmark.py --pairs books:electronics --methods none dann --seeds 1
+    # only rebuild the table from the results file
+    python benchmarks/sentiment_benchmark.py --table_only
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from hfadapt import AdaptConfig
+from hfadapt.cli_args import parse_with_config
+from hfadapt.data import load_amazon_reviews, resolve_data_dir, transfer_splits
+from hfadapt.experiment import train_and_evaluate
+from hfadapt.methods import ALIGNMENT_METHODS, SOURCE_ONLY
+from hfadapt.offline_models import packaged_minilm_path
+from hfadapt.runtime import use_available_cpu_threads
+
+REPO = Path(__file__).resolve().parents[1]
+DOMAINS = ("books", "dvd", "electronics")
+DEFAULT_PAIRS = [f"{s}:{t}" for s, t in itertools.permutations(DOMAINS, 2)]
+RECIPE_DATA_KEYS = ("source", "target", "max_length", "validation_fraction")  # set per run by this script
+BUDGET_KEYS = ("max_steps", "max_length", "max_train_samples", "max_eval_samples", "per_device_train_batch_size",
+               "learning_rate")
+
+
+def parse(argv: list[str] | None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", nargs="+", default=DEFAULT_PAIRS, help="source:target pairs")
+    parser.add_argument("--methods", nargs="+", default=[SOURCE_ONLY, *sorted(ALIGNMENT_METHODS)])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--max_steps", type=int, default=100, help="optimizer steps per run (reduced budget)")
+    parser.add_argument("--max_length", type=int, default=128)
+    parser.add_argument("--max_train_samples", type=int, default=None)
+    parser.add_argument("--max_eval_samples", type=int, default=1000)
+    parser.add_argument("--data_dir", default=None)
+    parser.add_argument("--model_name_or_path", default=None)
+    parser.add_argument("--recipe", default=str(REPO / "configs" / "sentiment_transfer.yaml"),
+                        help="YAML recipe for everything else (method hyperparameters, batch size, lr)")
+    parser.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "sentiment.jsonl"))
+    parser.add_argument("--table", default=str(REPO / "benchmarks" / "results" / "sentiment.md"))
+    parser.add_argument("--table_only", action="store_true")
+    return parser.parse_args(argv)
+
+
+def load_results(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def budget_of(args, config: AdaptConfig) -> dict:
+    values = {**vars(args), **{k: getattr(config, k) for k in ("per_device_train_batch_size", "learning_rate")}}
+    return {k: values[k] for k in BUDGET_KEYS}
+
+
+def markdown_table(rows: list[dict], methods: list[str], pairs: list[str]) -> str:
+    """Target accuracy (%) per pair and method, mean +- std over seeds; average over pairs; gain vs source-only."""
+    by = {}
+    for r in rows:
+        by.setdefault((r["pair"], r["method"]), {})[r["seed"]] = 100 * r["target_accuracy"]
+    header = "| method | " + " | ".join(p.replace(":", " -> ") for p in pairs) + " | average | vs source-only |"
+    lines = [header, "|---|" + "---:|" * (len(pairs) + 2)]
+    for method in methods:
+        cells, means, gains = [], [], []
+        for pair in pairs:
+            accs = by.get((pair, method), {})
+            if not accs:
+                cells.append("—")
+                continue
+            mean = statistics.fmean(accs.values())
+            std = statistics.stdev(accs.values()) if len(accs) > 1 else 0.0
+            cells.append(f"{mean:.2f} ± {std:.2f} (n={len(accs)})")
+            means.append(mean)
+            base = by.get((pair, SOURCE_ONLY), {})
+            gains += [accs[s] - base[s] for s in accs if s in base]
+        average = f"{statistics.fmean(means):.2f}" if len(means) == len(pairs) else "—"
+        gain = "—" if method == SOURCE_ONLY or not gains else f"{statistics.fmean(gains):+.2f}"
+        lines.append(f"| {'source-only' if method == SOURCE_ONLY else method} | " + " | ".join(cells)
+                     + f" | {average} | {gain} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    results_path, table_path = Path(args.results), Path(args.table)
+    scratch = tempfile.mkdtemp(prefix="hfadapt-bench-")
+    (base_config,) = parse_with_config((AdaptConfig,), ["--output_dir", scratch, "--disable_tqdm", "true",
+                                                        "--logging_steps", "1000"], default_config=args.recipe,
+                                     ignore_keys=RECIPE_DATA_KEYS)
+    budget = budget_of(args, base_config)
+    if not args.table_only:
+        use_available_cpu_threads()
+        data_dir = resolve_data_dir(args.data_dir, (REPO.parent / "shared" / "data" / "amazon-msd",))
+        model_path = args.model_name_or_path or packaged_minilm_path()
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        done = {(r["pair"], r["method"], r["seed"]) for r in load_results(results_path) if r["budget"] == budget}
+        results_path.parent.mkdir(parents=True, exist_ok=True)
+        for pair, seed in itertools.product(args.pairs, args.seeds):
+            todo = [m for m in args.methods if (pair, m, seed) not in done]
+            if not todo:
+                continue
+            source, target = pair.split(":")
+            splits = transfer_splits(load_amazon_reviews(data_dir, source), load_amazon_reviews(data_dir, target),
+                                     seed=seed, max_train_samples=args.max_train_samples,
+                                     max_eval_samples=args.max_eval_samples)
+            splits = splits.map(lambda b: tokenizer(b["text"], truncation=True, max_length=args.max_length),
+                                batched=True, desc="tokenising")
+
+            def make_model(names=splits.label_names):
+                return AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=len(names))
+
+            for method in todo:
+                config = dataclasses.replace(base_config, method=method, seed=seed, max_steps=args.max_steps)
+                run = train_and_evaluate(make_model, config, splits, tokenizer, save=False)
+                row = {"pair": pair, "method": method, "seed": seed, "budget": budget, **run}
+                with results_path.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+                print(f"{pair} {method} seed {seed}: target {100 * run['target_accuracy']:.2f} "
+                      f"({run['wall_time_s']} s)", flush=True)
+    rows = [r for r in load_results(results_path) if r["budget"] == budget]
+    table = markdown_table(rows, args.methods, args.pairs)
+    table_path.parent.mkdir(parents=True, exist_ok=True)
+    table_path.write_text(f"Budget: {json.dumps(budget)}; recipe {Path(args.recipe).name}\n\n{table}\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

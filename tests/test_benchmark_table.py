@@ -1,0 +1,25 @@
+import importlib.util
+from pathlib import Path
+
+spec = importlib.util.spec_from_file_location(
+    "sentiment_benchmark", Path(__file__).resolve().parents[1] / "benchmarks" / "sentiment_benchmark.py"
+)
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+
+
+def test_table_means_stds_and_paired_gains():
+    rows = [
+        {"pair": "a:b", "method": "none", "seed": 1, "target_accuracy": 0.80},
+        {"pair": "a:b", "method": "none", "seed": 2, "target_accuracy": 0.82},
+        {"pair": "a:b", "method": "dann", "seed": 1, "target_accuracy": 0.83},
+        {"pair": "a:b", "method": "dann", "seed": 2, "target_accuracy": 0.83},
+        {"pair": "b:a", "method": "none", "seed": 1, "target_accuracy": 0.70},
+        {"pair": "b:a", "method": "dann", "seed": 1, "target_accuracy": 0.69},
+    ]
+    table = bench.markdown_table(rows, ["none", "dann"], ["a:b", "b:a"]).splitlines()
+    assert table[2] == "| source-only | 81.00 ± 1.41 (n=2) | 70.00 ± 0.00 (n=1) | 75.50 | — |"
+    # gains are paired by seed: (3 + 1 - 1) / 3 = +1.00
+    assert table[3] == "| dann | 83.00 ± 0.00 (n=2) | 69.00 ± 0.00 (n=1) | 76.00 | +1.00 |"
+    missing = bench.markdown_table(rows[:4], ["none", "dann"], ["a:b", "b:a"]).splitlines()
+    assert missing[3].endswith("| — | — | +2.00 |")

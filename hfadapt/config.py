@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
+from .features import FEATURE_SOURCES
 from .grl import GRL_SCHEDULES
 from .methods import ALIGNMENT_METHODS, parse_method_names
 from .methods.mmd import MMD_ESTIMATORS
 
-FEATURE_SOURCES = ("head_input", "mean_pooled")
 PEFT_SAVE_MODES = ("merged", "adapter")
 
 
@@ -134,7 +134,7 @@ class AdaptConfig(TrainingArguments):
         super().__post_init__()
         parse_method_names(self.method)  # raises on an unknown or repeated name
         weights = [f"{name}_weight" for name in ALIGNMENT_METHODS if hasattr(self, f"{name}_weight")]
-        for name in (*weights, "grl_max_lambda", "discriminator_dropout"):
+        for name in (*weights, "grl_max_lambda"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
@@ -154,8 +154,9 @@ class AdaptConfig(TrainingArguments):
             raise ValueError(f"feature_source must be one of {FEATURE_SOURCES}, got {self.feature_source!r}")
         if not 0.0 < self.target_fraction < 1.0:
             raise ValueError(f"target_fraction must be strictly between 0 and 1, got {self.target_fraction}")
-        if not 0.0 <= self.lora_dropout < 1.0:
-            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        for name in ("lora_dropout", "discriminator_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.peft_save not in PEFT_SAVE_MODES:
             raise ValueError(f"peft_save must be one of {PEFT_SAVE_MODES}, got {self.peft_save!r}")
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+FEATURE_SOURCES = ("head_input", "mean_pooled")
+"""What alignment heads can read: the classification head's input, or the mask-aware mean of the last hidden state."""
+
 HEAD_MODULE_NAMES = ("classifier", "score", "logits_proj", "head", "fc")
 """Attribute names under which transformers' ``*ForSequenceClassification`` / ``*ForImageClassification``
 models keep their classification head, tried in this order."""

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.utils import ModelOutput
 
-from .features import HeadInputCapture, find_classification_head, mean_pooled
+from .features import FEATURE_SOURCES, HeadInputCapture, find_classification_head, mean_pooled
 
 
 @dataclass
@@ -60,8 +60,8 @@ class AdaptModel(nn.Module):
         num_domains: int = 2,
     ):
         super().__init__()
-        if feature_source not in ("head_input", "mean_pooled"):
-            raise ValueError(f"feature_source must be 'head_input' or 'mean_pooled', got {feature_source!r}")
+        if feature_source not in FEATURE_SOURCES:
+            raise ValueError(f"feature_source must be one of {FEATURE_SOURCES}, got {feature_source!r}")
         self.task_model = task_model
         self.methods = methods if methods is not None else nn.ModuleDict()
         self.method_weights = {name: float((method_weights or {}).get(name, 1.0)) for name in self.methods}

@@ -34,6 +34,7 @@ def test_defaults_and_method_parsing(tmp_path):
         ("feature_source", "pooler", "feature_source"),
         ("target_fraction", 1.0, "target_fraction"),
         ("lora_r", 0, "lora_r"),
+        ("discriminator_dropout", 1.0, "discriminator_dropout"),
         ("peft_save", "both", "peft_save"),
     ],
 )

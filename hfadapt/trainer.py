@@ -187,7 +187,9 @@ class AdaptTrainer(Trainer):
             if is_head:
                 group["lr"] = self.args.learning_rate * self.args.discriminator_lr_multiplier
             param_groups.append(group)
-        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        optimizer_cls, optimizer_kwargs = self.optimizer_cls_and_kwargs or self.get_optimizer_cls_and_kwargs(
+            self.args, opt_model
+        )
         self.optimizer = optimizer_cls(param_groups, **optimizer_kwargs)
         return self.optimizer
 

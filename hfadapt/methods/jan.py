@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import torch
 
 from . import register_method
-from .base import AlignmentMethod, AlignmentOutput
-from .mmd import MMD_ESTIMATORS, gaussian_kernel_matrix, mmd_from_kernel
+from .base import AlignmentOutput
+from .mmd import MultiKernelMMDLoss, check_estimate, gaussian_kernel_matrix, mmd_from_kernel
 
 PREDICTION_SIGMA = 0.92
 
@@ -36,15 +36,12 @@ def joint_mmd(
     """JMMD^2 between (features, predictions) of source ``(N_s, F), (N_s, C)`` and target ``(N_t, F), (N_t, C)``.
 
     Raises:
-        ValueError: on mismatched shapes, too few rows for the estimator, or an unknown estimator.
+        ValueError: on mismatched shapes, too few rows for the estimator, an unknown estimator or non-positive
+            kernel multipliers.
     """
-    if estimator not in MMD_ESTIMATORS:
-        raise ValueError(f"estimator must be one of {MMD_ESTIMATORS}, got {estimator!r}")
     if len(source) != len(source_logits) or len(target) != len(target_logits):
         raise ValueError("JAN needs one row of logits per feature row")
-    min_rows = 2 if estimator == "unbiased" else 1
-    if len(source) < min_rows or len(target) < min_rows:
-        raise ValueError(f"the {estimator} JMMD needs at least {min_rows} source and {min_rows} target row(s)")
+    check_estimate(len(source), len(target), multipliers, estimator, what="JMMD")
     k_features = gaussian_kernel_matrix(torch.cat([source, target]), multipliers)
     predictions = torch.softmax(torch.cat([source_logits, target_logits]).float(), dim=-1)
     k_predictions = gaussian_kernel_matrix(predictions, [1.0], base_bandwidth=prediction_sigma**2)
@@ -52,23 +49,14 @@ def joint_mmd(
 
 
 @register_method
-class JointMMDLoss(AlignmentMethod):
-    """JAN loss between source rows (all source domains pooled) and target rows.
+class JointMMDLoss(MultiKernelMMDLoss):
+    """JAN loss between source rows (all source domains pooled) and target rows; the feature kernels and the
+    estimator are those of :class:`~hfadapt.methods.mmd.MultiKernelMMDLoss` (``mmd_*`` config fields).
 
     Shape: features ``(N, F)``, domain ``(N,)``, logits ``(N, C)``; output a scalar. No trainable parameters.
     """
 
     name = "jan"
-
-    def __init__(self, num_domains: int = 2, multipliers: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0),
-                 estimator: str = "unbiased"):
-        super().__init__(num_domains)
-        self.multipliers = tuple(float(m) for m in multipliers)
-        self.estimator = estimator
-
-    @classmethod
-    def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> JointMMDLoss:
-        return cls(num_domains, config.mmd_kernel_multipliers, config.mmd_estimator)
 
     def forward(self, features: torch.Tensor, domain: torch.Tensor, logits: torch.Tensor | None = None) -> AlignmentOutput:
         logits = self.require_logits(logits, self.name)

@@ -62,15 +62,22 @@ def multi_kernel_mmd(
     """
     if source.ndim != 2 or target.ndim != 2 or source.shape[1] != target.shape[1]:
         raise ValueError(f"MMD needs (N_s, F) and (N_t, F) features, got {tuple(source.shape)} and {tuple(target.shape)}")
+    check_estimate(len(source), len(target), multipliers, estimator)
+    kernel = gaussian_kernel_matrix(torch.cat([source, target]), multipliers, base_bandwidth)
+    return mmd_from_kernel(kernel, len(source), estimator)
+
+
+def check_estimate(
+    n_source: int, n_target: int, multipliers: Sequence[float], estimator: str, what: str = "MMD"
+) -> None:
+    """Raise ``ValueError`` for an unknown estimator, too few rows for it, or non-positive kernel multipliers."""
     if estimator not in MMD_ESTIMATORS:
         raise ValueError(f"estimator must be one of {MMD_ESTIMATORS}, got {estimator!r}")
     min_rows = 2 if estimator == "unbiased" else 1
-    if len(source) < min_rows or len(target) < min_rows:
-        raise ValueError(f"the {estimator} MMD needs at least {min_rows} source and {min_rows} target row(s)")
+    if n_source < min_rows or n_target < min_rows:
+        raise ValueError(f"the {estimator} {what} needs at least {min_rows} source and {min_rows} target row(s)")
     if not multipliers or any(m <= 0 for m in multipliers):
         raise ValueError(f"kernel multipliers must be positive, got {list(multipliers)}")
-    kernel = gaussian_kernel_matrix(torch.cat([source, target]), multipliers, base_bandwidth)
-    return mmd_from_kernel(kernel, len(source), estimator)
 
 
 def gaussian_kernel_matrix(

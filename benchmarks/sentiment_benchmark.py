@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments
 
 from hfadapt import AdaptConfig
 from hfadapt.cli_args import parse_with_config
@@ -63,6 +63,19 @@ def parse(argv: list[str] | None):
 
 def load_results(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def recipe_of(config: AdaptConfig) -> dict:
+    """The adaptation settings of a run (every ``AdaptConfig`` field that ``TrainingArguments`` lacks, but the
+    method): rows made with other settings are not mixed into the table."""
+    base = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(AdaptConfig) if f.name not in base | {"method"}}
+
+
+def same_recipe(row: dict, recipe: dict) -> bool:
+    """A row matches if it has a recipe that agrees with ``recipe`` on every field both know (a field added to
+    ``AdaptConfig`` later, at a default that does not change old methods, does not void older rows)."""
+    return "recipe" in row and all(row["recipe"][k] == recipe[k] for k in row["recipe"].keys() & recipe.keys())
 
 
 def budget_of(args, config: AdaptConfig) -> dict:
@@ -104,13 +117,17 @@ def main(argv: list[str] | None = None) -> None:
     (base_config,) = parse_with_config((AdaptConfig,), ["--output_dir", scratch, "--disable_tqdm", "true",
                                                         "--logging_steps", "1000"], default_config=args.recipe,
                                      ignore_keys=RECIPE_DATA_KEYS)
-    budget = budget_of(args, base_config)
+    budget, recipe = budget_of(args, base_config), json.loads(json.dumps(recipe_of(base_config)))
+
+    def matching(rows):
+        return [r for r in rows if r["budget"] == budget and same_recipe(r, recipe)]
+
     if not args.table_only:
         use_available_cpu_threads()
         data_dir = resolve_data_dir(args.data_dir, (REPO.parent / "shared" / "data" / "amazon-msd",))
         model_path = args.model_name_or_path or packaged_minilm_path()
         tokenizer = AutoTokenizer.from_pretrained(model_path)
-        done = {(r["pair"], r["method"], r["seed"]) for r in load_results(results_path) if r["budget"] == budget}
+        done = {(r["pair"], r["method"], r["seed"]) for r in matching(load_results(results_path))}
         results_path.parent.mkdir(parents=True, exist_ok=True)
         for pair, seed in itertools.product(args.pairs, args.seeds):
             todo = [m for m in args.methods if (pair, m, seed) not in done]
@@ -129,12 +146,12 @@ def main(argv: list[str] | None = None) -> None:
             for method in todo:
                 config = dataclasses.replace(base_config, method=method, seed=seed, max_steps=args.max_steps)
                 run = train_and_evaluate(make_model, config, splits, tokenizer, save=False)
-                row = {"pair": pair, "method": method, "seed": seed, "budget": budget, **run}
+                row = {"pair": pair, "method": method, "seed": seed, "budget": budget, "recipe": recipe, **run}
                 with results_path.open("a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(f"{pair} {method} seed {seed}: target {100 * run['target_accuracy']:.2f} "
                       f"({run['wall_time_s']} s)", flush=True)
-    rows = [r for r in load_results(results_path) if r["budget"] == budget]
+    rows = matching(load_results(results_path))
     table = markdown_table(rows, args.methods, args.pairs)
     table_path.parent.mkdir(parents=True, exist_ok=True)
     table_path.write_text(f"Budget: {json.dumps(budget)}; recipe {Path(args.recipe).name}\n\n{table}\n")

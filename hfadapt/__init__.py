@@ -4,7 +4,7 @@
 data with alignment losses (DANN, MK-MMD, ...) from the registry in :mod:`hfadapt.methods`.
 """
 
-from .callbacks import GRLScheduleCallback
+from .callbacks import AdaptationScheduleCallback
 from .config import AdaptConfig
 from .grl import GradientReversalLayer, grl_warm_start, reverse_gradient
 from .methods import ALIGNMENT_METHODS, AlignmentMethod, AlignmentOutput, register_method
@@ -21,7 +21,7 @@ __all__ = [
     "AdaptTrainer",
     "AlignmentMethod",
     "AlignmentOutput",
-    "GRLScheduleCallback",
+    "AdaptationScheduleCallback",
     "GradientReversalLayer",
     "grl_warm_start",
     "register_method",

@@ -6,29 +6,37 @@ from collections.abc import Callable
 
 from transformers import TrainerCallback
 
+Setter = Callable[[float], None]
+Schedule = Callable[[float], float]
 
-class GRLScheduleCallback(TrainerCallback):
-    """Sets the gradient-reversal coefficient once per optimizer step, before its first micro-batch.
 
-    ``lambda = schedule(p)`` with ``p = state.global_step / state.max_steps`` (optimizer steps done over total),
-    so the coefficient is the same for every micro-batch of an accumulation cycle, evaluation does not move it,
+class AdaptationScheduleCallback(TrainerCallback):
+    """Sets scheduled coefficients (the gradient-reversal ``lambda``, the loss-weight factor) once per optimizer
+    step, before its first micro-batch.
+
+    Each coefficient is ``schedule(p)`` with ``p = state.global_step / state.max_steps`` (optimizer steps done
+    over total), so it is the same for every micro-batch of an accumulation cycle, evaluation does not move it,
     and a resumed run (which restores ``global_step``) continues where it stopped.
 
     Args:
-        set_coefficient: called with the new ``lambda`` (e.g. ``AdaptModel.set_grl_coefficient``).
-        schedule: ``schedule(progress) -> lambda`` (see :mod:`hfadapt.grl`).
+        *schedules: ``(set_coefficient, schedule)`` pairs, e.g. ``(AdaptModel.set_grl_coefficient, grl_warm_start)``
+            or ``(AdaptModel.set_weight_factor, ...)``; ``schedule(progress) -> value`` (see :mod:`hfadapt.grl`).
     """
 
-    def __init__(self, set_coefficient: Callable[[float], None], schedule: Callable[[float], float]):
-        self.set_coefficient = set_coefficient
-        self.schedule = schedule
+    def __init__(self, *schedules: tuple[Setter, Schedule]):
+        self.schedules = schedules
 
     def progress(self, state) -> float:
         """Fraction of optimizer steps done, in ``[0, 1]``."""
         return state.global_step / state.max_steps if state.max_steps else 0.0
 
+    def _apply(self, state) -> None:
+        p = self.progress(state)
+        for set_coefficient, schedule in self.schedules:
+            set_coefficient(schedule(p))
+
     def on_train_begin(self, args, state, control, **kwargs):
-        self.set_coefficient(self.schedule(self.progress(state)))
+        self._apply(state)
 
     def on_step_begin(self, args, state, control, **kwargs):
-        self.set_coefficient(self.schedule(self.progress(state)))
+        self._apply(state)

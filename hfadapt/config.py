@@ -13,6 +13,7 @@ from .methods import ALIGNMENT_METHODS, parse_method_names
 from .methods.mmd import MMD_ESTIMATORS
 
 PEFT_SAVE_MODES = ("merged", "adapter")
+SOURCE_WEIGHTINGS = ("uniform", "fixed", "auto")
 
 
 @dataclass
@@ -38,7 +39,7 @@ class AdaptConfig(TrainingArguments):
         default="dann",
         metadata={
             "help": "Alignment method(s): 'none' (source-only baseline), 'dann', 'cdan', 'mmd', 'jan', 'coral', "
-            "'mcc', 'entropy', 'im', or several joined by '+' (e.g. 'dann+mmd')."
+            "'mcc', 'entropy', 'im', 'iw' (importance weighting), or several joined by '+' (e.g. 'dann+mmd')."
         },
     )
     dann_weight: float = field(default=1.0, metadata={"help": "Weight of the DANN domain-discriminator loss."})
@@ -49,6 +50,12 @@ class AdaptConfig(TrainingArguments):
     mcc_weight: float = field(default=1.0, metadata={"help": "Weight of the minimum class confusion loss."})
     entropy_weight: float = field(default=0.1, metadata={"help": "Weight of target entropy minimisation."})
     im_weight: float = field(default=0.1, metadata={"help": "Weight of target information maximisation."})
+    iw_weight: float = field(
+        default=1.0, metadata={"help": "Weight of the importance-weighting domain classifier's loss (it trains only that classifier)."}
+    )
+    iw_clip: float = field(
+        default=10.0, metadata={"help": "Importance weights p_t(x)/p_s(x) are clipped to [1/iw_clip, iw_clip] (>= 1)."}
+    )
 
     # --- gradient reversal (DANN) -------------------------------------------------------------------------
     grl_schedule: str = field(
@@ -59,7 +66,18 @@ class AdaptConfig(TrainingArguments):
         },
     )
     grl_max_lambda: float = field(default=1.0, metadata={"help": "Largest gradient-reversal coefficient."})
-    grl_gamma: float = field(default=10.0, metadata={"help": "Steepness gamma of the warm-start schedule."})
+    grl_gamma: float = field(
+        default=10.0, metadata={"help": "Steepness gamma of the warm-start schedules (gradient reversal and loss weights)."}
+    )
+    weight_schedule: str = field(
+        default="warm_start",
+        metadata={
+            "help": "Schedule of the loss weights of the non-adversarial methods (MMD, JAN, CORAL, MCC, entropy, IM, "
+            "...): 'warm_start' ramps each weight from 0 to its <name>_weight as 2 / (1 + exp(-gamma * p)) - 1, the "
+            "progressive strategy of JAN (Long et al., ICML 2017) after Ganin et al.; 'constant' applies it from the "
+            "first step. Adversarial methods (DANN, CDAN) ramp their gradient-reversal coefficient instead."
+        },
+    )
 
     # --- domain discriminator (DANN) ----------------------------------------------------------------------
     discriminator_hidden_size: int = field(default=256, metadata={"help": "Width of the discriminator's hidden layers."})
@@ -109,6 +127,23 @@ class AdaptConfig(TrainingArguments):
         },
     )
 
+    # --- several source domains ---------------------------------------------------------------------------
+    source_weighting: str = field(
+        default="uniform",
+        metadata={
+            "help": "Weights lambda_d of the source domains in the task loss sum_d lambda_d L_d (train_dataset given "
+            "as a dict of domains): 'uniform'; 'fixed' (source_domain_weights, in the dict's order); or 'auto': "
+            "lambda_d proportional to exp(-MMD_d / mean_k MMD_k), MMD_d the biased MK-MMD^2 between source d's and "
+            "the target's features under the initial model (a closer source counts more). Normalised to sum 1."
+        },
+    )
+    source_domain_weights: list[float] | None = field(
+        default=None, metadata={"help": "lambda_d per source domain for source_weighting='fixed'."}
+    )
+    source_weighting_samples: int = field(
+        default=256, metadata={"help": "Rows per domain whose features 'auto' source weighting compares."}
+    )
+
     # --- PEFT ---------------------------------------------------------------------------------------------
     use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters instead of the whole backbone."})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
@@ -140,6 +175,20 @@ class AdaptConfig(TrainingArguments):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
         if self.grl_schedule not in GRL_SCHEDULES:
             raise ValueError(f"grl_schedule must be one of {sorted(GRL_SCHEDULES)}, got {self.grl_schedule!r}")
+        if self.weight_schedule not in GRL_SCHEDULES:
+            raise ValueError(f"weight_schedule must be one of {sorted(GRL_SCHEDULES)}, got {self.weight_schedule!r}")
+        if self.source_weighting not in SOURCE_WEIGHTINGS:
+            raise ValueError(f"source_weighting must be one of {SOURCE_WEIGHTINGS}, got {self.source_weighting!r}")
+        if (self.source_weighting == "fixed") != (self.source_domain_weights is not None):
+            raise ValueError("source_domain_weights are used with source_weighting='fixed' and only then; set both or neither")
+        if self.source_domain_weights is not None and (
+            any(not math.isfinite(w) or w < 0 for w in self.source_domain_weights) or sum(self.source_domain_weights) <= 0
+        ):
+            raise ValueError(f"source_domain_weights must be finite numbers >= 0, not all 0; got {self.source_domain_weights}")
+        if self.source_weighting_samples < 2:
+            raise ValueError(f"source_weighting_samples must be >= 2, got {self.source_weighting_samples}")
+        if not self.iw_clip >= 1:
+            raise ValueError(f"iw_clip must be >= 1, got {self.iw_clip}")
         for name in ("grl_gamma", "discriminator_lr_multiplier", "mcc_temperature"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")

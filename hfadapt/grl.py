@@ -2,7 +2,7 @@
 
 The gradient-reversal layer (GRL) is the identity in the forward pass and multiplies the gradient by
 ``-lambda`` in the backward pass. ``lambda`` is *state* set from outside (by
-:class:`hfadapt.callbacks.GRLScheduleCallback`, once per optimizer step); nothing here advances it.
+:class:`hfadapt.callbacks.AdaptationScheduleCallback`, once per optimizer step); nothing here advances it.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -31,7 +33,8 @@ class AdaptModel(nn.Module):
     """A ``*ForSequenceClassification`` (or image classification) model with alignment heads beside it.
 
     One forward runs over the concatenated source and target rows of a batch; the task loss (cross-entropy)
-    uses labelled source rows only; each alignment method compares source and target features, the
+    uses labelled source rows only (per source domain ``d``, weighted by ``lambda_d``, and per row by an
+    instance-weighting method's ``source_weights`` if one runs); each alignment method compares source and target features, the
     representation the classification head reads (``feature_source="head_input"``) or the mean-pooled last
     hidden state (``"mean_pooled"``).
 
@@ -44,6 +47,9 @@ class AdaptModel(nn.Module):
         method_weights: loss weight of each method by name.
         feature_source: ``"head_input"`` or ``"mean_pooled"``.
         num_domains: source domains + 1; the target domain id is ``num_domains - 1``.
+        domain_names: a name per domain id (sources then target), used in logged keys.
+        source_domain_weights: ``lambda_d`` per source domain in the task loss ``sum_d lambda_d L_d`` (normalised
+            to sum 1; ``None``: equal).
 
     Inputs of ``forward``: the task model's inputs (``input_ids (N, L)``, ``attention_mask (N, L)``, ...),
     ``labels (N,)`` long with -100 on unlabelled rows, ``domain (N,)`` long (absent in evaluation).
@@ -58,6 +64,8 @@ class AdaptModel(nn.Module):
         method_weights: dict[str, float] | None = None,
         feature_source: str = "head_input",
         num_domains: int = 2,
+        domain_names: Sequence[str] | None = None,
+        source_domain_weights: Sequence[float] | None = None,
     ):
         super().__init__()
         if feature_source not in FEATURE_SOURCES:
@@ -66,7 +74,14 @@ class AdaptModel(nn.Module):
         self.methods = methods if methods is not None else nn.ModuleDict()
         self.method_weights = {name: float((method_weights or {}).get(name, 1.0)) for name in self.methods}
         self.feature_source = feature_source
+        self.weight_factor = 1.0
         self.num_domains = num_domains
+        self.domain_names = list(domain_names) if domain_names is not None else [
+            *(f"source{d}" for d in range(num_domains - 1)), "target"
+        ]
+        if len(self.domain_names) != num_domains:
+            raise ValueError(f"domain_names has {len(self.domain_names)} names for {num_domains} domains")
+        self.set_source_domain_weights(source_domain_weights)
         self.head_name, head = find_classification_head(task_model)
         self._capture = HeadInputCapture(head)
 
@@ -84,6 +99,31 @@ class AdaptModel(nn.Module):
         for method in self.methods.values():
             if hasattr(method, "set_grl_coefficient"):
                 method.set_grl_coefficient(value)
+
+    def set_source_domain_weights(self, weights: Sequence[float] | None) -> None:
+        """Set ``lambda_d`` of the task loss, one per source domain (``None``: equal); normalised to sum 1.
+
+        Raises:
+            ValueError: on a wrong count, a negative or non-finite value, or all zeros.
+        """
+        n_sources = self.num_domains - 1
+        values = [1.0] * n_sources if weights is None else [float(w) for w in weights]
+        if len(values) != n_sources or any(not math.isfinite(w) or w < 0 for w in values) or sum(values) <= 0:
+            raise ValueError(f"source domain weights must be {n_sources} finite numbers >= 0, not all 0; got {weights}")
+        self.source_domain_weights = [w / sum(values) for w in values]
+
+    def set_weight_factor(self, value: float) -> None:
+        """Scale the loss weight of every method *without* gradient reversal by ``value`` in ``[0, 1]`` (the
+        warm-start of ``AdaptConfig.weight_schedule``); adversarial methods are scheduled by their GRL instead."""
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"loss-weight factor must be in [0, 1], got {value}")
+        self.weight_factor = float(value)
+
+    def effective_weight(self, name: str) -> float:
+        """The weight method ``name``'s loss gets now: its configured weight, times the schedule's factor unless
+        the method is adversarial (has a gradient-reversal coefficient)."""
+        scheduled = not hasattr(self.methods[name], "set_grl_coefficient")
+        return self.method_weights[name] * (self.weight_factor if scheduled else 1.0)
 
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None):
         """Delegate to the task model (the heads are too small to checkpoint)."""
@@ -111,6 +151,42 @@ class AdaptModel(nn.Module):
         """
         return self._run(inputs, with_features=True)[1]
 
+    def _task_loss(
+        self,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        domain: torch.Tensor | None,
+        source_weights: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Cross-entropy on the labelled source rows: ``sum_d lambda_d * L_d`` with ``L_d`` the (importance-weighted)
+        mean over source domain ``d``'s rows; one source domain gives the plain mean. Returns the loss and, with
+        several source domains, ``loss_task_<domain>`` and ``accuracy_<domain>`` components."""
+        labelled = labels != -100
+        if domain is not None:
+            labelled &= domain != self.target_domain  # target labels never reach a loss
+        if not labelled.any():
+            return logits.sum() * 0.0, {}
+        per_row = F.cross_entropy(logits[labelled].float(), labels[labelled], reduction="none")
+        row_weight = torch.ones_like(per_row)
+        if source_weights is not None:
+            full = torch.ones(len(labels), device=per_row.device, dtype=per_row.dtype)
+            full[domain != self.target_domain] = source_weights.to(per_row.dtype)
+            row_weight = full[labelled]
+        if domain is None or self.num_domains == 2:
+            return (per_row * row_weight).sum() / row_weight.sum(), {}
+        row_domain = domain[labelled]
+        correct = (logits[labelled].argmax(-1) == labels[labelled]).float()
+        loss, components = per_row.new_zeros(()), {}
+        for d, (name, lam) in enumerate(zip(self.domain_names, self.source_domain_weights, strict=False)):
+            in_d = row_domain == d
+            if not in_d.any():
+                continue
+            loss_d = (per_row[in_d] * row_weight[in_d]).sum() / row_weight[in_d].sum()
+            loss = loss + lam * loss_d
+            components[f"loss_task_{name}"] = loss_d.detach()
+            components[f"accuracy_{name}"] = correct[in_d].mean()
+        return loss, components
+
     def forward(self, labels: torch.Tensor | None = None, domain: torch.Tensor | None = None, **inputs) -> AdaptModelOutput:
         aligning = self.training and domain is not None and len(self.methods) > 0
         if self.training and domain is not None and not aligning:
@@ -122,33 +198,34 @@ class AdaptModel(nn.Module):
 
         outputs, features = self._run(inputs, with_features=aligning)
         logits = outputs.logits
-
-        loss = None
-        if labels is not None:
-            labelled = labels != -100
-            if domain is not None:
-                labelled &= domain != self.target_domain  # target labels never reach a loss
-            if labelled.any():
-                loss = F.cross_entropy(logits[labelled].float(), labels[labelled])
-            else:
-                loss = logits.sum() * 0.0
         if not self.training:
+            loss = None if labels is None else self._task_loss(logits, labels, domain)[0]
             return AdaptModelOutput(loss=loss, logits=logits)
 
         components: dict[str, torch.Tensor] = {}
-        if loss is not None:
-            components["loss_task"] = loss.detach()
+        alignment = logits.sum() * 0.0
+        source_weights = None
         if aligning:
             has_both = bool((domain == self.target_domain).any()) and bool((domain != self.target_domain).any())
-            total = loss if loss is not None else logits.sum() * 0.0
             for name, method in self.methods.items():
-                if has_both:
-                    out = method(features, domain, logits)
-                    total = total + self.method_weights[name] * out.loss
-                    components[f"loss_{name}"] = out.loss.detach()
-                    components.update({f"{name}_{k}": v.detach() for k, v in out.metrics.items()})
-                else:
+                if not has_both:
                     # Keep every head in the graph so DDP's reducer sees all parameters on every step.
-                    total = total + sum(p.sum() * 0.0 for p in method.parameters())
-            loss = total
+                    alignment = alignment + sum(p.sum() * 0.0 for p in method.parameters())
+                    continue
+                out = method(features, domain, logits)
+                weight = self.effective_weight(name)
+                alignment = alignment + weight * out.loss
+                components[f"loss_{name}"] = out.loss.detach()
+                components[f"{name}_weight"] = torch.tensor(weight, device=out.loss.device)
+                components.update({f"{name}_{k}": v.detach() for k, v in out.metrics.items()})
+                if out.source_weights is not None:
+                    if source_weights is not None:
+                        raise ValueError("two methods of this run weight the source rows; combine at most one of them")
+                    source_weights = out.source_weights.detach()
+        loss = None
+        if labels is not None:
+            loss, per_domain = self._task_loss(logits, labels, domain, source_weights)
+            components["loss_task"] = loss.detach()
+            components.update(per_domain)
+        loss = alignment if loss is None else loss + alignment
         return AdaptModelOutput(loss=loss, logits=logits, components=components)

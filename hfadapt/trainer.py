@@ -15,7 +15,7 @@ from torch import nn
 from transformers import DataCollatorWithPadding, PreTrainedModel, Trainer, default_data_collator, set_seed
 from transformers.trainer import TRAINING_ARGS_NAME
 
-from .callbacks import GRLScheduleCallback
+from .callbacks import AdaptationScheduleCallback
 from .config import AdaptConfig
 from .data.mixing import DOMAIN_COLUMN, LABEL_COLUMNS, build_training_set, check_columns, check_label_sets
 from .data.sampler import DomainBalancedSampler
@@ -24,6 +24,7 @@ from .grl import GRL_SCHEDULES
 from .methods import build_methods
 from .model import AdaptModel
 from .peft_utils import is_peft_model, lora_config_from, save_task_model, wrap_with_peft
+from .source_weighting import dataset_features, proximity_weights
 
 
 class AdaptTrainer(Trainer):
@@ -38,7 +39,11 @@ class AdaptTrainer(Trainer):
     Args:
         model: an ``AutoModelForSequenceClassification`` (or image classification) model, or a PEFT model.
         args: an :class:`~hfadapt.AdaptConfig`.
-        train_dataset: labelled **source** rows: model inputs (``input_ids``, ...) and ``label``/``labels``.
+        train_dataset: labelled **source** rows: model inputs (``input_ids``, ...) and ``label``/``labels``; or a
+            dict ``{domain_name: Dataset}`` of several source domains (multi-source adaptation: every batch holds
+            rows of each, the task loss is ``sum_d lambda_d L_d`` with ``lambda_d`` from
+            ``args.source_weighting``, DANN's discriminator tells all domains apart, and ``loss_task_<name>`` and
+            ``accuracy_<name>`` are logged per source domain).
         target_dataset: **unlabelled target** rows: model inputs. A label column, if present, is dropped before
             training: no loss ever sees a target label.
         eval_dataset: a dataset or a dict of them (e.g. ``{"source_val": ..., "target_test": ...}``, giving
@@ -89,17 +94,26 @@ class AdaptTrainer(Trainer):
             raise ValueError(f"hfadapt adapts classifiers; the model has num_labels={num_labels} (regression)")
 
         model_inputs = [p for p in inspect.signature(unwrap_peft(model).forward).parameters if p not in LABEL_COLUMNS]
-        check_columns(train_dataset, "train_dataset (source)", model_inputs, need_labels=True)
+        sources = self._named_sources(train_dataset)
+        for name, ds in sources.items():
+            check_columns(ds, f"train_dataset (source {name!r})" if len(sources) > 1 else "train_dataset (source)",
+                          model_inputs, need_labels=True)
         check_columns(target_dataset, "target_dataset", model_inputs, need_labels=False)
         evals = eval_dataset if isinstance(eval_dataset, dict) else ({"eval": eval_dataset} if eval_dataset is not None else {})
         for name, ds in evals.items():
             check_columns(ds, f"eval dataset {name!r}", model_inputs, need_labels=False)
-        check_label_sets(train_dataset, num_labels, evals)
+        first, *others = sources.values()
+        for ds in sources.values():
+            check_label_sets(ds, num_labels, evals)
+        check_label_sets(first, num_labels, {f"source {n!r}": ds for n, ds in list(sources.items())[1:]})
+        if args.source_weighting == "fixed" and len(args.source_domain_weights) != len(sources):
+            raise ValueError(f"source_domain_weights has {len(args.source_domain_weights)} values for "
+                             f"{len(sources)} source domains {list(sources)}")
         # A dataset's own `domain` column (e.g. a domain name) is not the domain id the model takes.
         evals = {name: ds.remove_columns(DOMAIN_COLUMN) if DOMAIN_COLUMN in ds.column_names else ds for name, ds in evals.items()}
         if eval_dataset is not None:
             eval_dataset = evals if isinstance(eval_dataset, dict) else evals["eval"]
-        mixed = build_training_set(train_dataset, target_dataset, model_inputs, target_domain=1)
+        mixed = build_training_set(list(sources.values()), target_dataset, model_inputs)
         self._model_input_names = model_inputs
 
         if peft_config is None and args.use_peft:
@@ -111,10 +125,21 @@ class AdaptTrainer(Trainer):
             data_collator = (
                 DataCollatorWithPadding(processing_class) if hasattr(processing_class, "pad") else default_data_collator
             )
-        adapt_model = AdaptModel(model, feature_source=args.feature_source, num_domains=2)
-        feature_dim = self._probe_feature_dim(adapt_model, train_dataset, data_collator, model_inputs)
+        num_domains = len(sources) + 1
+        adapt_model = AdaptModel(model, feature_source=args.feature_source, num_domains=num_domains,
+                                 domain_names=[*sources, "target"])
+        feature_dim = self._probe_feature_dim(adapt_model, first, data_collator, model_inputs)
+        self.source_domain_distances = None
+        if args.source_weighting == "fixed":
+            adapt_model.set_source_domain_weights(args.source_domain_weights)
+        elif args.source_weighting == "auto" and len(sources) > 1:
+            features = [dataset_features(adapt_model, ds, data_collator, model_inputs, args.source_weighting_samples)
+                        for ds in (*sources.values(), target_dataset)]
+            weights, self.source_domain_distances = proximity_weights(features[:-1], features[-1],
+                                                                      args.mmd_kernel_multipliers)
+            adapt_model.set_source_domain_weights(weights)
         set_seed(args.seed)  # heads start the same in every run with this seed
-        methods = build_methods(args, feature_dim, num_domains=2, num_classes=num_labels)
+        methods = build_methods(args, feature_dim, num_domains=num_domains, num_classes=num_labels)
         adapt_model.methods.update(methods)
         adapt_model.method_weights = {name: args.method_weight(name) for name in methods}
 
@@ -129,8 +154,11 @@ class AdaptTrainer(Trainer):
             callbacks=callbacks,
             **kwargs,
         )
-        schedule = functools.partial(GRL_SCHEDULES[args.grl_schedule], max_lambda=args.grl_max_lambda, gamma=args.grl_gamma)
-        self.add_callback(GRLScheduleCallback(adapt_model.set_grl_coefficient, schedule))
+        grl = functools.partial(GRL_SCHEDULES[args.grl_schedule], max_lambda=args.grl_max_lambda, gamma=args.grl_gamma)
+        weights = functools.partial(GRL_SCHEDULES[args.weight_schedule], max_lambda=1.0, gamma=args.grl_gamma)
+        self.add_callback(
+            AdaptationScheduleCallback((adapt_model.set_grl_coefficient, grl), (adapt_model.set_weight_factor, weights))
+        )
         self._components: dict[str, list[torch.Tensor]] = defaultdict(list)
 
     # ---- set-up helpers ------------------------------------------------------------------------------------
@@ -147,6 +175,28 @@ class AdaptTrainer(Trainer):
         finally:
             adapt_model.train(was_training)
         return int(features.shape[-1])
+
+    @staticmethod
+    def _named_sources(train_dataset) -> dict[str, datasets.Dataset]:
+        """``{name: dataset}`` of the source domains: one ``Dataset`` is the single domain ``"source"``."""
+        if isinstance(train_dataset, datasets.Dataset):
+            return {"source": train_dataset}
+        if isinstance(train_dataset, dict | datasets.DatasetDict):
+            if not train_dataset:
+                raise ValueError("train_dataset is an empty dict: give at least one labelled source domain")
+            bad = [n for n in train_dataset if not str(n).isidentifier() or n == "target"]
+            if bad:
+                raise ValueError(f"source domain names must be identifiers other than 'target' (they name logged "
+                                 f"keys such as loss_task_<name>), got {bad}")
+            return dict(train_dataset)
+        raise TypeError(f"train_dataset must be a datasets.Dataset or a dict of them (one per source domain), "
+                        f"got {type(train_dataset).__name__}")
+
+    @property
+    def source_domain_weights(self) -> dict[str, float]:
+        """``lambda_d`` of each source domain in the task loss (normalised to sum 1)."""
+        model = self.adapt_model
+        return dict(zip(model.domain_names[:-1], model.source_domain_weights, strict=True))
 
     @property
     def adapt_model(self) -> AdaptModel:

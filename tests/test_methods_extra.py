@@ -23,7 +23,7 @@ def h(p):
 
 
 def test_registry_holds_every_method():
-    assert {"dann", "cdan", "mmd", "jan", "coral", "mcc", "entropy", "im"} <= set(ALIGNMENT_METHODS)
+    assert {"dann", "cdan", "mmd", "jan", "coral", "mcc", "entropy", "im", "iw"} <= set(ALIGNMENT_METHODS)
 
 
 def test_coral_hand_computed():
@@ -118,3 +118,49 @@ def test_jan_hand_computed_and_reduces_to_mmd_for_equal_predictions():
     assert got.item() == pytest.approx(expected, rel=1e-6)
     same = torch.zeros(2, 2)
     assert torch.allclose(joint_mmd(source, target, same, same), multi_kernel_mmd(source, target))
+
+
+def test_density_ratio_weights_hand_computed():
+    from hfadapt.methods.importance import density_ratio_weights
+
+    p = torch.tensor([0.5, 0.8, 0.2, 0.99])  # odds 1, 4, 0.25, 99 -> clipped to 10
+    raw = [1.0, 4.0, 0.25, 10.0]
+    expected = [r / (sum(raw) / 4) for r in raw]
+    assert density_ratio_weights(p, clip=10.0).tolist() == pytest.approx(expected, rel=1e-5)
+    # with two source domains pooled, the balanced prior doubles every odds (before clipping)
+    raw2 = [2.0, 8.0, 0.5, 10.0]
+    assert density_ratio_weights(p, prior_ratio=2.0).tolist() == pytest.approx([r / (sum(raw2) / 4) for r in raw2])
+    with pytest.raises(ValueError):
+        density_ratio_weights(p, clip=0.5)
+
+
+def test_importance_weighting_weights_the_task_loss_and_leaves_features_alone():
+    from hfadapt.methods.importance import ImportanceWeighting
+
+    torch.manual_seed(0)
+    iw = ImportanceWeighting(feature_dim=4, hidden_size=8, num_layers=1, dropout=0.0)
+    features = torch.randn(6, 4, requires_grad=True)
+    domain = torch.tensor([0, 0, 0, 0, 1, 1])
+    out = iw(features, domain)
+    out.loss.backward()
+    assert features.grad is None  # the classifier reads detached features
+    assert out.source_weights.shape == (4,) and out.source_weights.mean().item() == pytest.approx(1.0)
+    p_t = torch.softmax(iw.classifier(features[:4].detach()), -1)[:, 1]
+    odds = (p_t / (1 - p_t)).clamp(0.1, 10)
+    assert out.source_weights.tolist() == pytest.approx((odds / odds.mean()).tolist(), rel=1e-5)
+    assert 0 < out.metrics["ess"].item() <= 1.0
+
+
+def test_model_applies_instance_weights_to_the_source_rows():
+    from conftest import tiny_bert
+
+    from hfadapt.model import AdaptModel
+
+    model = AdaptModel(tiny_bert())
+    logits = torch.tensor([[1.0, 0.0], [0.0, 2.0], [0.3, 0.1], [5.0, 5.0]])
+    labels = torch.tensor([0, 0, -100, -100])
+    domain = torch.tensor([0, 0, 1, 1])
+    w = torch.tensor([3.0, 1.0])
+    ce = F.cross_entropy(logits[:2], labels[:2], reduction="none")
+    loss, _ = model._task_loss(logits, labels, domain, w)
+    assert loss.item() == pytest.approx(((3 * ce[0] + ce[1]) / 4).item())

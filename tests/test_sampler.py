@@ -41,3 +41,19 @@ def test_rejects_impossible_inputs():
         DomainBalancedSampler([0] + [1] * 8, 4, 2)
     with pytest.raises(ValueError, match="n_source"):
         DomainBalancedSampler([0] * 8 + [1] * 8, 4, 4)
+
+
+def test_several_source_domains_are_all_in_every_block():
+    domain = [0] * 30 + [1] * 6 + [2] * 10  # two source domains of very different sizes, target id 2
+    sampler = DomainBalancedSampler(domain, batch_size=8, n_source=5, target_domain=2, seed=0)
+    assert sampler.per_domain_counts() == [3, 2]
+    assert len(sampler) == (36 // 5) * 8
+    for block in blocks(sampler, 8):
+        assert [domain[i] for i in block] == [0, 0, 0, 1, 1, 2, 2, 2]
+    small = [i for b in blocks(sampler, 8) for i in b[3:5]]
+    assert set(small) == set(range(30, 36))  # the small domain's rows restart and are all used
+
+
+def test_more_source_domains_than_source_rows_per_batch():
+    with pytest.raises(ValueError, match="every source domain needs at least one row"):
+        DomainBalancedSampler([0, 0, 1, 1, 2, 2, 3, 3], batch_size=4, n_source=2, target_domain=3)

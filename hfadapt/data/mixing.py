@@ -5,7 +5,7 @@ Everything here runs before training starts, so bad input fails in seconds, not 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import datasets
 
@@ -87,39 +87,52 @@ def check_label_sets(source: datasets.Dataset, num_labels: int, eval_datasets: M
 
 
 def build_training_set(
-    source: datasets.Dataset, target: datasets.Dataset, model_inputs: Iterable[str], target_domain: int = 1
+    source: datasets.Dataset | Sequence[datasets.Dataset],
+    target: datasets.Dataset,
+    model_inputs: Iterable[str],
+    target_domain: int | None = None,
 ) -> datasets.Dataset:
-    """Concatenate labelled source and unlabelled target rows with ``labels`` and ``domain`` columns.
+    """Concatenate labelled source rows (one or several source domains) and unlabelled target rows, with
+    ``labels`` and ``domain`` columns.
 
     The target's label column, if any, is dropped *before* mixing: target rows get ``labels = -100``, so no
     loss can see a target label.
 
     Args:
-        source: labelled source rows (model inputs + a label column).
+        source: labelled source rows (model inputs + a label column), or a sequence of such sets, one per source
+            domain; source domain ``k`` gets domain id ``k``.
         target: target rows (model inputs; a label column is ignored).
         model_inputs: forward argument names to keep (``input_ids``, ``attention_mask``, ...).
-        target_domain: domain id given to target rows; source rows get 0.
+        target_domain: domain id given to target rows; default (and the only value hfadapt uses) the number of
+            source domains.
 
     Returns:
-        A ``datasets.Dataset`` with the model inputs the two share, ``labels`` (int64) and ``domain`` (int64),
+        A ``datasets.Dataset`` with the model inputs all sets share, ``labels`` (int64) and ``domain`` (int64),
         source rows first.
 
     Raises:
-        ValueError: if the two sets share no model input column.
+        ValueError: if the sets share no model input column.
     """
-    inputs = [c for c in model_inputs if c in source.column_names and c in target.column_names and c not in LABEL_COLUMNS]
+    sources = [source] if isinstance(source, datasets.Dataset) else list(source)
+    target_domain = len(sources) if target_domain is None else target_domain
+    columns = [set(ds.column_names) for ds in (*sources, target)]
+    inputs = [c for c in model_inputs if all(c in cols for cols in columns) and c not in LABEL_COLUMNS]
     if not inputs:
         raise ValueError(
-            f"source and target share no model input column (source: {source.column_names}, target: {target.column_names})"
+            "the source and target sets share no model input column (columns: "
+            f"{[ds.column_names for ds in (*sources, target)]})"
         )
     int64 = datasets.Value("int64")
-    label_column = _label_column(source)
-    src = source.select_columns([*inputs, label_column])
-    if label_column != "labels":
-        src = src.rename_column(label_column, "labels")
-    src = src.cast_column("labels", int64).add_column(DOMAIN_COLUMN, [0] * len(src), feature=int64)
+    parts = []
+    for domain_id, ds in enumerate(sources):
+        label_column = _label_column(ds)
+        src = ds.select_columns([*inputs, label_column])
+        if label_column != "labels":
+            src = src.rename_column(label_column, "labels")
+        src = src.cast_column("labels", int64).add_column(DOMAIN_COLUMN, [domain_id] * len(src), feature=int64)
+        parts.append(src if not parts else src.cast(parts[0].features))
     tgt = target.select_columns(inputs)
     tgt = tgt.add_column("labels", [-100] * len(tgt), feature=int64)
     tgt = tgt.add_column(DOMAIN_COLUMN, [target_domain] * len(tgt), feature=int64)
-    tgt = tgt.cast(src.features)
-    return datasets.concatenate_datasets([src, tgt])
+    parts.append(tgt.cast(parts[0].features))
+    return datasets.concatenate_datasets(parts)

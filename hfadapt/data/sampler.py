@@ -12,14 +12,17 @@ class DomainBalancedSampler(Sampler[int]):
     """Yield indices in blocks of ``batch_size``: ``n_source`` source rows then ``batch_size - n_source`` target rows.
 
     The dataset is the mixed training set built by :func:`hfadapt.data.build_training_set`: each row has a
-    domain id (``target_domain`` for target rows). An epoch is one pass over the labelled source rows in a
-    random order (the last incomplete block is dropped); target rows are drawn from their own random
-    permutations, which restart when used up. Under ``accelerate``/DDP whole blocks go to one process, so
-    every rank's batch keeps the proportion.
+    domain id (``target_domain`` for target rows, ``0 .. target_domain - 1`` for source domains). An epoch is
+    as many blocks as the source rows fill (the last incomplete block is dropped). With one source domain
+    that is one pass over the source rows in a random order; target rows are drawn from their own random
+    permutations, which restart when used up. With several source domains every block holds
+    ``n_source // K`` rows of each (the remainder going to the first domains), each drawn from its own
+    restarting permutation, so every domain is represented in every batch whatever their sizes. Under
+    ``accelerate``/DDP whole blocks go to one process, so every rank's batch keeps the proportions.
 
-    The order depends only on ``seed``, the epoch (:meth:`set_epoch`) and the block size: the source and
-    target permutations are drawn independently of ``batch_size``, so two runs whose batch sizes differ by an
-    integer factor (gradient accumulation 1x8 and 2x4) see the same rows in each optimizer step.
+    The order depends only on ``seed``, the epoch (:meth:`set_epoch`) and the block size: the permutations
+    are drawn independently of ``batch_size``, so with one source domain two runs whose batch sizes differ by
+    an integer factor (gradient accumulation 1x8 and 2x4) see the same rows in each optimizer step.
 
     Args:
         domain: ``(len(dataset),)`` domain id of each row.
@@ -29,12 +32,14 @@ class DomainBalancedSampler(Sampler[int]):
         seed: base seed; epoch ``e`` uses ``seed + e``.
 
     Raises:
-        ValueError: if there are fewer source rows than one block needs, or no target row.
+        ValueError: if there are fewer source rows than one block needs, fewer source rows per block than
+            source domains, or no target row.
     """
 
     def __init__(self, domain: Sequence[int], batch_size: int, n_source: int, target_domain: int = 1, seed: int = 0):
         domain_t = torch.as_tensor(list(domain), dtype=torch.long)
         self.source_index = torch.nonzero(domain_t != target_domain).flatten()
+        self.domain_index = [torch.nonzero(domain_t == d).flatten() for d in sorted(set(domain_t.tolist()) - {target_domain})]
         self.target_index = torch.nonzero(domain_t == target_domain).flatten()
         if not 1 <= n_source < batch_size:
             raise ValueError(f"n_source must be in [1, batch_size), got {n_source} of {batch_size}")
@@ -43,6 +48,11 @@ class DomainBalancedSampler(Sampler[int]):
         if len(self.source_index) < n_source:
             raise ValueError(
                 f"the training set has {len(self.source_index)} source rows, fewer than the {n_source} one batch needs"
+            )
+        if len(self.domain_index) > n_source:
+            raise ValueError(
+                f"{len(self.domain_index)} source domains but only {n_source} source rows per batch: every source "
+                "domain needs at least one row in each batch; raise per_device_train_batch_size"
             )
         self.batch_size = batch_size
         self.n_source = n_source
@@ -61,16 +71,28 @@ class DomainBalancedSampler(Sampler[int]):
     def __len__(self) -> int:
         return self.num_batches * self.batch_size
 
-    def _target_stream(self, generator: torch.Generator) -> Iterator[int]:
+    @staticmethod
+    def _stream(index: torch.Tensor, seed: int) -> Iterator[int]:
+        """Rows of ``index`` in random permutations drawn one after another."""
+        generator = torch.Generator().manual_seed(seed)
         while True:
-            yield from self.target_index[torch.randperm(len(self.target_index), generator=generator)].tolist()
+            yield from index[torch.randperm(len(index), generator=generator)].tolist()
+
+    def per_domain_counts(self) -> list[int]:
+        """Source rows each source domain contributes to a block."""
+        k = len(self.domain_index)
+        return [self.n_source // k + (1 if d < self.n_source % k else 0) for d in range(k)]
 
     def __iter__(self) -> Iterator[int]:
-        g_source = torch.Generator().manual_seed(self.seed + self.epoch)
-        g_target = torch.Generator().manual_seed(self.seed + self.epoch + 1_000_003)
-        source = self.source_index[torch.randperm(len(self.source_index), generator=g_source)].tolist()
-        target = self._target_stream(g_target)
-        for b in range(self.num_batches):
-            yield from source[b * self.n_source : (b + 1) * self.n_source]
+        target = self._stream(self.target_index, self.seed + self.epoch + 1_000_003)
+        if len(self.domain_index) == 1:
+            sources = [self._stream(self.source_index, self.seed + self.epoch)]  # one pass: num_batches fits in it
+        else:
+            sources = [self._stream(index, self.seed + self.epoch + 2_000_003 * d) for d, index in enumerate(self.domain_index)]
+        counts = [self.n_source] if len(sources) == 1 else self.per_domain_counts()
+        for _ in range(self.num_batches):
+            for stream, count in zip(sources, counts, strict=True):
+                for _ in range(count):
+                    yield next(stream)
             for _ in range(self.n_target):
                 yield next(target)

@@ -20,10 +20,13 @@ class AlignmentOutput:
         loss: scalar tensor to be weighted and added to the task loss (gradients flow through it).
         metrics: detached scalar tensors to log, named without prefix (e.g. ``{"accuracy": ...}``); the
             trainer logs them as ``<method>_<name>``.
+        source_weights: optional detached ``(N_s,)`` weights of the source rows (in batch order) for the task
+            loss, ``sum_i w_i CE_i / sum_i w_i`` (instance weighting); at most one method of a run may set them.
     """
 
     loss: torch.Tensor
     metrics: dict[str, torch.Tensor] = field(default_factory=dict)
+    source_weights: torch.Tensor | None = None
 
 
 class AlignmentMethod(nn.Module):

@@ -9,6 +9,7 @@ from .config import AdaptConfig
 from .grl import GradientReversalLayer, grl_warm_start, reverse_gradient
 from .methods import ALIGNMENT_METHODS, AlignmentMethod, AlignmentOutput, register_method
 from .model import AdaptModel, AdaptModelOutput
+from .multitask import MultiTaskConfig, MultiTaskModel
 from .trainer import AdaptTrainer
 
 __version__ = "0.1.0"
@@ -23,6 +24,8 @@ __all__ = [
     "AlignmentOutput",
     "AdaptationScheduleCallback",
     "GradientReversalLayer",
+    "MultiTaskConfig",
+    "MultiTaskModel",
     "grl_warm_start",
     "register_method",
     "reverse_gradient",

@@ -39,7 +39,7 @@ class AdaptConfig(TrainingArguments):
         default="dann",
         metadata={
             "help": "Alignment method(s): 'none' (source-only baseline), 'dann', 'cdan', 'mmd', 'jan', 'coral', "
-            "'mcc', 'entropy', 'im', 'iw' (importance weighting), or several joined by '+' (e.g. 'dann+mmd')."
+            "'mcc', 'entropy', 'im', 'iw' (importance weighting), 'udalm' (target masked LM), or several joined by '+' (e.g. 'dann+mmd')."
         },
     )
     dann_weight: float = field(default=1.0, metadata={"help": "Weight of the DANN domain-discriminator loss."})
@@ -52,6 +52,12 @@ class AdaptConfig(TrainingArguments):
     im_weight: float = field(default=0.1, metadata={"help": "Weight of target information maximisation."})
     iw_weight: float = field(
         default=1.0, metadata={"help": "Weight of the importance-weighting domain classifier's loss (it trains only that classifier)."}
+    )
+    udalm_weight: float = field(
+        default=1.0, metadata={"help": "Weight of UDALM's masked-language-model loss on the target text."}
+    )
+    udalm_mask_probability: float = field(
+        default=0.15, metadata={"help": "Share of target tokens UDALM masks (BERT's 0.15)."}
     )
     iw_clip: float = field(
         default=10.0, metadata={"help": "Importance weights p_t(x)/p_s(x) are clipped to [1/iw_clip, iw_clip] (>= 1)."}
@@ -187,6 +193,8 @@ class AdaptConfig(TrainingArguments):
             raise ValueError(f"source_domain_weights must be finite numbers >= 0, not all 0; got {self.source_domain_weights}")
         if self.source_weighting_samples < 2:
             raise ValueError(f"source_weighting_samples must be >= 2, got {self.source_weighting_samples}")
+        if not 0.0 < self.udalm_mask_probability < 1.0:
+            raise ValueError(f"udalm_mask_probability must be in (0, 1), got {self.udalm_mask_probability}")
         if not self.iw_clip >= 1:
             raise ValueError(f"iw_clip must be >= 1, got {self.iw_clip}")
         for name in ("grl_gamma", "discriminator_lr_multiplier", "mcc_temperature"):

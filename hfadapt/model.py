@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.utils import ModelOutput
 
-from .features import FEATURE_SOURCES, HeadInputCapture, find_classification_head, mean_pooled
+from .features import FEATURE_SOURCES, HeadInputCapture, find_classification_head, mean_pooled, unwrap_peft
 
 
 @dataclass
@@ -82,6 +82,10 @@ class AdaptModel(nn.Module):
         if len(self.domain_names) != num_domains:
             raise ValueError(f"domain_names has {len(self.domain_names)} names for {num_domains} domains")
         self.set_source_domain_weights(source_domain_weights)
+        task_config = unwrap_peft(task_model).config
+        self.extra_tasks = list(getattr(task_config, "extra_tasks", None) or [])
+        self.main_task = getattr(task_config, "main_task", None) if self.extra_tasks else None
+        self.task_weights = dict(getattr(task_config, "task_weights", None) or {})
         self.head_name, head = find_classification_head(task_model)
         self._capture = HeadInputCapture(head)
 
@@ -129,9 +133,9 @@ class AdaptModel(nn.Module):
         """Delegate to the task model (the heads are too small to checkpoint)."""
         self.task_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
 
-    def _run(self, inputs: dict, with_features: bool):
+    def _run(self, inputs: dict, with_features: bool, hidden_states: bool = False):
         """Forward the task model; return its output and, if asked, the ``(N, F)`` alignment features."""
-        want_hidden = with_features and self.feature_source == "mean_pooled"
+        want_hidden = hidden_states or (with_features and self.feature_source == "mean_pooled")
         self._capture.enabled = with_features and self.feature_source == "head_input"
         try:
             outputs = self.task_model(**inputs, output_hidden_states=want_hidden or None)
@@ -157,6 +161,7 @@ class AdaptModel(nn.Module):
         labels: torch.Tensor,
         domain: torch.Tensor | None,
         source_weights: torch.Tensor | None = None,
+        task: str | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Cross-entropy on the labelled source rows: ``sum_d lambda_d * L_d`` with ``L_d`` the (importance-weighted)
         mean over source domain ``d``'s rows; one source domain gives the plain mean. Returns the loss and, with
@@ -183,23 +188,48 @@ class AdaptModel(nn.Module):
                 continue
             loss_d = (per_row[in_d] * row_weight[in_d]).sum() / row_weight[in_d].sum()
             loss = loss + lam * loss_d
-            components[f"loss_task_{name}"] = loss_d.detach()
-            components[f"accuracy_{name}"] = correct[in_d].mean()
+            tag = f"{task}_{name}" if task else name
+            components[f"loss_task_{tag}"] = loss_d.detach()
+            components[f"accuracy_{tag}"] = correct[in_d].mean()
         return loss, components
 
+    def _all_task_losses(self, outputs, labels, task_labels, domain, source_weights=None):
+        """``sum_i lambda_i L_i`` over the tasks (one task: ``L_task``); components per task and source domain."""
+        if not self.extra_tasks:
+            return self._task_loss(outputs.logits, labels, domain, source_weights)
+        pairs = [(self.main_task, outputs.logits, labels)]
+        pairs += [(t, outputs.task_logits[t], task_labels[t]) for t in self.extra_tasks if t in task_labels]
+        total, components = None, {}
+        for name, logits, y in pairs:
+            if y is None:
+                continue
+            loss, parts = self._task_loss(logits, y, domain, source_weights, task=name)
+            weighted = self.task_weights.get(name, 1.0) * loss
+            total = weighted if total is None else total + weighted
+            components[f"loss_task_{name}"] = loss.detach()
+            components.update(parts)
+        return total, components
+
     def forward(self, labels: torch.Tensor | None = None, domain: torch.Tensor | None = None, **inputs) -> AdaptModelOutput:
+        task_labels = {t: inputs.pop(t) for t in self.extra_tasks if t in inputs}
         aligning = self.training and domain is not None and len(self.methods) > 0
         if self.training and domain is not None and not aligning:
             # Source-only baseline: the target rows of the batch are not needed, skip their forward.
             keep = domain != self.target_domain
             inputs = {k: v[keep] if torch.is_tensor(v) and v.shape[:1] == keep.shape else v for k, v in inputs.items()}
             labels = labels[keep] if labels is not None else None
+            task_labels = {t: v[keep] for t, v in task_labels.items()}
             domain = domain[keep]
 
-        outputs, features = self._run(inputs, with_features=aligning)
+        contexts: dict[str, dict] = {}
+        if aligning:
+            for name, method in self.methods.items():
+                inputs, contexts[name] = method.prepare_inputs(inputs, domain)
+        need_hidden = aligning and any(m.needs_hidden_states for m in self.methods.values())
+        outputs, features = self._run(inputs, with_features=aligning, hidden_states=need_hidden)
         logits = outputs.logits
         if not self.training:
-            loss = None if labels is None else self._task_loss(logits, labels, domain)[0]
+            loss = None if labels is None else self._all_task_losses(outputs, labels, task_labels, domain)[0]
             return AdaptModelOutput(loss=loss, logits=logits)
 
         components: dict[str, torch.Tensor] = {}
@@ -212,7 +242,10 @@ class AdaptModel(nn.Module):
                     # Keep every head in the graph so DDP's reducer sees all parameters on every step.
                     alignment = alignment + sum(p.sum() * 0.0 for p in method.parameters())
                     continue
-                out = method(features, domain, logits)
+                context = contexts.get(name, {})
+                if method.needs_hidden_states:
+                    context = {**context, "hidden_states": outputs.hidden_states[-1]}
+                out = method(features, domain, logits, **context)
                 weight = self.effective_weight(name)
                 alignment = alignment + weight * out.loss
                 components[f"loss_{name}"] = out.loss.detach()
@@ -224,7 +257,7 @@ class AdaptModel(nn.Module):
                     source_weights = out.source_weights.detach()
         loss = None
         if labels is not None:
-            loss, per_domain = self._task_loss(logits, labels, domain, source_weights)
+            loss, per_domain = self._all_task_losses(outputs, labels, task_labels, domain, source_weights)
             components["loss_task"] = loss.detach()
             components.update(per_domain)
         loss = alignment if loss is None else loss + alignment

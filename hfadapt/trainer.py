@@ -17,7 +17,14 @@ from transformers.trainer import TRAINING_ARGS_NAME
 
 from .callbacks import AdaptationScheduleCallback
 from .config import AdaptConfig
-from .data.mixing import DOMAIN_COLUMN, LABEL_COLUMNS, build_training_set, check_columns, check_label_sets
+from .data.mixing import (
+    DOMAIN_COLUMN,
+    LABEL_COLUMNS,
+    build_training_set,
+    check_columns,
+    check_label_sets,
+    check_task_columns,
+)
 from .data.sampler import DomainBalancedSampler
 from .features import unwrap_peft
 from .grl import GRL_SCHEDULES
@@ -106,6 +113,10 @@ class AdaptTrainer(Trainer):
         for ds in sources.values():
             check_label_sets(ds, num_labels, evals)
         check_label_sets(first, num_labels, {f"source {n!r}": ds for n, ds in list(sources.items())[1:]})
+        task_config = unwrap_peft(model).config
+        extra_tasks = {t: task_config.tasks[t] for t in getattr(task_config, "extra_tasks", None) or []}
+        for name, ds in sources.items():
+            check_task_columns(ds, f"train_dataset (source {name!r})", extra_tasks)
         if args.source_weighting == "fixed" and len(args.source_domain_weights) != len(sources):
             raise ValueError(f"source_domain_weights has {len(args.source_domain_weights)} values for "
                              f"{len(sources)} source domains {list(sources)}")
@@ -113,8 +124,10 @@ class AdaptTrainer(Trainer):
         evals = {name: ds.remove_columns(DOMAIN_COLUMN) if DOMAIN_COLUMN in ds.column_names else ds for name, ds in evals.items()}
         if eval_dataset is not None:
             eval_dataset = evals if isinstance(eval_dataset, dict) else evals["eval"]
-        mixed = build_training_set(list(sources.values()), target_dataset, model_inputs)
+        model_inputs = [c for c in model_inputs if c not in extra_tasks and c != "kwargs"]
+        mixed = build_training_set(list(sources.values()), target_dataset, model_inputs, extra_label_columns=list(extra_tasks))
         self._model_input_names = model_inputs
+        self._extra_task_columns = list(extra_tasks)
 
         if peft_config is None and args.use_peft:
             peft_config = lora_config_from(args)
@@ -140,6 +153,8 @@ class AdaptTrainer(Trainer):
             adapt_model.set_source_domain_weights(weights)
         set_seed(args.seed)  # heads start the same in every run with this seed
         methods = build_methods(args, feature_dim, num_domains=num_domains, num_classes=num_labels)
+        for method in methods.values():
+            method.bind(model, processing_class)
         adapt_model.methods.update(methods)
         adapt_model.method_weights = {name: args.method_weight(name) for name in methods}
 
@@ -206,7 +221,7 @@ class AdaptTrainer(Trainer):
     def _set_signature_columns_if_needed(self):
         # Keep the task model's inputs plus labels and the domain id (Trainer would read AdaptModel's signature).
         if self._signature_columns is None:
-            self._signature_columns = [*self._model_input_names, *LABEL_COLUMNS, DOMAIN_COLUMN]
+            self._signature_columns = [*self._model_input_names, *LABEL_COLUMNS, *self._extra_task_columns, DOMAIN_COLUMN]
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datasets
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
 VOCAB = 64
 SEQ = 12
@@ -26,6 +26,12 @@ def tiny_bert(seed: int = 0, dropout: float = 0.0, num_labels: int = 2) -> BertF
         num_labels=num_labels,
     )
     return BertForSequenceClassification(config)
+
+
+def tiny_tokenizer() -> BertTokenizer:
+    """A WordPiece tokenizer over the tiny BERT's vocabulary: [PAD]=0, [CLS]=1, [SEP]=2, [MASK]=3, [UNK]=4, w5..w63."""
+    vocab = ["[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]"] + [f"w{i}" for i in range(5, VOCAB)]
+    return BertTokenizer(vocab={w: i for i, w in enumerate(vocab)})
 
 
 def token_dataset(n: int, seed: int, shift: int = 0, labels: bool = True, num_labels: int = 2) -> datasets.Dataset:

@@ -50,6 +50,18 @@ def check_columns(ds: datasets.Dataset, name: str, model_inputs: Iterable[str], 
         raise ValueError(f"{name} has no label column: expected one of {LABEL_COLUMNS}, got columns {ds.column_names}")
 
 
+def check_task_columns(ds: datasets.Dataset, name: str, tasks: Mapping[str, int]) -> None:
+    """For a multi-task model: raise ``ValueError`` unless ``ds`` has a column per extra task (named after it)
+    whose labels are in ``[0, num_labels)`` (or -100 for a row without that label)."""
+    for task, num_labels in tasks.items():
+        if task not in ds.column_names:
+            raise ValueError(f"the multi-task model has task {task!r} but {name} has no {task!r} column "
+                             f"(columns: {ds.column_names}); every task but the first reads the column named after it")
+        bad = sorted(v for v in label_values(ds, task) if not 0 <= v < num_labels)
+        if bad:
+            raise ValueError(f"{name}: labels {bad} of task {task!r} are outside [0, {num_labels}) (use -100 for none)")
+
+
 def check_label_sets(source: datasets.Dataset, num_labels: int, eval_datasets: Mapping[str, datasets.Dataset]) -> None:
     """Check that source labels fit the model and that every labelled eval set uses the source's label set.
 
@@ -91,6 +103,7 @@ def build_training_set(
     target: datasets.Dataset,
     model_inputs: Iterable[str],
     target_domain: int | None = None,
+    extra_label_columns: Sequence[str] = (),
 ) -> datasets.Dataset:
     """Concatenate labelled source rows (one or several source domains) and unlabelled target rows, with
     ``labels`` and ``domain`` columns.
@@ -105,6 +118,8 @@ def build_training_set(
         model_inputs: forward argument names to keep (``input_ids``, ``attention_mask``, ...).
         target_domain: domain id given to target rows; default (and the only value hfadapt uses) the number of
             source domains.
+        extra_label_columns: label columns of further tasks (multi-task models) kept from the sources; target
+            rows get -100 in them too.
 
     Returns:
         A ``datasets.Dataset`` with the model inputs all sets share, ``labels`` (int64) and ``domain`` (int64),
@@ -116,7 +131,8 @@ def build_training_set(
     sources = [source] if isinstance(source, datasets.Dataset) else list(source)
     target_domain = len(sources) if target_domain is None else target_domain
     columns = [set(ds.column_names) for ds in (*sources, target)]
-    inputs = [c for c in model_inputs if all(c in cols for cols in columns) and c not in LABEL_COLUMNS]
+    inputs = [c for c in model_inputs if all(c in cols for cols in columns)
+              and c not in (*LABEL_COLUMNS, *extra_label_columns)]
     if not inputs:
         raise ValueError(
             "the source and target sets share no model input column (columns: "
@@ -126,13 +142,16 @@ def build_training_set(
     parts = []
     for domain_id, ds in enumerate(sources):
         label_column = _label_column(ds)
-        src = ds.select_columns([*inputs, label_column])
+        src = ds.select_columns([*inputs, label_column, *extra_label_columns])
         if label_column != "labels":
             src = src.rename_column(label_column, "labels")
-        src = src.cast_column("labels", int64).add_column(DOMAIN_COLUMN, [domain_id] * len(src), feature=int64)
+        for column in ("labels", *extra_label_columns):
+            src = src.cast_column(column, int64)
+        src = src.add_column(DOMAIN_COLUMN, [domain_id] * len(src), feature=int64)
         parts.append(src if not parts else src.cast(parts[0].features))
     tgt = target.select_columns(inputs)
-    tgt = tgt.add_column("labels", [-100] * len(tgt), feature=int64)
+    for column in ("labels", *extra_label_columns):
+        tgt = tgt.add_column(column, [-100] * len(tgt), feature=int64)
     tgt = tgt.add_column(DOMAIN_COLUMN, [target_domain] * len(tgt), feature=int64)
     parts.append(tgt.cast(parts[0].features))
     return datasets.concatenate_datasets(parts)

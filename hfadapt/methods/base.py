@@ -41,6 +41,8 @@ class AlignmentMethod(nn.Module):
     """
 
     name: ClassVar[str]
+    needs_hidden_states: ClassVar[bool] = False
+    """Whether :meth:`forward` needs the last hidden state (``hidden_states`` keyword, ``(N, L, H)``)."""
 
     def __init__(self, num_domains: int = 2):
         super().__init__()
@@ -69,6 +71,23 @@ class AlignmentMethod(nn.Module):
                 such as CDAN, MCC or entropy minimisation, read them; the others ignore them).
         """
         raise NotImplementedError
+
+    def bind(self, task_model: nn.Module, processing_class=None) -> None:
+        """Called once by the trainer with the task model and its tokenizer / processor, for methods that share
+        the backbone's weights (e.g. UDALM's decoder tied to the input embeddings). Default: nothing.
+
+        Raises:
+            ValueError: if the method cannot work with this model or processor.
+        """
+
+    def prepare_inputs(self, inputs: dict, domain: torch.Tensor) -> tuple[dict, dict]:
+        """Change a training batch's model inputs before the forward (e.g. mask target tokens for UDALM).
+
+        Returns:
+            ``(inputs, context)``: the inputs to run (the given ones by default) and keyword arguments passed on
+            to :meth:`forward` (empty by default).
+        """
+        return inputs, {}
 
     @staticmethod
     def require_logits(logits: torch.Tensor | None, name: str) -> torch.Tensor:

@@ -1,0 +1,193 @@
+"""Multi-task learning: several classification heads over one shared backbone (hard parameter sharing).
+
+Caruana, "Multitask Learning", Machine Learning 1997; the loss is ``L = sum_i lambda_i L_i`` over tasks ``i``
+(e.g. polarity and star rating of Amazon reviews). :class:`MultiTaskModel` is a ``PreTrainedModel`` registered
+with ``AutoConfig`` / ``AutoModel``: after ``import hfadapt``, ``AutoModel.from_pretrained(path)`` loads one.
+
+The first task is the *main* task: its logits are ``outputs.logits`` and it reads the usual ``labels`` column;
+every other task reads the column named after it (``rating``). All heads read the same pooled representation,
+the input of the ``classifier`` module, which is also what hfadapt's alignment methods compare across domains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.utils import ModelOutput
+
+
+class MultiTaskConfig(PretrainedConfig):
+    """Configuration of :class:`MultiTaskModel`.
+
+    Args:
+        backbone_config: the shared encoder's config (a ``PretrainedConfig`` or its ``to_dict()``, with
+            ``model_type``), e.g. a BERT config.
+        tasks: ``{task_name: num_labels}`` in order; the first is the main task. Names must be identifiers
+            other than ``labels``.
+        task_weights: ``{task_name: lambda_i}``; missing tasks weigh 1.
+        classifier_dropout: dropout on the pooled representation before the heads.
+
+    Raises:
+        ValueError: no task, a task with fewer than 2 labels, a bad name, a negative weight or a weight for an
+            unknown task.
+    """
+
+    model_type = "hfadapt-multitask"
+    sub_configs = {"backbone_config": AutoConfig}
+
+    def __init__(self, backbone_config=None, tasks=None, task_weights=None, classifier_dropout: float = 0.1, **kwargs):
+        if isinstance(backbone_config, dict):
+            backbone_config = AutoConfig.for_model(**backbone_config)
+        self.backbone_config = backbone_config
+        self.tasks = dict(tasks or {})
+        self.task_weights = {name: float((task_weights or {}).get(name, 1.0)) for name in self.tasks}
+        self.classifier_dropout = classifier_dropout
+        bad = [n for n, k in self.tasks.items() if not str(n).isidentifier() or n == "labels" or int(k) < 2]
+        if bad:
+            raise ValueError(f"tasks must map identifier names (not 'labels') to num_labels >= 2; bad: {bad}")
+        unknown = sorted(set(task_weights or {}) - set(self.tasks))
+        if unknown or any(w < 0 for w in self.task_weights.values()):
+            raise ValueError(f"task_weights must be >= 0 and name known tasks {list(self.tasks)}; got {task_weights}")
+        main = next(iter(self.tasks), None)
+        kwargs.setdefault("num_labels", self.tasks[main] if main else 2)
+        super().__init__(**kwargs)
+
+    @property
+    def main_task(self) -> str:
+        """The first task's name."""
+        if not self.tasks:
+            raise ValueError("MultiTaskConfig has no task")
+        return next(iter(self.tasks))
+
+    @property
+    def extra_tasks(self) -> list[str]:
+        """Every task but the main one."""
+        return list(self.tasks)[1:]
+
+
+@dataclass
+class MultiTaskOutput(ModelOutput):
+    """Output of :class:`MultiTaskModel`.
+
+    Attributes:
+        loss: ``sum_i lambda_i CE_i`` over the tasks with labels given (rows labelled -100 left out).
+        logits: ``(N, C_main)`` of the main task.
+        task_logits: ``{task: (N, C_task)}`` for every task.
+        task_losses: ``{task: CE_task}`` for the tasks with labels given.
+        hidden_states: the backbone's hidden states when asked.
+    """
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    task_logits: dict[str, torch.Tensor] | None = None
+    task_losses: dict[str, torch.Tensor] | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+class MultiTaskHeads(nn.Module):
+    """One linear head per task over the shared pooled representation: ``(N, H) -> {task: (N, C_task)}``."""
+
+    def __init__(self, hidden_size: int, tasks: dict[str, int], dropout: float):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.heads = nn.ModuleDict({name: nn.Linear(hidden_size, n) for name, n in tasks.items()})
+
+    def forward(self, pooled: torch.Tensor) -> dict[str, torch.Tensor]:
+        pooled = self.dropout(pooled)
+        return {name: head(pooled) for name, head in self.heads.items()}
+
+
+def _pool(outputs, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """The backbone's pooled output if it has one (BERT's pooler), else the mask-aware mean of its last state."""
+    pooled = getattr(outputs, "pooler_output", None)
+    if pooled is not None:
+        return pooled
+    hidden = outputs.last_hidden_state
+    if attention_mask is None:
+        return hidden.mean(1)
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+
+class MultiTaskModel(PreTrainedModel):
+    """Shared encoder + one classification head per task (see the module docstring).
+
+    Inputs: the backbone's (``input_ids (N, L)``, ``attention_mask (N, L)``, ...), optional ``labels (N,)`` for
+    the main task and ``<task> (N,)`` for each other task (-100 marks a row without that label).
+
+    >>> model = MultiTaskModel.from_backbone("path/to/bert", {"sentiment": 2, "rating": 4})  # doctest: +SKIP
+    >>> model.save_pretrained("out"); AutoModel.from_pretrained("out")  # after `import hfadapt`  # doctest: +SKIP
+    """
+
+    config_class = MultiTaskConfig
+    base_model_prefix = "backbone"
+    supports_gradient_checkpointing = True
+
+    def __init__(self, config: MultiTaskConfig, backbone: PreTrainedModel | None = None):
+        super().__init__(config)
+        if not config.tasks:
+            raise ValueError("MultiTaskModel needs at least one task in config.tasks")
+        self.backbone = backbone if backbone is not None else AutoModel.from_config(config.backbone_config)
+        hidden = config.backbone_config.hidden_size
+        self.classifier = MultiTaskHeads(hidden, config.tasks, config.classifier_dropout)
+        self.post_init()
+
+    def _init_weights(self, module):
+        if isinstance(module, MultiTaskHeads):
+            std = getattr(self.config.backbone_config, "initializer_range", 0.02)
+            for head in module.heads.values():
+                nn.init.normal_(head.weight, std=std)
+                nn.init.zeros_(head.bias)
+
+    @classmethod
+    def from_backbone(cls, name_or_path: str, tasks: dict[str, int], task_weights: dict[str, float] | None = None,
+                      **kwargs) -> MultiTaskModel:
+        """A multi-task model over a pretrained encoder (``AutoModel.from_pretrained(name_or_path)``), new heads."""
+        backbone = AutoModel.from_pretrained(name_or_path, **kwargs)
+        config = MultiTaskConfig(backbone_config=backbone.config, tasks=tasks, task_weights=task_weights)
+        return cls(config, backbone=backbone)
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.backbone.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.backbone.set_input_embeddings(value)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> MultiTaskOutput:
+        task_labels = {name: kwargs.pop(name) for name in self.config.extra_tasks if name in kwargs}
+        if labels is not None:
+            task_labels[self.config.main_task] = labels
+        backbone_inputs = {"input_ids": input_ids, "attention_mask": attention_mask, **kwargs}
+        if token_type_ids is not None:
+            backbone_inputs["token_type_ids"] = token_type_ids
+        outputs = self.backbone(**backbone_inputs, output_hidden_states=output_hidden_states)
+        task_logits = self.classifier(_pool(outputs, attention_mask))
+        losses = {}
+        for name, y in task_labels.items():
+            keep = y != -100
+            if keep.any():
+                losses[name] = F.cross_entropy(task_logits[name][keep].float(), y[keep])
+        loss = sum(self.config.task_weights[n] * v for n, v in losses.items()) if losses else None
+        return MultiTaskOutput(
+            loss=loss,
+            logits=task_logits[self.config.main_task],
+            task_logits=task_logits,
+            task_losses=losses or None,
+            hidden_states=getattr(outputs, "hidden_states", None),
+        )
+
+
+AutoConfig.register(MultiTaskConfig.model_type, MultiTaskConfig)
+AutoModel.register(MultiTaskConfig, MultiTaskModel)

@@ -37,6 +37,7 @@ from hfadapt.runtime import use_available_cpu_threads
 REPO = Path(__file__).resolve().parents[1]
 DOMAINS = ("books", "dvd", "electronics")
 DEFAULT_PAIRS = [f"{s}:{t}" for s, t in itertools.permutations(DOMAINS, 2)]
+MULTI_SOURCE_PAIRS = [f"{'+'.join(d for d in DOMAINS if d != t)}:{t}" for t in DOMAINS]
 RECIPE_DATA_KEYS = ("source", "target", "max_length", "validation_fraction")  # set per run by this script
 BUDGET_KEYS = ("max_steps", "max_length", "max_train_samples", "max_eval_samples", "per_device_train_batch_size",
                "learning_rate")
@@ -44,7 +45,12 @@ BUDGET_KEYS = ("max_steps", "max_length", "max_train_samples", "max_eval_samples
 
 def parse(argv: list[str] | None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", nargs="+", default=DEFAULT_PAIRS, help="source:target pairs")
+    parser.add_argument("--pairs", nargs="+", default=DEFAULT_PAIRS,
+                        help="source:target pairs; 'books+dvd:electronics' is a multi-source pair")
+    parser.add_argument("--multi_source_pairs", nargs="*", default=MULTI_SOURCE_PAIRS,
+                        help="multi-source pairs, tabled separately (two domains -> the third)")
+    parser.add_argument("--multi_source_methods", nargs="*", default=None,
+                        help="methods for the multi-source pairs (default: --methods)")
     parser.add_argument("--methods", nargs="+", default=[SOURCE_ONLY, *sorted(ALIGNMENT_METHODS)])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--max_steps", type=int, default=100, help="optimizer steps per run (reduced budget)")
@@ -103,6 +109,8 @@ def markdown_table(rows: list[dict], methods: list[str], pairs: list[str]) -> st
             means.append(mean)
             base = by.get((pair, SOURCE_ONLY), {})
             gains += [accs[s] - base[s] for s in accs if s in base]
+        if not means:
+            continue  # no run of this method on these pairs yet
         average = f"{statistics.fmean(means):.2f}" if len(means) == len(pairs) else "—"
         gain = "—" if method == SOURCE_ONLY or not gains else f"{statistics.fmean(gains):+.2f}"
         lines.append(f"| {'source-only' if method == SOURCE_ONLY else method} | " + " | ".join(cells)
@@ -129,12 +137,16 @@ def main(argv: list[str] | None = None) -> None:
         tokenizer = AutoTokenizer.from_pretrained(model_path)
         done = {(r["pair"], r["method"], r["seed"]) for r in matching(load_results(results_path))}
         results_path.parent.mkdir(parents=True, exist_ok=True)
-        for pair, seed in itertools.product(args.pairs, args.seeds):
-            todo = [m for m in args.methods if (pair, m, seed) not in done]
+        multi_methods = args.multi_source_methods if args.multi_source_methods is not None else args.methods
+        grid = [(pair, seed, args.methods) for pair, seed in itertools.product(args.pairs, args.seeds)]
+        grid += [(pair, seed, multi_methods) for pair, seed in itertools.product(args.multi_source_pairs, args.seeds)]
+        for pair, seed, methods in grid:
+            todo = [m for m in methods if (pair, m, seed) not in done]
             if not todo:
                 continue
             source, target = pair.split(":")
-            splits = transfer_splits(load_amazon_reviews(data_dir, source), load_amazon_reviews(data_dir, target),
+            sources = {name: load_amazon_reviews(data_dir, name) for name in source.split("+")}
+            splits = transfer_splits(sources if len(sources) > 1 else sources[source], load_amazon_reviews(data_dir, target),
                                      seed=seed, max_train_samples=args.max_train_samples,
                                      max_eval_samples=args.max_eval_samples)
             splits = splits.map(lambda b: tokenizer(b["text"], truncation=True, max_length=args.max_length),
@@ -153,6 +165,10 @@ def main(argv: list[str] | None = None) -> None:
                       f"({run['wall_time_s']} s)", flush=True)
     rows = matching(load_results(results_path))
     table = markdown_table(rows, args.methods, args.pairs)
+    multi_methods = args.multi_source_methods if args.multi_source_methods is not None else args.methods
+    if args.multi_source_pairs:
+        table += "\n\nMulti-source (two domains -> the third):\n\n" + markdown_table(rows, multi_methods,
+                                                                                   args.multi_source_pairs)
     table_path.parent.mkdir(parents=True, exist_ok=True)
     table_path.write_text(f"Budget: {json.dumps(budget)}; recipe {Path(args.recipe).name}\n\n{table}\n")
     print(table)

@@ -12,6 +12,10 @@ Default recipe: configs/sentiment_transfer.yaml (read when no --config is given)
     accelerate launch examples/sentiment_transfer.py
     # MMD instead of DANN, another pair
     accelerate launch examples/sentiment_transfer.py --method mmd --source dvd --target books
+    # multi-source: books + dvd -> electronics, source weights from feature distance to the target
+    accelerate launch examples/sentiment_transfer.py --source books+dvd --source_weighting auto
+    # UDALM (target masked LM) with DANN
+    accelerate launch examples/sentiment_transfer.py --method udalm+dann
     # quick run on a few reviews
     accelerate launch examples/sentiment_transfer.py --max_train_samples 64 --max_eval_samples 64 --max_steps 4
     # LoRA (saved merged, loads with from_pretrained)
@@ -50,7 +54,10 @@ class ScriptArguments:
         metadata={"help": "Folder with <domain>.jsonl or <domain>/{positive,negative}.review (else $HFADAPT_DATA_DIR, "
                   "else ../shared/data/amazon-msd)."},
     )
-    source: str = field(default="books", metadata={"help": "Labelled source domain."})
+    source: str = field(
+        default="books",
+        metadata={"help": "Labelled source domain, or several joined by '+' for multi-source adaptation (books+dvd)."},
+    )
     target: str = field(default="electronics", metadata={"help": "Unlabelled target domain."})
     model_name_or_path: str | None = field(
         default=None,
@@ -72,10 +79,12 @@ def main(args: list[str] | None = None) -> dict:
     script_args, config = parse_with_config((ScriptArguments, AdaptConfig), args, default_config=DEFAULT_CONFIG)
     use_available_cpu_threads()
     data_dir = resolve_data_dir(script_args.data_dir, DEFAULT_DATA_DIRS)
-    if script_args.source == script_args.target:
-        raise ValueError(f"source and target are both {script_args.source!r}; pick two different domains")
+    source_names = script_args.source.split("+")
+    if script_args.target in source_names or len(set(source_names)) != len(source_names):
+        raise ValueError(f"source {script_args.source!r} and target {script_args.target!r} must be different domains")
+    sources = {name: load_amazon_reviews(data_dir, name) for name in source_names}
     splits = transfer_splits(
-        load_amazon_reviews(data_dir, script_args.source),
+        sources if len(sources) > 1 else sources[source_names[0]],
         load_amazon_reviews(data_dir, script_args.target),
         validation_fraction=script_args.validation_fraction,
         seed=config.seed,

@@ -23,3 +23,14 @@ def test_table_means_stds_and_paired_gains():
     assert table[3] == "| dann | 83.00 ± 0.00 (n=2) | 69.00 ± 0.00 (n=1) | 76.00 | +1.00 |"
     missing = bench.markdown_table(rows[:4], ["none", "dann"], ["a:b", "b:a"]).splitlines()
     assert missing[3].endswith("| — | — | +2.00 |")
+
+
+def test_rows_are_tabled_only_with_a_matching_recipe():
+    recipe = {"grl_max_lambda": 0.1, "weight_schedule": "warm_start", "iw_clip": 10.0}
+    assert bench.same_recipe({"recipe": {"grl_max_lambda": 0.1, "weight_schedule": "warm_start"}}, recipe)
+    assert not bench.same_recipe({"recipe": {"grl_max_lambda": 0.1, "weight_schedule": "constant"}}, recipe)
+    assert not bench.same_recipe({}, recipe)  # rows that predate recipes
+
+
+def test_multi_source_pairs_are_two_domains_to_the_third():
+    assert bench.MULTI_SOURCE_PAIRS == ["dvd+electronics:books", "books+electronics:dvd", "books+dvd:electronics"]

@@ -121,3 +121,22 @@ def test_transfer_splits_follow_the_protocol():
         transfer_splits(source, target.cast_column("label", datasets.ClassLabel(names=["neg", "pos"])))
     with pytest.raises(ValueError, match="validation_fraction"):
         transfer_splits(source, target, validation_fraction=1.0)
+
+
+def test_transfer_splits_with_several_source_domains():
+    import datasets
+
+    from hfadapt.data import transfer_splits
+
+    labels = datasets.ClassLabel(names=["negative", "positive"])
+
+    def domain(prefix, n):
+        ds = datasets.Dataset.from_dict({"text": [f"{prefix}{i}" for i in range(n)], "label": [i % 2 for i in range(n)]})
+        return ds.cast_column("label", labels)
+
+    splits = transfer_splits({"books": domain("b", 50), "dvd": domain("d", 20)}, domain("t", 30), seed=0)
+    assert isinstance(splits.source_train, datasets.DatasetDict) and list(splits.source_train) == ["books", "dvd"]
+    assert splits.sizes() == {"source_train": 40 + 16, "source_val": 10 + 4, "target_train": 30, "target_test": 30}
+    assert {t[0] for t in splits.source_val["text"]} == {"b", "d"}
+    upper = splits.map(lambda b: {"text": [t.upper() for t in b["text"]]}, batched=True)
+    assert upper.source_train["dvd"][0]["text"].startswith("D")

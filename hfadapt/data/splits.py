@@ -12,14 +12,15 @@ class TransferSplits:
     """The four datasets of one source -> target transfer.
 
     Attributes:
-        source_train: labelled source rows for training.
-        source_val: held-out labelled source rows (source validation accuracy).
+        source_train: labelled source rows for training; with several source domains a ``DatasetDict``
+            ``{domain: rows}`` (what :class:`~hfadapt.AdaptTrainer` takes for multi-source adaptation).
+        source_val: held-out labelled source rows (source validation accuracy), all source domains together.
         target_train: target rows *without* their label column: the unlabelled training data.
         target_test: labelled target rows, for the final test only.
         label_names: class names shared by both domains.
     """
 
-    source_train: datasets.Dataset
+    source_train: datasets.Dataset | datasets.DatasetDict
     source_val: datasets.Dataset
     target_train: datasets.Dataset
     target_test: datasets.Dataset
@@ -27,7 +28,10 @@ class TransferSplits:
 
     def sizes(self) -> dict[str, int]:
         """Row counts of the four datasets by field name."""
-        return {f.name: len(getattr(self, f.name)) for f in fields(self) if f.name != "label_names"}
+        def size(ds):
+            return sum(len(d) for d in ds.values()) if isinstance(ds, datasets.DatasetDict) else len(ds)
+
+        return {f.name: size(getattr(self, f.name)) for f in fields(self) if f.name != "label_names"}
 
     def map(self, function, desc: str = "processing", **kwargs) -> TransferSplits:
         """Apply ``datasets.Dataset.map(function, **kwargs)`` to all four datasets (e.g. tokenisation)."""
@@ -42,7 +46,7 @@ def _first(ds: datasets.Dataset, n: int | None, seed: int) -> datasets.Dataset:
 
 
 def transfer_splits(
-    source: datasets.Dataset,
+    source: datasets.Dataset | dict[str, datasets.Dataset],
     target: datasets.Dataset,
     validation_fraction: float = 0.2,
     seed: int = 0,
@@ -57,7 +61,9 @@ def transfer_splits(
     label, test data.
 
     Args:
-        source, target: labelled domains with a ``ClassLabel`` ``label_column``.
+        source, target: labelled domains with a ``ClassLabel`` ``label_column``; ``source`` may be a dict of
+            several source domains, each split alike (``source_train`` becomes a ``DatasetDict``, ``source_val``
+            their concatenation, and ``max_train_samples`` / ``max_eval_samples`` hold per source domain).
         validation_fraction: share of source rows held out, in ``(0, 1)``.
         seed: seed of the split and of the subsampling.
         max_train_samples: keep at most this many source-train and target-train rows (quick runs).
@@ -68,13 +74,21 @@ def transfer_splits(
     """
     if not 0.0 < validation_fraction < 1.0:
         raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
-    names = source.features[label_column].names
-    if target.features[label_column].names != names:
-        raise ValueError(f"source classes {names} differ from target classes {target.features[label_column].names}")
-    split = source.train_test_split(test_size=validation_fraction, seed=seed, stratify_by_column=label_column)
+    sources = dict(source) if isinstance(source, dict) else {"source": source}
+    if not sources:
+        raise ValueError("no source domain given")
+    names = target.features[label_column].names
+    for name, ds in sources.items():
+        if ds.features[label_column].names != names:
+            raise ValueError(f"source {name!r} classes {ds.features[label_column].names} differ from target classes {names}")
+    trains, vals = {}, []
+    for name, ds in sources.items():
+        split = ds.train_test_split(test_size=validation_fraction, seed=seed, stratify_by_column=label_column)
+        trains[name] = _first(split["train"], max_train_samples, seed)
+        vals.append(_first(split["test"], max_eval_samples, seed))
     return TransferSplits(
-        source_train=_first(split["train"], max_train_samples, seed),
-        source_val=_first(split["test"], max_eval_samples, seed),
+        source_train=trains["source"] if not isinstance(source, dict) else datasets.DatasetDict(trains),
+        source_val=vals[0] if len(vals) == 1 else datasets.concatenate_datasets(vals),
         target_train=_first(target.remove_columns(label_column), max_train_samples, seed),
         target_test=_first(target, max_eval_samples, seed),
         label_names=list(names),

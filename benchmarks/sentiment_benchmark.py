@@ -45,7 +45,7 @@ BUDGET_KEYS = ("max_steps", "max_length", "max_train_samples", "max_eval_samples
 
 def parse(argv: list[str] | None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", nargs="+", default=DEFAULT_PAIRS,
+    parser.add_argument("--pairs", nargs="*", default=DEFAULT_PAIRS,
                         help="source:target pairs; 'books+dvd:electronics' is a multi-source pair")
     parser.add_argument("--multi_source_pairs", nargs="*", default=MULTI_SOURCE_PAIRS,
                         help="multi-source pairs, tabled separately (two domains -> the third)")

@@ -16,6 +16,8 @@ Default recipe: configs/sentiment_transfer.yaml (read when no --config is given)
     accelerate launch examples/sentiment_transfer.py --source books+dvd --source_weighting auto
     # UDALM (target masked LM) with DANN
     accelerate launch examples/sentiment_transfer.py --method udalm+dann
+    # multi-task: sentiment and star rating on one backbone (L = L_sentiment + 0.5 L_rating)
+    accelerate launch examples/sentiment_transfer.py --rating_weight 0.5
     # quick run on a few reviews
     accelerate launch examples/sentiment_transfer.py --max_train_samples 64 --max_eval_samples 64 --max_steps 4
     # LoRA (saved merged, loads with from_pretrained)
@@ -26,14 +28,16 @@ Default recipe: configs/sentiment_transfer.yaml (read when no --config is given)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import datasets
 from accelerate import PartialState
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from hfadapt import AdaptConfig
+from hfadapt import AdaptConfig, MultiTaskModel
 from hfadapt.cli_args import parse_with_config
 from hfadapt.data import load_amazon_reviews, resolve_data_dir, transfer_splits
 from hfadapt.experiment import compare_with_source_only, format_results_table
@@ -73,6 +77,24 @@ class ScriptArguments:
         default=None, metadata={"help": "Use at most this many source-validation and target-test reviews."}
     )
     baseline: bool = field(default=True, metadata={"help": "Also train the source-only baseline with the same budget."})
+    rating_weight: float = field(
+        default=0.0,
+        metadata={"help": "Above 0: multi-task learning, a second head predicts the star rating (1-5) of source "
+                  "reviews with this weight lambda in L = L_sentiment + lambda L_rating (hfadapt.MultiTaskModel)."},
+    )
+
+
+def add_rating_task(splits):
+    """Star ratings 1-5 as a second task's labels 0-4 (``rating`` column, -100 where a review has none); the
+    target's training rows keep no rating (only the source is labelled)."""
+
+    def to_label(batch):
+        return {"rating": [int(r) - 1 if r is not None else -100 for r in batch["rating"]]}
+
+    splits = splits.map(to_label, batched=True, desc="rating labels")
+    as_int = {name: getattr(splits, name).cast_column("rating", datasets.Value("int64")) for name in splits.sizes()}
+    as_int["target_train"] = as_int["target_train"].remove_columns("rating")
+    return dataclasses.replace(splits, **as_int)
 
 
 def main(args: list[str] | None = None) -> dict:
@@ -93,6 +115,8 @@ def main(args: list[str] | None = None) -> dict:
     )
     model_path = script_args.model_name_or_path or packaged_minilm_path()
     tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if script_args.rating_weight > 0:
+        splits = add_rating_task(splits)
     with config.main_process_first(desc="tokenising"):
         splits = splits.map(
             lambda batch: tokenizer(batch["text"], truncation=True, max_length=script_args.max_length),
@@ -100,6 +124,9 @@ def main(args: list[str] | None = None) -> dict:
         )
 
     def make_model():
+        if script_args.rating_weight > 0:
+            return MultiTaskModel.from_backbone(model_path, {"sentiment": len(splits.label_names), "rating": 5},
+                                                {"rating": script_args.rating_weight})
         return AutoModelForSequenceClassification.from_pretrained(
             model_path,
             num_labels=len(splits.label_names),
@@ -108,7 +135,7 @@ def main(args: list[str] | None = None) -> dict:
         )
 
     metadata = {
-        "task": "sentiment",
+        "task": "sentiment" + (f" + rating (weight {script_args.rating_weight})" if script_args.rating_weight > 0 else ""),
         "dataset": "amazon-msd (Blitzer et al., ACL 2007)",
         "source": script_args.source,
         "target": script_args.target,

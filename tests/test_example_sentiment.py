@@ -43,3 +43,28 @@ def test_missing_data_dir_fails_at_once(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert "does not exist" in proc.stderr and "Multi-Domain Sentiment" in proc.stderr
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data/amazon-msd is not beside this checkout")
+def test_multi_source_multi_task_udalm_example_in_process(tmp_path):
+    sys.path.insert(0, str(REPO / "examples"))
+    try:
+        import sentiment_transfer
+    finally:
+        sys.path.pop(0)
+    out = tmp_path / "run"
+    results = sentiment_transfer.main([
+        "--source", "books+dvd", "--target", "electronics", "--method", "udalm+dann", "--source_weighting", "auto",
+        "--rating_weight", "0.5", "--max_train_samples", "16", "--max_eval_samples", "8", "--max_steps", "2",
+        "--per_device_train_batch_size", "8", "--max_length", "32", "--baseline", "false",
+        "--output_dir", str(out), "--disable_tqdm", "true", "--use_cpu", "true",
+    ])
+    assert results["sizes"] == {"source_train": 32, "source_val": 16, "target_train": 16, "target_test": 8}
+    (run,) = results["runs"]
+    assert run["method"] == "udalm+dann" and run["train_steps"] == 2
+    from transformers import AutoModel
+
+    from hfadapt import MultiTaskModel
+
+    model = AutoModel.from_pretrained(out / "udalm+dann")
+    assert isinstance(model, MultiTaskModel) and model.config.tasks == {"sentiment": 2, "rating": 5}

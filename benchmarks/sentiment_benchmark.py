@@ -30,7 +30,7 @@ from hfadapt import AdaptConfig
 from hfadapt.cli_args import parse_with_config
 from hfadapt.data import load_amazon_reviews, resolve_data_dir, transfer_splits
 from hfadapt.experiment import train_and_evaluate
-from hfadapt.methods import ALIGNMENT_METHODS, SOURCE_ONLY
+from hfadapt.methods import ALIGNMENT_METHODS, SOURCE_ONLY, parse_method_names
 from hfadapt.offline_models import packaged_minilm_path
 from hfadapt.runtime import use_available_cpu_threads
 
@@ -54,7 +54,8 @@ def parse(argv: list[str] | None):
     parser.add_argument("--methods", nargs="+", default=[SOURCE_ONLY, *sorted(ALIGNMENT_METHODS)])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--max_steps", type=int, default=100, help="optimizer steps per run (reduced budget)")
-    parser.add_argument("--max_length", type=int, default=128)
+    parser.add_argument("--max_length", type=int, default=64,
+                        help="tokens per review (64 halves the cost of the example's 128 on 2 CPU cores)")
     parser.add_argument("--max_train_samples", type=int, default=None)
     parser.add_argument("--max_eval_samples", type=int, default=1000)
     parser.add_argument("--data_dir", default=None)
@@ -71,11 +72,15 @@ def load_results(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
-def recipe_of(config: AdaptConfig) -> dict:
-    """The adaptation settings of a run (every ``AdaptConfig`` field that ``TrainingArguments`` lacks, but the
-    method): rows made with other settings are not mixed into the table."""
+def recipe_of(config: AdaptConfig, method: str) -> dict:
+    """The adaptation settings a run of ``method`` depends on: every ``AdaptConfig`` field that
+    ``TrainingArguments`` lacks, but ``method`` itself and the fields of other methods (``<other>_*``), so that
+    retuning one method does not void the rows of the others."""
     base = {f.name for f in dataclasses.fields(TrainingArguments)}
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(AdaptConfig) if f.name not in base | {"method"}}
+    own = {prefix for name in parse_method_names(method) for prefix in (name, *ALIGNMENT_METHODS[name].config_prefixes)}
+    others = tuple(f"{name}_" for name in ALIGNMENT_METHODS if name not in own)
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(AdaptConfig)
+            if f.name not in base | {"method"} and not f.name.startswith(others)}
 
 
 def same_recipe(row: dict, recipe: dict) -> bool:
@@ -125,10 +130,13 @@ def main(argv: list[str] | None = None) -> None:
     (base_config,) = parse_with_config((AdaptConfig,), ["--output_dir", scratch, "--disable_tqdm", "true",
                                                         "--logging_steps", "1000"], default_config=args.recipe,
                                      ignore_keys=RECIPE_DATA_KEYS)
-    budget, recipe = budget_of(args, base_config), json.loads(json.dumps(recipe_of(base_config)))
+    budget = budget_of(args, base_config)
+
+    def recipe(method):
+        return json.loads(json.dumps(recipe_of(base_config, method)))
 
     def matching(rows):
-        return [r for r in rows if r["budget"] == budget and same_recipe(r, recipe)]
+        return [r for r in rows if r["budget"] == budget and same_recipe(r, recipe(r["method"]))]
 
     if not args.table_only:
         use_available_cpu_threads()
@@ -158,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
             for method in todo:
                 config = dataclasses.replace(base_config, method=method, seed=seed, max_steps=args.max_steps)
                 run = train_and_evaluate(make_model, config, splits, tokenizer, save=False)
-                row = {"pair": pair, "method": method, "seed": seed, "budget": budget, "recipe": recipe, **run}
+                row = {"pair": pair, "method": method, "seed": seed, "budget": budget, "recipe": recipe(method), **run}
                 with results_path.open("a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(f"{pair} {method} seed {seed}: target {100 * run['target_accuracy']:.2f} "

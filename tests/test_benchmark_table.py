@@ -34,3 +34,14 @@ def test_rows_are_tabled_only_with_a_matching_recipe():
 
 def test_multi_source_pairs_are_two_domains_to_the_third():
     assert bench.MULTI_SOURCE_PAIRS == ["dvd+electronics:books", "books+electronics:dvd", "books+dvd:electronics"]
+
+
+def test_a_method_s_recipe_leaves_out_the_other_methods_fields(tmp_path):
+    from hfadapt import AdaptConfig
+
+    config = AdaptConfig(output_dir=str(tmp_path), use_cpu=True)
+    dann = bench.recipe_of(config, "dann")
+    assert "grl_max_lambda" in dann and "dann_weight" in dann and "mmd_weight" not in dann and "udalm_weight" not in dann
+    jan = bench.recipe_of(config, "jan")
+    assert "jan_weight" in jan and "mmd_kernel_multipliers" in jan  # JAN reads the MMD kernel settings
+    assert "dann_weight" not in bench.recipe_of(config, "none")

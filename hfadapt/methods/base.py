@@ -41,6 +41,8 @@ class AlignmentMethod(nn.Module):
     """
 
     name: ClassVar[str]
+    config_prefixes: ClassVar[tuple[str, ...]] = ()
+    """Other methods' ``AdaptConfig`` field prefixes this method reads (JAN reads ``mmd_*``)."""
     needs_hidden_states: ClassVar[bool] = False
     """Whether :meth:`forward` needs the last hidden state (``hidden_states`` keyword, ``(N, L, H)``)."""
 

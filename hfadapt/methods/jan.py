@@ -57,6 +57,7 @@ class JointMMDLoss(MultiKernelMMDLoss):
     """
 
     name = "jan"
+    config_prefixes = ("mmd",)
 
     def forward(self, features: torch.Tensor, domain: torch.Tensor, logits: torch.Tensor | None = None) -> AlignmentOutput:
         logits = self.require_logits(logits, self.name)

@@ -173,6 +173,8 @@ class AdaptConfig(TrainingArguments):
 
     def __post_init__(self):
         super().__post_init__()
+        if not isinstance(self.method, str):  # a YAML list: [dann, mmd]
+            self.method = "+".join(str(m) for m in self.method)
         parse_method_names(self.method)  # raises on an unknown or repeated name
         weights = [f"{name}_weight" for name in ALIGNMENT_METHODS if hasattr(self, f"{name}_weight")]
         for name in (*weights, "grl_max_lambda"):

@@ -39,3 +39,10 @@ def test_ignored_keys_are_left_out(tmp_path):
     path.write_text(f"source: dvd\nmax_length: 64\noutput_dir: {tmp_path}\nreport_to: none\n")
     (config,) = parse_with_config((AdaptConfig,), ["--config", str(path)], ignore_keys=("source", "max_length"))
     assert config.output_dir == str(tmp_path)
+
+
+def test_methods_as_a_yaml_list(tmp_path):
+    path = tmp_path / "l.yaml"
+    path.write_text(f"method: [dann, mmd]\nmmd_weight: 0.5\noutput_dir: {tmp_path}\nreport_to: none\nuse_cpu: true\n")
+    (config,) = parse_with_config((AdaptConfig,), ["--config", str(path)])
+    assert config.method == "dann+mmd" and config.method_names == ["dann", "mmd"]

@@ -62,8 +62,8 @@ def dataset_features(adapt_model, dataset: datasets.Dataset, collator, model_inp
 
     ``adapt_model`` is an :class:`~hfadapt.model.AdaptModel`; its train/eval mode is restored afterwards.
     """
-    columns = [c for c in model_inputs if c in dataset.column_names]
-    rows = dataset.select(range(min(len(dataset), max_rows))).select_columns(columns)
+    columns = list(model_inputs)
+    rows = [{k: v for k, v in dataset[i].items() if k in columns} for i in range(min(len(dataset), max_rows))]
     device = next(adapt_model.parameters()).device
     was_training = adapt_model.training
     adapt_model.eval()

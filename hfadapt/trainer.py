@@ -12,7 +12,14 @@ from collections import defaultdict
 import datasets
 import torch
 from torch import nn
-from transformers import DataCollatorWithPadding, PreTrainedModel, Trainer, default_data_collator, set_seed
+from transformers import (
+    DataCollatorWithPadding,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    Trainer,
+    default_data_collator,
+    set_seed,
+)
 from transformers.trainer import TRAINING_ARGS_NAME
 
 from .callbacks import AdaptationScheduleCallback
@@ -26,6 +33,7 @@ from .data.mixing import (
     check_task_columns,
 )
 from .data.sampler import DomainBalancedSampler
+from .data.transforms import keep_only, raw, transform_of
 from .features import unwrap_peft
 from .grl import GRL_SCHEDULES
 from .methods import build_methods
@@ -122,6 +130,7 @@ class AdaptTrainer(Trainer):
                              f"{len(sources)} source domains {list(sources)}")
         # A dataset's own `domain` column (e.g. a domain name) is not the domain id the model takes.
         evals = {name: ds.remove_columns(DOMAIN_COLUMN) if DOMAIN_COLUMN in ds.column_names else ds for name, ds in evals.items()}
+        evals = {name: keep_only(ds, [*model_inputs, *LABEL_COLUMNS, *extra_tasks]) for name, ds in evals.items()}
         if eval_dataset is not None:
             eval_dataset = evals if isinstance(eval_dataset, dict) else evals["eval"]
         model_inputs = [c for c in model_inputs if c not in extra_tasks and c != "kwargs"]
@@ -136,7 +145,7 @@ class AdaptTrainer(Trainer):
 
         if data_collator is None:
             data_collator = (
-                DataCollatorWithPadding(processing_class) if hasattr(processing_class, "pad") else default_data_collator
+                DataCollatorWithPadding(processing_class) if isinstance(processing_class, PreTrainedTokenizerBase) else default_data_collator
             )
         num_domains = len(sources) + 1
         adapt_model = AdaptModel(model, feature_source=args.feature_source, num_domains=num_domains,
@@ -181,12 +190,19 @@ class AdaptTrainer(Trainer):
     @staticmethod
     def _probe_feature_dim(adapt_model: AdaptModel, source: datasets.Dataset, collator, model_inputs) -> int:
         """Run two source rows through the model to learn the feature width (and fail now on unusable input)."""
-        rows = source.select(range(min(2, len(source)))).select_columns([c for c in model_inputs if c in source.column_names])
-        batch = collator([rows[i] for i in range(len(rows))])
+        rows = [{k: v for k, v in source[i].items() if k in model_inputs} for i in range(min(2, len(source)))]
+        batch = collator(rows)
         was_training = adapt_model.training
         adapt_model.eval()
         try:
             features = adapt_model.extract_features(**{k: v for k, v in batch.items() if k in model_inputs})
+        except (RuntimeError, ValueError, TypeError) as err:
+            shapes = {k: tuple(v.shape) for k, v in batch.items() if hasattr(v, "shape")}
+            raise ValueError(
+                f"the model cannot run on the first source rows (inputs {shapes}): {err}. Check that the data was "
+                "processed for this model: tokenised with its tokenizer, or images resized to the model's "
+                "image_size with its number of channels (hfadapt.data.image_transform does both)."
+            ) from err
         finally:
             adapt_model.train(was_training)
         return int(features.shape[-1])
@@ -227,12 +243,19 @@ class AdaptTrainer(Trainer):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         batch_size = self._train_batch_size
         return DomainBalancedSampler(
-            list(dataset[DOMAIN_COLUMN]),
+            list(raw(dataset)[DOMAIN_COLUMN]),
             batch_size=batch_size,
             n_source=self.args.source_per_batch(batch_size),
             target_domain=self.adapt_model.target_domain,
             seed=self.args.seed,
         )
+
+    def _remove_unused_columns(self, dataset, description=None):
+        # A lazily transformed set stores raw columns (``image``) that its transform turns into model inputs: its
+        # rows are already cut to model inputs and labels (DomainTransform / keep_only), so nothing is removed.
+        if transform_of(dataset) is not None:
+            return dataset
+        return super()._remove_unused_columns(dataset, description)
 
     def create_optimizer(self, model=None):
         """AdamW (or ``args.optim``) with the usual weight-decay split; the alignment heads (discriminator) get

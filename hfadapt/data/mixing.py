@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import datasets
 
+from .transforms import DomainTransform, raw, row_keys, transform_of
+
 LABEL_COLUMNS = ("labels", "label", "label_ids")
 DOMAIN_COLUMN = "domain"
 
@@ -40,11 +42,13 @@ def check_columns(ds: datasets.Dataset, name: str, model_inputs: Iterable[str], 
         raise TypeError(f"{name} must be a datasets.Dataset, got {type(ds).__name__}")
     if len(ds) == 0:
         raise ValueError(f"{name} is empty: domain adaptation needs rows from every domain")
-    inputs = [c for c in model_inputs if c in ds.column_names]
+    keys = row_keys(ds)
+    inputs = [c for c in model_inputs if c in keys]
     if not inputs:
         raise ValueError(
-            f"{name} has no model input column (columns: {ds.column_names}; the model takes {sorted(model_inputs)}). "
-            "Tokenise the text first, e.g. ds.map(lambda b: tokenizer(b['text'], truncation=True), batched=True)."
+            f"{name} has no model input column (its rows have {keys}; the model takes {sorted(model_inputs)}). "
+            "Tokenise text first, e.g. ds.map(lambda b: tokenizer(b['text'], truncation=True), batched=True); "
+            "for images, set the image processor as a lazy transform: ds.with_transform(hfadapt.data.image_transform(processor))."
         )
     if need_labels and _label_column(ds) is None:
         raise ValueError(f"{name} has no label column: expected one of {LABEL_COLUMNS}, got columns {ds.column_names}")
@@ -123,35 +127,53 @@ def build_training_set(
 
     Returns:
         A ``datasets.Dataset`` with the model inputs all sets share, ``labels`` (int64) and ``domain`` (int64),
-        source rows first.
+        source rows first. If the sets make their model inputs lazily (``with_transform``, e.g. images through an
+        image processor), the mixed set stores their shared raw columns (``image``) and carries a
+        :class:`~hfadapt.data.transforms.DomainTransform` that runs each row's own domain transform when read.
 
     Raises:
         ValueError: if the sets share no model input column.
     """
     sources = [source] if isinstance(source, datasets.Dataset) else list(source)
     target_domain = len(sources) if target_domain is None else target_domain
-    columns = [set(ds.column_names) for ds in (*sources, target)]
-    inputs = [c for c in model_inputs if all(c in cols for cols in columns)
-              and c not in (*LABEL_COLUMNS, *extra_label_columns)]
+    all_sets = (*sources, target)
+    keys = [set(row_keys(ds)) for ds in all_sets]
+    inputs = [c for c in model_inputs if all(c in k for k in keys) and c not in (*LABEL_COLUMNS, *extra_label_columns)]
     if not inputs:
         raise ValueError(
-            "the source and target sets share no model input column (columns: "
-            f"{[ds.column_names for ds in (*sources, target)]})"
+            f"the source and target sets share no model input column (their rows have {[sorted(k) for k in keys]})"
         )
+    transforms = [transform_of(ds) for ds in all_sets]
+    lazy = any(fn is not None for fn in transforms)
+    if lazy:  # mix the stored columns; the model inputs are made when rows are read
+        skip = {*LABEL_COLUMNS, *extra_label_columns, DOMAIN_COLUMN}
+        shared = [c for c in raw(sources[0]).column_names if c not in skip
+                  and all(c in raw(ds).column_names for ds in all_sets)]
+        stored = shared
+    else:
+        stored = inputs
     int64 = datasets.Value("int64")
     parts = []
     for domain_id, ds in enumerate(sources):
         label_column = _label_column(ds)
-        src = ds.select_columns([*inputs, label_column, *extra_label_columns])
+        src = raw(ds).select_columns([*stored, label_column, *extra_label_columns])
         if label_column != "labels":
             src = src.rename_column(label_column, "labels")
         for column in ("labels", *extra_label_columns):
             src = src.cast_column(column, int64)
         src = src.add_column(DOMAIN_COLUMN, [domain_id] * len(src), feature=int64)
         parts.append(src if not parts else src.cast(parts[0].features))
-    tgt = target.select_columns(inputs)
+    tgt = raw(target).select_columns(stored)
     for column in ("labels", *extra_label_columns):
         tgt = tgt.add_column(column, [-100] * len(tgt), feature=int64)
     tgt = tgt.add_column(DOMAIN_COLUMN, [target_domain] * len(tgt), feature=int64)
     parts.append(tgt.cast(parts[0].features))
-    return datasets.concatenate_datasets(parts)
+    mixed = datasets.concatenate_datasets(parts)
+    if lazy:
+        domain_transforms = [None] * (target_domain + 1)
+        for domain_id, fn in enumerate(transforms[:-1]):
+            domain_transforms[domain_id] = fn
+        domain_transforms[target_domain] = transforms[-1]
+        mixed.set_transform(DomainTransform(domain_transforms, keep=inputs,
+                                            passthrough=["labels", *extra_label_columns, DOMAIN_COLUMN]))
+    return mixed

@@ -1,0 +1,131 @@
+"""Image backbones (tiny ViT, tiny ResNet) with image data made lazily through an image processor."""
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from helpers import make_config, trainable_state
+from transformers import (
+    AutoModelForImageClassification,
+    ResNetConfig,
+    ResNetForImageClassification,
+    ViTConfig,
+    ViTForImageClassification,
+    ViTImageProcessorPil,
+)
+
+from hfadapt import AdaptTrainer
+from hfadapt.data import image_transform
+from hfadapt.data.images import to_channels
+
+SIZE = 16
+
+
+def tiny_vit(num_channels=1, seed=0):
+    torch.manual_seed(seed)
+    config = ViTConfig(image_size=SIZE, patch_size=4, num_channels=num_channels, hidden_size=32, num_hidden_layers=2,
+                       num_attention_heads=2, intermediate_size=37, num_labels=3, hidden_dropout_prob=0.0,
+                       attention_probs_dropout_prob=0.0)
+    return ViTForImageClassification(config)
+
+
+def tiny_resnet(num_channels=1, seed=0):
+    torch.manual_seed(seed)
+    config = ResNetConfig(num_channels=num_channels, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
+                          num_labels=3, downsample_in_first_stage=False)
+    return ResNetForImageClassification(config)
+
+
+def processor(num_channels=1, size=SIZE):
+    return ViTImageProcessorPil(size={"height": size, "width": size}, image_mean=[0.5] * num_channels,
+                                image_std=[0.5] * num_channels)
+
+
+def image_dataset(n, side, seed, labels=True, rgb=False):
+    """Images whose label is which third of the image is bright (learnable), ``side`` x ``side`` pixels."""
+    g = np.random.default_rng(seed)
+    y = g.integers(0, 3, n)
+    images = g.integers(0, 60, (n, side, side)).astype(np.uint8)
+    for i, label in enumerate(y):
+        images[i, :, label * side // 3 : (label + 1) * side // 3] += 180
+    if rgb:
+        images = np.repeat(images[..., None], 3, axis=-1)
+    row = {"image": list(images)}
+    features = {"image": datasets.Image()}
+    if labels:
+        row["label"] = y.tolist()
+        features["label"] = datasets.ClassLabel(num_classes=3)
+    return datasets.Dataset.from_dict(row, features=datasets.Features(features))
+
+
+def lazy(ds, model, num_channels=1):
+    return ds.with_transform(image_transform(processor(num_channels), model.config))
+
+
+@pytest.mark.parametrize("make_model", [tiny_vit, tiny_resnet])
+@pytest.mark.parametrize("method", ["dann", "mmd"])
+def test_image_backbones_adapt_save_and_reload(tmp_path, make_model, method):
+    model = make_model()
+    # source: 8x8 greyscale, target: 16x16 RGB; both reach the model as 1 x 16 x 16
+    source = lazy(image_dataset(24, 8, seed=1), model)
+    target = lazy(image_dataset(24, 16, seed=2, labels=False, rgb=True), model)
+    test = lazy(image_dataset(12, 16, seed=3, rgb=True), model)
+    trainer = AdaptTrainer(model, make_config(tmp_path, method=method), train_dataset=source, target_dataset=target,
+                           eval_dataset={"target_test": test}, processing_class=processor())
+    before = trainable_state(trainer)
+    trainer.train()
+    after = trainable_state(trainer)
+    assert [n for n in before if torch.equal(before[n], after[n])] == []
+    assert "eval_target_test_loss" in trainer.evaluate()
+    assert "image" in trainer.train_dataset.column_names  # stored raw: pixels are made when rows are read
+    trainer.save_model(str(tmp_path / "saved"))
+    reloaded = AutoModelForImageClassification.from_pretrained(tmp_path / "saved").eval()
+    pixels = torch.stack([test[i]["pixel_values"] for i in range(4)])
+    trained = trainer.adapt_model.task_model.eval()
+    assert torch.allclose(trained(pixel_values=pixels).logits, reloaded(pixel_values=pixels).logits, atol=1e-6)
+
+
+def test_vit_lora_targets_q_v_and_round_trips(tmp_path):
+    model = tiny_vit()
+    source, target = lazy(image_dataset(16, 8, seed=1), model), lazy(image_dataset(16, 16, seed=2, labels=False), model)
+    config = make_config(tmp_path, method="dann", use_peft=True, lora_r=4, lora_target_modules=["q_proj", "v_proj"])
+    trainer = AdaptTrainer(model, config, train_dataset=source, target_dataset=target)
+    names = [n for n, p in trainer.adapt_model.task_model.named_parameters() if p.requires_grad]
+    assert any("q_proj.lora_A" in n for n in names) and any("v_proj.lora_B" in n for n in names)
+    assert not any("attention.attention.k_proj" in n for n in names)
+    trainer.train()
+    trainer.save_model(str(tmp_path / "merged"))
+    reloaded = AutoModelForImageClassification.from_pretrained(tmp_path / "merged").eval()
+    pixels = torch.stack([source[i]["pixel_values"] for i in range(3)])
+    trained = trainer.adapt_model.task_model.eval()
+    assert torch.allclose(trained(pixel_values=pixels).logits, reloaded(pixel_values=pixels).logits, atol=1e-5)
+
+
+def test_channels_are_converted_to_what_the_model_takes():
+    grey = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    rgb = to_channels(grey, 3)
+    assert rgb.shape == (8, 8, 3) and (rgb[..., 0] == grey).all() and (rgb[..., 2] == grey).all()
+    assert to_channels(rgb, 1).shape == (8, 8, 1)
+    assert to_channels(np.full((4, 4), 16.0), 1).max() == 255  # float images are rescaled to 0-255
+    with pytest.raises(ValueError, match="channels"):
+        to_channels(grey, 4)
+
+
+def test_size_and_channel_mismatches_fail_with_a_clear_error(tmp_path):
+    model = tiny_vit()
+    with pytest.raises(ValueError, match=r"resizes to \(8, 8\) but the model takes \(16, 16\)"):
+        image_transform(processor(size=8), model.config)
+    with pytest.raises(ValueError, match="normalises 3 channels but the model takes 1"):
+        image_transform(processor(num_channels=3), model.config)
+    raw = image_dataset(8, 8, seed=1)
+    with pytest.raises(ValueError, match="with_transform"):
+        AdaptTrainer(model, make_config(tmp_path), train_dataset=raw, target_dataset=raw.remove_columns("label"))
+    # a transform that skips the resize: the first rows are run at once and the error says what to check
+    unresized = processor(size=16)
+    unresized.do_resize = False
+    bad = raw.with_transform(lambda b: {"pixel_values": unresized([to_channels(i, 1) for i in b["image"]],
+                                                                  return_tensors="pt",
+                                                                  input_data_format="channels_last")["pixel_values"],
+                                        "label": b["label"]})
+    with pytest.raises(ValueError, match="image_size"):
+        AdaptTrainer(model, make_config(tmp_path), train_dataset=bad, target_dataset=bad)

@@ -19,6 +19,8 @@ from .trainer import AdaptTrainer
 
 SOURCE_EVAL = "source_val"
 TARGET_EVAL = "target_test"
+TARGET_SUPERVISED = "target-supervised"
+"""The run trained on *labelled* target data (an upper reference, not an adaptation method)."""
 
 
 def run_name(method: str) -> str:
@@ -73,6 +75,7 @@ def compare_with_source_only(
     processing_class=None,
     with_baseline: bool = True,
     metadata: dict | None = None,
+    target_supervised_splits: TransferSplits | None = None,
 ) -> dict:
     """Train the source-only baseline (if ``with_baseline``) and ``config.method``, each from a fresh model with
     the same seed, data order and number of steps; evaluate both on source validation and target test; save
@@ -85,18 +88,31 @@ def compare_with_source_only(
             labels, ``target_test`` is used only for the final evaluation.
         processing_class: tokenizer or image processor, saved with each model.
         metadata: extra fields for ``results.json`` (domains, model, ...).
+        target_supervised_splits: if given, also train the source-only recipe on these splits, whose
+            ``source_train`` is *labelled target* data: the target-supervised reference. Each method's run then
+            gets ``gap_closed``, the share of the source-only-to-target-supervised gap it closes.
 
     Returns:
-        ``{"runs": [{"method", "source_val_accuracy", "target_accuracy", "target_gain_vs_source_only", ...}], ...}``.
+        ``{"runs": [{"method", "source_val_accuracy", "target_accuracy", "target_gain_vs_source_only",
+        "gap_closed", ...}], ...}``.
     """
     methods = [SOURCE_ONLY, config.method] if with_baseline and config.method_names else [config.method]
     runs = []
     for method in methods:
         run_config = dataclasses.replace(config, method=method, output_dir=str(Path(config.output_dir) / run_name(method)))
         runs.append(train_and_evaluate(make_model, run_config, splits, processing_class))
+    if target_supervised_splits is not None:
+        run_config = dataclasses.replace(config, method=SOURCE_ONLY,
+                                         output_dir=str(Path(config.output_dir) / "target_supervised"))
+        runs.append({**train_and_evaluate(make_model, run_config, target_supervised_splits, processing_class),
+                     "method": TARGET_SUPERVISED})
     baseline = next((r for r in runs if r["method"] == SOURCE_ONLY), None)
+    oracle = next((r for r in runs if r["method"] == TARGET_SUPERVISED), None)
     for run in runs:
         run["target_gain_vs_source_only"] = run["target_accuracy"] - baseline["target_accuracy"] if baseline else None
+        gap = oracle["target_accuracy"] - baseline["target_accuracy"] if baseline and oracle else None
+        adapting = run["method"] not in (SOURCE_ONLY, TARGET_SUPERVISED)
+        run["gap_closed"] = run["target_gain_vs_source_only"] / gap if adapting and gap else None
     results = {**(metadata or {}), "seed": config.seed, "runs": runs}
     if PartialState().is_main_process:
         Path(config.output_dir).mkdir(parents=True, exist_ok=True)
@@ -105,14 +121,20 @@ def compare_with_source_only(
 
 
 def format_results_table(results: dict) -> str:
-    """A markdown table: method, source validation accuracy, target accuracy, difference to source-only (points)."""
+    """A markdown table: method, source validation accuracy, target accuracy, difference to source-only (points),
+    and, with a target-supervised run, the share of the gap each method closes."""
+    with_gap = any(run["method"] == TARGET_SUPERVISED for run in results["runs"])
     lines = [
-        "| method | source val acc | target acc | target vs source-only |",
-        "|---|---:|---:|---:|",
+        "| method | source val acc | target acc | target vs source-only |" + (" gap closed |" if with_gap else ""),
+        "|---|---:|---:|---:|" + ("---:|" if with_gap else ""),
     ]
     for run in results["runs"]:
         gain = run["target_gain_vs_source_only"]
         gain_text = "—" if gain is None or run["method"] == SOURCE_ONLY else f"{100 * gain:+.2f}"
         name = "source-only" if run["method"] == SOURCE_ONLY else run["method"]
-        lines.append(f"| {name} | {100 * run['source_val_accuracy']:.2f} | {100 * run['target_accuracy']:.2f} | {gain_text} |")
+        source_val = "—" if run["method"] == TARGET_SUPERVISED else f"{100 * run['source_val_accuracy']:.2f}"
+        line = f"| {name} | {source_val} | {100 * run['target_accuracy']:.2f} | {gain_text} |"
+        if with_gap:
+            line += " — |" if run.get("gap_closed") is None else f" {100 * run['gap_closed']:.0f}% |"
+        lines.append(line)
     return "\n".join(lines)

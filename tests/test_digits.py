@@ -1,0 +1,80 @@
+"""Digits domains (scikit-learn's optdigits, USPS from ../shared) and the digits example."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hfadapt.data import load_optdigits, load_usps, resolve_usps_dir
+from hfadapt.data.digits import digits_dataset
+from hfadapt.experiment import format_results_table
+
+REPO = Path(__file__).resolve().parents[1]
+USPS = REPO.parent / "shared" / "data" / "usps"
+
+
+def test_optdigits_split_is_stratified_and_rescaled():
+    train, test = load_optdigits("train"), load_optdigits("test")
+    assert len(train) + len(test) == 1797 and len(test) == 360
+    image = np.asarray(train[0]["image"])
+    assert image.shape == (8, 8) and image.dtype == np.uint8 and image.max() <= 255
+    assert sorted(set(test["label"])) == list(range(10))
+    assert train.features["label"].names == [str(d) for d in range(10)]
+
+
+def test_digits_dataset_rejects_bad_arrays():
+    with pytest.raises(ValueError, match="0-9"):
+        digits_dataset(np.zeros((2, 4, 4)), np.array([3, 12]), 1.0)
+    with pytest.raises(ValueError, match=r"\(N, H, W\)"):
+        digits_dataset(np.zeros((2, 4)), np.array([3, 1]), 1.0)
+
+
+def test_missing_usps_says_what_is_expected(tmp_path):
+    with pytest.raises(FileNotFoundError, match="usps.npz"):
+        resolve_usps_dir(tmp_path)
+
+
+@pytest.mark.skipif(not (USPS / "usps.npz").is_file(), reason="../shared/data/usps is not beside this checkout")
+def test_usps_loads_both_splits():
+    train, test = load_usps(USPS, "train"), load_usps(USPS, "test")
+    assert (len(train), len(test)) == (7291, 2007)
+    assert np.asarray(test[0]["image"]).shape == (16, 16)
+
+
+def test_table_shows_the_share_of_the_gap_closed():
+    runs = [
+        {"method": "none", "source_val_accuracy": 0.97, "target_accuracy": 0.60, "target_gain_vs_source_only": 0.0,
+         "gap_closed": None},
+        {"method": "dann", "source_val_accuracy": 0.96, "target_accuracy": 0.75, "target_gain_vs_source_only": 0.15,
+         "gap_closed": 0.5},
+        {"method": "target-supervised", "source_val_accuracy": 0.9, "target_accuracy": 0.90,
+         "target_gain_vs_source_only": 0.30, "gap_closed": None},
+    ]
+    table = format_results_table({"runs": runs}).splitlines()
+    assert table[0].endswith("gap closed |")
+    assert table[3] == "| dann | 96.00 | 75.00 | +15.00 | 50% |"
+    assert table[4] == "| target-supervised | — | 90.00 | +30.00 | — |"
+
+
+@pytest.mark.skipif(not (USPS / "usps.npz").is_file(), reason="../shared/data/usps is not beside this checkout")
+def test_digits_example_runs_all_three_and_reloads(tmp_path):
+    sys.path.insert(0, str(REPO / "examples"))
+    try:
+        import digits_transfer
+    finally:
+        sys.path.pop(0)
+    results = digits_transfer.main([
+        "--usps_dir", str(USPS), "--max_train_samples", "300", "--max_eval_samples", "32", "--max_steps", "3",
+        "--per_device_train_batch_size", "16", "--output_dir", str(tmp_path / "run"), "--disable_tqdm", "true",
+        "--use_cpu", "true",
+    ])
+    assert [r["method"] for r in results["runs"]] == ["none", "dann", "target-supervised"]
+    gap = results["runs"][2]["target_accuracy"] - results["runs"][0]["target_accuracy"]
+    expected = results["runs"][1]["target_gain_vs_source_only"] / gap if gap else None
+    assert results["runs"][1]["gap_closed"] == expected
+    from transformers import AutoModelForImageClassification
+
+    model = AutoModelForImageClassification.from_pretrained(tmp_path / "run" / "dann")
+    assert model.config.num_channels == 1 and model.config.id2label[3] == "3"
+    assert (tmp_path / "run" / "dann" / "preprocessor_config.json").is_file()

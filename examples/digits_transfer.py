@@ -39,6 +39,7 @@ from hfadapt import AdaptConfig
 from hfadapt.cli_args import parse_with_config
 from hfadapt.data import TransferSplits, image_transform, load_digits_domain
 from hfadapt.data.digits import DIGIT_NAMES, DIGITS_DOMAINS
+from hfadapt.data.images import RandomAffine
 from hfadapt.experiment import compare_with_source_only, format_results_table
 from hfadapt.runtime import use_available_cpu_threads
 
@@ -64,6 +65,11 @@ class ScriptArguments:
     num_hidden_layers: int = field(default=4, metadata={"help": "Depth of the ViT built from a config."})
     max_train_samples: int | None = field(default=None, metadata={"help": "At most this many train rows per domain."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "At most this many test rows per domain."})
+    augment: bool = field(
+        default=True,
+        metadata={"help": "Random rotation (+-10 deg), scale (0.9-1.1) and shift (+-10%) of training images, both "
+                  "domains (hfadapt.data.images.RandomAffine); evaluation images are never augmented."},
+    )
     baseline: bool = field(default=True, metadata={"help": "Also train the source-only baseline."})
     target_supervised: bool = field(default=True, metadata={"help": "Also train on labelled target data (reference)."})
 
@@ -115,12 +121,14 @@ def main(args: list[str] | None = None) -> dict:
             return model_from_config(script_args)
 
     transform = image_transform(processor, model_config)
-    lazy = {name: _first(ds, n_train).with_transform(transform) for name, ds in
+    augment = RandomAffine() if script_args.augment else None  # draws from torch's generator: seeded per run
+    train_transform = image_transform(processor, model_config, augment=augment)
+    lazy = {name: _first(ds, n_train).with_transform(train_transform) for name, ds in
             [("source_train", domain["train"][src]), ("target_labelled", domain["train"][tgt])]}
     splits = TransferSplits(
         source_train=lazy["source_train"],
         source_val=_first(domain["test"][src], n_eval).with_transform(transform),
-        target_train=_first(domain["train"][tgt].remove_columns("label"), n_train).with_transform(transform),
+        target_train=_first(domain["train"][tgt].remove_columns("label"), n_train).with_transform(train_transform),
         target_test=_first(domain["test"][tgt], n_eval).with_transform(transform),
         label_names=DIGIT_NAMES,
     )

@@ -129,3 +129,17 @@ def test_size_and_channel_mismatches_fail_with_a_clear_error(tmp_path):
                                         "label": b["label"]})
     with pytest.raises(ValueError, match="image_size"):
         AdaptTrainer(model, make_config(tmp_path), train_dataset=bad, target_dataset=bad)
+
+
+def test_random_affine_keeps_size_and_identity_ranges_change_nothing():
+    from PIL import Image
+
+    from hfadapt.data.images import RandomAffine
+
+    image = Image.fromarray(np.arange(256, dtype=np.uint8).reshape(16, 16))
+    same = RandomAffine(degrees=0, translate=0, scale=(1, 1), seed=0)(image)
+    assert np.array_equal(np.asarray(same), np.asarray(image))
+    moved = RandomAffine(degrees=15, translate=0.1, seed=0)(image)
+    assert moved.size == (16, 16) and not np.array_equal(np.asarray(moved), np.asarray(image))
+    with pytest.raises(ValueError):
+        RandomAffine(translate=0.7)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import torch
 from PIL import Image
 
 IMAGE_COLUMN = "image"
@@ -82,8 +83,7 @@ def image_transform(image_processor, model_config=None, image_column: str = IMAG
             raise ValueError(f"the batch has no {image_column!r} column (columns: {list(batch)})")
         images = batch[image_column]
         if augment is not None:
-            images = [augment(Image.fromarray(to_channels(im, 3)) if not isinstance(im, Image.Image) else im)
-                      for im in images]
+            images = [augment(im if isinstance(im, Image.Image) else Image.fromarray(np.asarray(im))) for im in images]
         arrays = [to_channels(im, num_channels) for im in images]
         pixels = image_processor(arrays, return_tensors="pt", input_data_format="channels_last")["pixel_values"]
         out = {k: v for k, v in batch.items() if k != image_column}
@@ -91,3 +91,36 @@ def image_transform(image_processor, model_config=None, image_column: str = IMAG
         return out
 
     return transform
+
+
+class RandomAffine:
+    """Random rotation, scaling and translation of a PIL image about its centre (training-time augmentation).
+
+    The usual digits augmentation (as torchvision's ``RandomAffine``, which is not a dependency here): angle
+    uniform in ``[-degrees, degrees]``, scale uniform in ``scale``, shift uniform in ``[-translate, translate]``
+    times the image side, bilinear, background 0. Picklable. With ``seed=None`` the draws come from torch's
+    global generator, so a run seeded by ``Trainer`` (``set_seed``) gets the same augmentations every time; a
+    ``seed`` gives the transform its own generator.
+    """
+
+    def __init__(self, degrees: float = 10.0, translate: float = 0.1, scale: tuple[float, float] = (0.9, 1.1),
+                 seed: int | None = None):
+        if degrees < 0 or not 0 <= translate < 0.5 or not 0 < scale[0] <= scale[1]:
+            raise ValueError(f"bad RandomAffine ranges: degrees={degrees}, translate={translate}, scale={scale}")
+        self.degrees, self.translate, self.scale = float(degrees), float(translate), tuple(scale)
+        self.rng = np.random.default_rng(seed) if seed is not None else None
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        w, h = image.size
+        u = self.rng.uniform(size=4) if self.rng is not None else torch.rand(4, dtype=torch.float64).numpy()
+        angle = np.deg2rad((2 * u[0] - 1) * self.degrees)
+        s = self.scale[0] + u[1] * (self.scale[1] - self.scale[0])
+        tx, ty = (2 * u[2:] - 1) * self.translate * np.array([w, h])
+        cx, cy = w / 2, h / 2
+        # inverse map (output pixel -> input pixel) of: rotate by angle and scale by s about the centre, then shift
+        cos, sin = np.cos(angle) / s, np.sin(angle) / s
+        a, b = cos, sin
+        d, e = -sin, cos
+        c = cx - a * (cx + tx) - b * (cy + ty)
+        f = cy - d * (cx + tx) - e * (cy + ty)
+        return image.transform((w, h), Image.Transform.AFFINE, (a, b, c, d, e, f), resample=Image.Resampling.BILINEAR)

@@ -116,6 +116,11 @@ class AdaptModel(nn.Module):
             raise ValueError(f"source domain weights must be {n_sources} finite numbers >= 0, not all 0; got {weights}")
         self.source_domain_weights = [w / sum(values) for w in values]
 
+    def set_progress(self, progress: float) -> None:
+        """Tell every method the fraction of training done (see ``AlignmentMethod.set_progress``)."""
+        for method in self.methods.values():
+            method.set_progress(progress)
+
     def set_weight_factor(self, value: float) -> None:
         """Scale the loss weight of every method *without* gradient reversal by ``value`` in ``[0, 1]`` (the
         warm-start of ``AdaptConfig.weight_schedule``); adversarial methods are scheduled by their GRL instead."""

@@ -181,7 +181,11 @@ class AdaptTrainer(Trainer):
         grl = functools.partial(GRL_SCHEDULES[args.grl_schedule], max_lambda=args.grl_max_lambda, gamma=args.grl_gamma)
         weights = functools.partial(GRL_SCHEDULES[args.weight_schedule], max_lambda=1.0, gamma=args.grl_gamma)
         self.add_callback(
-            AdaptationScheduleCallback((adapt_model.set_grl_coefficient, grl), (adapt_model.set_weight_factor, weights))
+            AdaptationScheduleCallback(
+                (adapt_model.set_grl_coefficient, grl),
+                (adapt_model.set_weight_factor, weights),
+                (adapt_model.set_progress, float),
+            )
         )
         self._components: dict[str, list[torch.Tensor]] = defaultdict(list)
 

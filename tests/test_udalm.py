@@ -74,3 +74,22 @@ def test_udalm_without_a_tokenizer_fails_before_training(tmp_path):
     source, target = token_dataset(16, seed=1), token_dataset(16, seed=2, labels=False)
     with pytest.raises(ValueError, match="tokenizer with a mask token"):
         AdaptTrainer(tiny_bert(), make_config(tmp_path, method="udalm"), train_dataset=source, target_dataset=target)
+
+
+def test_head_warmup_keeps_the_mlm_gradient_out_of_the_encoder():
+    torch.manual_seed(0)
+    model = tiny_bert()
+    udalm = TargetMaskedLM(head_warmup=0.25)
+    udalm.bind(model, tiny_tokenizer())
+    hidden = torch.randn(2, 5, 32, requires_grad=True)
+    labels = torch.full((2, 5), -100)
+    labels[1, 2] = 7
+    udalm.set_progress(0.1)
+    out = udalm(torch.zeros(2, 4), torch.tensor([0, 1]), hidden_states=hidden, mlm_labels=labels)
+    out.loss.backward()
+    assert hidden.grad is None and model.get_input_embeddings().weight.grad is None
+    assert udalm.head.dense.weight.grad is not None and out.metrics["warmup"].item() == 1.0
+    udalm.set_progress(0.25)
+    out = udalm(torch.zeros(2, 4), torch.tensor([0, 1]), hidden_states=hidden, mlm_labels=labels)
+    out.loss.backward()
+    assert hidden.grad is not None and out.metrics["warmup"].item() == 0.0

@@ -82,6 +82,10 @@ class AlignmentMethod(nn.Module):
             ValueError: if the method cannot work with this model or processor.
         """
 
+    def set_progress(self, progress: float) -> None:
+        """Called once per optimizer step with the fraction of training done, ``p`` in ``[0, 1]``, for methods
+        whose behaviour changes over training (UDALM's head warm-up). Default: nothing."""
+
     def prepare_inputs(self, inputs: dict, domain: torch.Tensor) -> tuple[dict, dict]:
         """Change a training batch's model inputs before the forward (e.g. mask target tokens for UDALM).
 

@@ -7,10 +7,17 @@ NAACL 2021. Each batch's target rows are masked as in BERT pre-training (Devlin 
 
     L = L_task(source) + w * L_MLM(target),   L_MLM = mean over chosen positions of CE(decoder(h_i), x_i)
 
-(the paper's ``lambda L_CLS + (1 - lambda) L_MLM``, up to the overall scale, with ``w = (1 - lambda) / lambda``).
+(the paper's ``lambda L_CLS + (1 - lambda) L_MLM``, up to the overall scale, with ``w = (1 - lambda) / lambda``;
+``w = udalm_weight``).
 The decoder is BERT's MLM head: ``dense(H, H) -> GELU -> LayerNorm -> linear to the vocabulary``, its output
 matrix tied to the model's input embeddings. The transform is freshly initialised (classification checkpoints
 and the packaged MiniLM carry no MLM head); the tied output matrix is pretrained.
+
+The classification checkpoints hfadapt starts from carry no MLM head, so ours starts random: its loss is about
+``log V`` (10.3 nats for BERT's vocabulary) and its gradient into the encoder about 90x the task's on MiniLM.
+For the first ``head_warmup`` fraction of training the head therefore learns on *detached* hidden states
+(linear probing before fine-tuning, as LP-FT: Kumar et al., ICLR 2022); only then does the MLM loss train the
+encoder. The default weight (``udalm_weight`` 0.1) levels the remaining ~10x.
 
 The same forward serves every method: the masked target rows are also what the other methods' target features
 are computed from (a mild input noise); source rows are never masked.
@@ -86,17 +93,22 @@ class TargetMaskedLM(AlignmentMethod):
 
     Needs a model with token inputs (``input_ids``), input embeddings and a tokenizer with a mask token
     (:meth:`bind` raises ``ValueError`` otherwise). Shape: ``hidden_states (N, L, H)``, ``mlm_labels (N, L)``;
-    output a scalar loss and ``metrics = {"accuracy": masked-token accuracy}``.
+    output a scalar loss and ``metrics = {"accuracy": masked-token accuracy, "warmup": 1 while the head learns
+    alone}``.
     """
 
     name = "udalm"
     needs_hidden_states = True
 
-    def __init__(self, num_domains: int = 2, mask_probability: float = 0.15):
+    def __init__(self, num_domains: int = 2, mask_probability: float = 0.15, head_warmup: float = 0.0):
         super().__init__(num_domains)
         if not 0.0 < mask_probability < 1.0:
             raise ValueError(f"udalm_mask_probability must be in (0, 1), got {mask_probability}")
+        if not 0.0 <= head_warmup <= 1.0:
+            raise ValueError(f"udalm_head_warmup must be in [0, 1], got {head_warmup}")
         self.mask_probability = float(mask_probability)
+        self.head_warmup = float(head_warmup)
+        self.progress = 0.0
         self.head: MaskedLMHead | None = None
         self._embedding: list[nn.Embedding] = []  # a list keeps the shared embedding out of this module's parameters
         self.mask_token_id: int | None = None
@@ -104,7 +116,15 @@ class TargetMaskedLM(AlignmentMethod):
 
     @classmethod
     def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> TargetMaskedLM:
-        return cls(num_domains, config.udalm_mask_probability)
+        return cls(num_domains, config.udalm_mask_probability, config.udalm_head_warmup)
+
+    def set_progress(self, progress: float) -> None:
+        self.progress = float(progress)
+
+    @property
+    def warming_up(self) -> bool:
+        """Whether the head still learns alone (the MLM gradient does not reach the encoder)."""
+        return self.progress < self.head_warmup
 
     def bind(self, task_model: nn.Module, processing_class=None) -> None:
         mask_token_id = getattr(processing_class, "mask_token_id", None)
@@ -154,12 +174,17 @@ class TargetMaskedLM(AlignmentMethod):
         chosen = mlm_labels != -100
         if not chosen.any():
             zero = hidden_states.sum() * 0.0 + sum(p.sum() for p in self.head.parameters()) * 0.0
-            return AlignmentOutput(zero, {"accuracy": zero.detach()})
-        token_logits = self.head(hidden_states[chosen], embedding.weight)
+            return AlignmentOutput(zero, {"accuracy": zero.detach(), "warmup": zero.detach()})
+        hidden = hidden_states[chosen]
+        output_embedding = embedding.weight
+        if self.warming_up:
+            hidden, output_embedding = hidden.detach(), output_embedding.detach()
+        token_logits = self.head(hidden, output_embedding)
         targets = mlm_labels[chosen]
         loss = F.cross_entropy(token_logits.float(), targets)
         accuracy = (token_logits.argmax(-1) == targets).float().mean()
-        return AlignmentOutput(loss, {"accuracy": accuracy.detach()})
+        warmup = torch.tensor(float(self.warming_up), device=loss.device)
+        return AlignmentOutput(loss, {"accuracy": accuracy.detach(), "warmup": warmup})
 
     def extra_repr(self) -> str:
         return f"mask_probability={self.mask_probability}"

@@ -53,7 +53,9 @@ def image_transform(image_processor, model_config=None, image_column: str = IMAG
         model_config: the model's config: its ``num_channels`` decides greyscale vs RGB, and for a model with a
             fixed ``image_size`` (ViT) the processor must resize to it.
         image_column: the column holding the images.
-        augment: optional ``PIL.Image -> PIL.Image`` applied to each image first (training-time augmentation).
+        augment: optional ``PIL.Image -> PIL.Image`` applied to each image first (training-time augmentation),
+            after resizing it to the processor's output size (so a small domain's images are not blurred by
+            sub-pixel shifts at their native resolution).
 
     Returns:
         The transform; label columns pass through untouched.
@@ -83,7 +85,10 @@ def image_transform(image_processor, model_config=None, image_column: str = IMAG
             raise ValueError(f"the batch has no {image_column!r} column (columns: {list(batch)})")
         images = batch[image_column]
         if augment is not None:
-            images = [augment(im if isinstance(im, Image.Image) else Image.fromarray(np.asarray(im))) for im in images]
+            pils = [im if isinstance(im, Image.Image) else Image.fromarray(np.asarray(im)) for im in images]
+            if None not in out_hw:
+                pils = [im.resize((out_hw[1], out_hw[0]), Image.Resampling.BILINEAR) for im in pils]
+            images = [augment(im) for im in pils]
         arrays = [to_channels(im, num_channels) for im in images]
         pixels = image_processor(arrays, return_tensors="pt", input_data_format="channels_last")["pixel_values"]
         out = {k: v for k, v in batch.items() if k != image_column}

@@ -50,6 +50,8 @@ class AdaptModel(nn.Module):
         domain_names: a name per domain id (sources then target), used in logged keys.
         source_domain_weights: ``lambda_d`` per source domain in the task loss ``sum_d lambda_d L_d`` (normalised
             to sum 1; ``None``: equal).
+        skip_target_rows: with no method (source-only), leave the target rows of a training batch out of the
+            forward (half the cost; the dropout masks then differ from a method's run).
 
     Inputs of ``forward``: the task model's inputs (``input_ids (N, L)``, ``attention_mask (N, L)``, ...),
     ``labels (N,)`` long with -100 on unlabelled rows, ``domain (N,)`` long (absent in evaluation).
@@ -66,6 +68,7 @@ class AdaptModel(nn.Module):
         num_domains: int = 2,
         domain_names: Sequence[str] | None = None,
         source_domain_weights: Sequence[float] | None = None,
+        skip_target_rows: bool = False,
     ):
         super().__init__()
         if feature_source not in FEATURE_SOURCES:
@@ -74,6 +77,7 @@ class AdaptModel(nn.Module):
         self.methods = methods if methods is not None else nn.ModuleDict()
         self.method_weights = {name: float((method_weights or {}).get(name, 1.0)) for name in self.methods}
         self.feature_source = feature_source
+        self.skip_target_rows = skip_target_rows
         self.weight_factor = 1.0
         self.num_domains = num_domains
         self.domain_names = list(domain_names) if domain_names is not None else [
@@ -218,7 +222,7 @@ class AdaptModel(nn.Module):
     def forward(self, labels: torch.Tensor | None = None, domain: torch.Tensor | None = None, **inputs) -> AdaptModelOutput:
         task_labels = {t: inputs.pop(t) for t in self.extra_tasks if t in inputs}
         aligning = self.training and domain is not None and len(self.methods) > 0
-        if self.training and domain is not None and not aligning:
+        if self.training and domain is not None and not aligning and self.skip_target_rows:
             # Source-only baseline: the target rows of the batch are not needed, skip their forward.
             keep = domain != self.target_domain
             inputs = {k: v[keep] if torch.is_tensor(v) and v.shape[:1] == keep.shape else v for k, v in inputs.items()}

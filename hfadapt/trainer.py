@@ -149,7 +149,7 @@ class AdaptTrainer(Trainer):
             )
         num_domains = len(sources) + 1
         adapt_model = AdaptModel(model, feature_source=args.feature_source, num_domains=num_domains,
-                                 domain_names=[*sources, "target"])
+                                 domain_names=[*sources, "target"], skip_target_rows=not args.source_only_full_batch)
         feature_dim = self._probe_feature_dim(adapt_model, first, data_collator, model_inputs)
         self.source_domain_distances = None
         if args.source_weighting == "fixed":

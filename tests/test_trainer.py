@@ -44,6 +44,19 @@ def test_source_only_ignores_target_rows(domains, tmp_path):
     assert all(torch.equal(a[n], b[n]) for n in a)
 
 
+def test_source_only_is_paired_with_a_method_of_zero_weight(domains, tmp_path):
+    source, target, _ = domains
+    runs = {}
+    for name, overrides in {"none": {"method": "none"}, "skip": {"method": "none", "source_only_full_batch": False},
+                            "mmd0": {"method": "mmd", "mmd_weight": 0.0}}.items():
+        trainer = make_trainer(tiny_bert(dropout=0.1), source, target, tmp_path / name, **overrides)
+        trainer.train()
+        runs[name] = trainable_state(trainer)
+    task = [n for n in runs["none"] if n.startswith("task_model.")]
+    assert all(torch.equal(runs["none"][n], runs["mmd0"][n]) for n in task)  # same forward, same dropout masks
+    assert not all(torch.equal(runs["none"][n], runs["skip"][n]) for n in task)  # target rows skipped: other masks
+
+
 def test_batches_keep_the_source_target_proportion(domains, tmp_path):
     source, target, _ = domains
     trainer = make_trainer(tiny_bert(), source, target, tmp_path, per_device_train_batch_size=8, target_fraction=0.25)

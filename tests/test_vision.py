@@ -85,6 +85,24 @@ def test_image_backbones_adapt_save_and_reload(tmp_path, make_model, method):
     assert torch.allclose(trained(pixel_values=pixels).logits, reloaded(pixel_values=pixels).logits, atol=1e-6)
 
 
+@pytest.mark.parametrize("method", ["cdan", "jan", "coral", "mcc", "entropy", "im", "iw+dann"])
+def test_every_feature_method_trains_a_tiny_vit(tmp_path, method):
+    model = tiny_vit()
+    source, target = lazy(image_dataset(16, 8, seed=1), model), lazy(image_dataset(16, 16, seed=2, labels=False), model)
+    trainer = AdaptTrainer(model, make_config(tmp_path, method=method), train_dataset=source, target_dataset=target)
+    trainer.train()
+    logged = [e for e in trainer.state.log_history if "loss" in e]
+    assert all(f"loss_{name}" in e for e in logged for name in method.split("+"))
+
+
+def test_udalm_on_an_image_model_fails_before_training(tmp_path):
+    model = tiny_vit()
+    source, target = lazy(image_dataset(8, 8, seed=1), model), lazy(image_dataset(8, 16, seed=2, labels=False), model)
+    with pytest.raises(ValueError, match="tokenizer with a mask token"):
+        AdaptTrainer(model, make_config(tmp_path, method="udalm"), train_dataset=source, target_dataset=target,
+                     processing_class=processor())
+
+
 def test_vit_lora_targets_q_v_and_round_trips(tmp_path):
     model = tiny_vit()
     source, target = lazy(image_dataset(16, 8, seed=1), model), lazy(image_dataset(16, 16, seed=2, labels=False), model)

@@ -137,7 +137,8 @@ class AdaptConfig(TrainingArguments):
             "help": "The source-only baseline ('none') runs the same forward over source and target rows as the "
             "methods (target rows get no loss), so it draws the same dropout masks and a method differs from it only "
             "by its loss: the comparison is paired. On MiniLM a different dropout stream alone moved target "
-            "accuracy by 2 points. False skips the target rows (half the cost of the baseline)."
+            "accuracy by 2 points. False skips the target rows (half the cost of the baseline). Models with batch "
+            "normalisation always skip them: target rows in the batch statistics would adapt the baseline (AdaBN)."
         },
     )
     feature_source: str = field(

@@ -148,8 +148,12 @@ class AdaptTrainer(Trainer):
                 DataCollatorWithPadding(processing_class) if isinstance(processing_class, PreTrainedTokenizerBase) else default_data_collator
             )
         num_domains = len(sources) + 1
+        # With batch normalisation the target rows of a batch would shape the baseline's statistics (AdaBN, Li et
+        # al. 2016): it would not be source-only any more, so it skips them.
+        has_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
         adapt_model = AdaptModel(model, feature_source=args.feature_source, num_domains=num_domains,
-                                 domain_names=[*sources, "target"], skip_target_rows=not args.source_only_full_batch)
+                                 domain_names=[*sources, "target"],
+                                 skip_target_rows=not args.source_only_full_batch or has_batch_norm)
         feature_dim = self._probe_feature_dim(adapt_model, first, data_collator, model_inputs)
         self.source_domain_distances = None
         if args.source_weighting == "fixed":

@@ -34,9 +34,9 @@ class AdaptModel(nn.Module):
 
     One forward runs over the concatenated source and target rows of a batch; the task loss (cross-entropy)
     uses labelled source rows only (per source domain ``d``, weighted by ``lambda_d``, and per row by an
-    instance-weighting method's ``source_weights`` if one runs); each alignment method compares source and target features, the
-    representation the classification head reads (``feature_source="head_input"``) or the mean-pooled last
-    hidden state (``"mean_pooled"``).
+    instance-weighting method's ``source_weights`` if one runs); each alignment method compares source and
+    target features, the representation the classification head reads (``feature_source="head_input"``) or the
+    mean-pooled last hidden state (``"mean_pooled"``).
 
     Keeping the heads inside one ``nn.Module`` makes them go through ``accelerator.prepare`` and DDP with the
     backbone, so their gradients are synchronised. Only ``task_model`` is what a user gets back.

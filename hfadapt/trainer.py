@@ -110,24 +110,9 @@ class AdaptTrainer(Trainer):
 
         model_inputs = [p for p in inspect.signature(unwrap_peft(model).forward).parameters if p not in LABEL_COLUMNS]
         sources = self._named_sources(train_dataset)
-        for name, ds in sources.items():
-            check_columns(ds, f"train_dataset (source {name!r})" if len(sources) > 1 else "train_dataset (source)",
-                          model_inputs, need_labels=True)
-        check_columns(target_dataset, "target_dataset", model_inputs, need_labels=False)
         evals = eval_dataset if isinstance(eval_dataset, dict) else ({"eval": eval_dataset} if eval_dataset is not None else {})
-        for name, ds in evals.items():
-            check_columns(ds, f"eval dataset {name!r}", model_inputs, need_labels=False)
-        first, *others = sources.values()
-        for ds in sources.values():
-            check_label_sets(ds, num_labels, evals)
-        check_label_sets(first, num_labels, {f"source {n!r}": ds for n, ds in list(sources.items())[1:]})
-        task_config = unwrap_peft(model).config
-        extra_tasks = {t: task_config.tasks[t] for t in getattr(task_config, "extra_tasks", None) or []}
-        for name, ds in sources.items():
-            check_task_columns(ds, f"train_dataset (source {name!r})", extra_tasks)
-        if args.source_weighting == "fixed" and len(args.source_domain_weights) != len(sources):
-            raise ValueError(f"source_domain_weights has {len(args.source_domain_weights)} values for "
-                             f"{len(sources)} source domains {list(sources)}")
+        extra_tasks = self._check_datasets(args, unwrap_peft(model).config, sources, target_dataset, evals, model_inputs)
+        first = next(iter(sources.values()))
         # A dataset's own `domain` column (e.g. a domain name) is not the domain id the model takes.
         evals = {name: ds.remove_columns(DOMAIN_COLUMN) if DOMAIN_COLUMN in ds.column_names else ds for name, ds in evals.items()}
         evals = {name: keep_only(ds, [*model_inputs, *LABEL_COLUMNS, *extra_tasks]) for name, ds in evals.items()}
@@ -214,6 +199,29 @@ class AdaptTrainer(Trainer):
         finally:
             adapt_model.train(was_training)
         return int(features.shape[-1])
+
+    @staticmethod
+    def _check_datasets(args, model_config, sources, target, evals, model_inputs) -> dict[str, int]:
+        """Every check of the datasets that must fail before training; returns ``{task: num_labels}`` of a
+        multi-task model's extra tasks (empty for a single-task model)."""
+        num_labels = model_config.num_labels
+        for name, ds in sources.items():
+            check_columns(ds, f"train_dataset (source {name!r})" if len(sources) > 1 else "train_dataset (source)",
+                          model_inputs, need_labels=True)
+        check_columns(target, "target_dataset", model_inputs, need_labels=False)
+        for name, ds in evals.items():
+            check_columns(ds, f"eval dataset {name!r}", model_inputs, need_labels=False)
+        for ds in sources.values():
+            check_label_sets(ds, num_labels, evals)
+        first, *others = sources.items()
+        check_label_sets(first[1], num_labels, {f"source {n!r}": ds for n, ds in others})
+        extra_tasks = {t: model_config.tasks[t] for t in getattr(model_config, "extra_tasks", None) or []}
+        for name, ds in sources.items():
+            check_task_columns(ds, f"train_dataset (source {name!r})", extra_tasks)
+        if args.source_weighting == "fixed" and len(args.source_domain_weights) != len(sources):
+            raise ValueError(f"source_domain_weights has {len(args.source_domain_weights)} values for "
+                             f"{len(sources)} source domains {list(sources)}")
+        return extra_tasks
 
     @staticmethod
     def _named_sources(train_dataset) -> dict[str, datasets.Dataset]:

@@ -21,11 +21,9 @@ trained from scratch, DANN.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from accelerate import PartialState
 from transformers import (
     AutoConfig,
     AutoImageProcessor,
@@ -40,7 +38,7 @@ from hfadapt.cli_args import parse_with_config
 from hfadapt.data import TransferSplits, image_transform, load_digits_domain
 from hfadapt.data.digits import DIGIT_NAMES, DIGITS_DOMAINS
 from hfadapt.data.images import RandomAffine
-from hfadapt.experiment import compare_with_source_only, format_results_table
+from hfadapt.experiment import compare_with_source_only, print_results
 from hfadapt.runtime import use_available_cpu_threads
 
 REPO = Path(__file__).resolve().parents[1]
@@ -144,11 +142,7 @@ def main(args: list[str] | None = None) -> dict:
         make_model, config, splits, processing_class=processor, with_baseline=script_args.baseline, metadata=metadata,
         target_supervised_splits=supervised if script_args.target_supervised else None,
     )
-    if PartialState().is_main_process:
-        print(f"\n{src} -> {tgt}, {metadata['model']}, seed {config.seed}\n")
-        print(format_results_table(results))
-        print(f"\nwritten: {Path(config.output_dir) / 'results.json'}")
-        print(json.dumps({r["method"]: r["wall_time_s"] for r in results["runs"]}))
+    print_results(results, f"{src} -> {tgt}, {metadata['model']}, seed {config.seed}", config.output_dir)
     return results
 
 

@@ -29,18 +29,16 @@ Default recipe: configs/sentiment_transfer.yaml (read when no --config is given)
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-from accelerate import PartialState
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from hfadapt import AdaptConfig, MultiTaskModel
 from hfadapt.cli_args import parse_with_config
 from hfadapt.data import load_amazon_reviews, resolve_data_dir, transfer_splits
-from hfadapt.experiment import compare_with_source_only, format_results_table
+from hfadapt.experiment import compare_with_source_only, print_results
 from hfadapt.offline_models import packaged_minilm_path
 from hfadapt.runtime import use_available_cpu_threads
 
@@ -146,11 +144,8 @@ def main(args: list[str] | None = None) -> dict:
     results = compare_with_source_only(
         make_model, config, splits, processing_class=tokenizer, with_baseline=script_args.baseline, metadata=metadata,
     )
-    if PartialState().is_main_process:
-        print(f"\n{script_args.source} -> {script_args.target}, {metadata['model']}, seed {config.seed}\n")
-        print(format_results_table(results))
-        print(f"\nwritten: {Path(config.output_dir) / 'results.json'}")
-        print(json.dumps({r["method"]: r["wall_time_s"] for r in results["runs"]}))
+    title = f"{script_args.source} -> {script_args.target}, {metadata['model']}, seed {config.seed}"
+    print_results(results, title, config.output_dir)
     return results
 
 

@@ -108,9 +108,9 @@ def compare_with_source_only(
                      "method": TARGET_SUPERVISED})
     baseline = next((r for r in runs if r["method"] == SOURCE_ONLY), None)
     oracle = next((r for r in runs if r["method"] == TARGET_SUPERVISED), None)
+    gap = oracle["target_accuracy"] - baseline["target_accuracy"] if baseline and oracle else None
     for run in runs:
         run["target_gain_vs_source_only"] = run["target_accuracy"] - baseline["target_accuracy"] if baseline else None
-        gap = oracle["target_accuracy"] - baseline["target_accuracy"] if baseline and oracle else None
         adapting = run["method"] not in (SOURCE_ONLY, TARGET_SUPERVISED)
         run["gap_closed"] = run["target_gain_vs_source_only"] / gap if adapting and gap else None
     results = {**(metadata or {}), "seed": config.seed, "runs": runs}
@@ -138,3 +138,14 @@ def format_results_table(results: dict) -> str:
             line += " — |" if run.get("gap_closed") is None else f" {100 * run['gap_closed']:.0f}% |"
         lines.append(line)
     return "\n".join(lines)
+
+
+def print_results(results: dict, title: str, output_dir: str) -> None:
+    """Print, on the main process only, ``title``, the results table, where ``results.json`` went and the wall
+    time of each run (seconds)."""
+    if not PartialState().is_main_process:
+        return
+    print(f"\n{title}\n")
+    print(format_results_table(results))
+    print(f"\nwritten: {Path(output_dir) / 'results.json'}")
+    print(json.dumps({r["method"]: r["wall_time_s"] for r in results["runs"]}))

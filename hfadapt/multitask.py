@@ -19,6 +19,8 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from .features import mean_pooled
+
 
 class MultiTaskConfig(PretrainedConfig):
     """Configuration of :class:`MultiTaskModel`.
@@ -106,11 +108,7 @@ def _pool(outputs, attention_mask: torch.Tensor | None) -> torch.Tensor:
     pooled = getattr(outputs, "pooler_output", None)
     if pooled is not None:
         return pooled
-    hidden = outputs.last_hidden_state
-    if attention_mask is None:
-        return hidden.mean(1)
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+    return mean_pooled(outputs.last_hidden_state, attention_mask)
 
 
 class MultiTaskModel(PreTrainedModel):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import datasets
 import torch
 
 from .methods.mmd import gaussian_kernel_matrix, mmd_from_kernel
@@ -53,26 +52,3 @@ def proximity_weights(
     scale = sum(distances) / len(distances)
     logits = torch.tensor([-d / scale if scale > 0 else 0.0 for d in distances])
     return torch.softmax(logits, 0).tolist(), distances
-
-
-@torch.no_grad()
-def dataset_features(adapt_model, dataset: datasets.Dataset, collator, model_inputs: Sequence[str],
-                     max_rows: int = 256, batch_size: int = 32) -> torch.Tensor:
-    """The ``(min(len, max_rows), F)`` alignment features of the first rows of ``dataset``, in eval mode.
-
-    ``adapt_model`` is an :class:`~hfadapt.model.AdaptModel`; its train/eval mode is restored afterwards.
-    """
-    columns = list(model_inputs)
-    rows = [{k: v for k, v in dataset[i].items() if k in columns} for i in range(min(len(dataset), max_rows))]
-    device = next(adapt_model.parameters()).device
-    was_training = adapt_model.training
-    adapt_model.eval()
-    try:
-        out = []
-        for start in range(0, len(rows), batch_size):
-            batch = collator([rows[i] for i in range(start, min(start + batch_size, len(rows)))])
-            batch = {k: v.to(device) for k, v in batch.items() if k in columns}
-            out.append(adapt_model.extract_features(**batch).float().cpu())
-        return torch.cat(out)
-    finally:
-        adapt_model.train(was_training)

@@ -34,12 +34,12 @@ from .data.mixing import (
 )
 from .data.sampler import DomainBalancedSampler
 from .data.transforms import keep_only, raw, transform_of
-from .features import unwrap_peft
+from .features import dataset_features, unwrap_peft
 from .grl import GRL_SCHEDULES
 from .methods import build_methods
 from .model import AdaptModel
 from .peft_utils import is_peft_model, lora_config_from, save_task_model, wrap_with_peft
-from .source_weighting import dataset_features, proximity_weights
+from .source_weighting import proximity_weights
 
 
 class AdaptTrainer(Trainer):
@@ -108,7 +108,8 @@ class AdaptTrainer(Trainer):
         if num_labels < 2:
             raise ValueError(f"hfadapt adapts classifiers; the model has num_labels={num_labels} (regression)")
 
-        model_inputs = [p for p in inspect.signature(unwrap_peft(model).forward).parameters if p not in LABEL_COLUMNS]
+        parameters = inspect.signature(unwrap_peft(model).forward).parameters.values()
+        model_inputs = [p.name for p in parameters if p.name not in LABEL_COLUMNS and p.kind != p.VAR_KEYWORD]
         sources = self._named_sources(train_dataset)
         evals = eval_dataset if isinstance(eval_dataset, dict) else ({"eval": eval_dataset} if eval_dataset is not None else {})
         extra_tasks = self._check_datasets(args, unwrap_peft(model).config, sources, target_dataset, evals, model_inputs)
@@ -118,7 +119,6 @@ class AdaptTrainer(Trainer):
         evals = {name: keep_only(ds, [*model_inputs, *LABEL_COLUMNS, *extra_tasks]) for name, ds in evals.items()}
         if eval_dataset is not None:
             eval_dataset = evals if isinstance(eval_dataset, dict) else evals["eval"]
-        model_inputs = [c for c in model_inputs if c not in extra_tasks and c != "kwargs"]
         mixed = build_training_set(list(sources.values()), target_dataset, model_inputs, extra_label_columns=list(extra_tasks))
         self._model_input_names = model_inputs
         self._extra_task_columns = list(extra_tasks)
@@ -183,21 +183,16 @@ class AdaptTrainer(Trainer):
     @staticmethod
     def _probe_feature_dim(adapt_model: AdaptModel, source: datasets.Dataset, collator, model_inputs) -> int:
         """Run two source rows through the model to learn the feature width (and fail now on unusable input)."""
-        rows = [{k: v for k, v in source[i].items() if k in model_inputs} for i in range(min(2, len(source)))]
-        batch = collator(rows)
-        was_training = adapt_model.training
-        adapt_model.eval()
         try:
-            features = adapt_model.extract_features(**{k: v for k, v in batch.items() if k in model_inputs})
+            features = dataset_features(adapt_model, source, collator, model_inputs, max_rows=2)
         except (RuntimeError, ValueError, TypeError) as err:
-            shapes = {k: tuple(v.shape) for k, v in batch.items() if hasattr(v, "shape")}
+            row = {k: v for k, v in source[0].items() if k in model_inputs}
+            shapes = {k: tuple(v.shape) for k, v in collator([row]).items() if hasattr(v, "shape")}
             raise ValueError(
                 f"the model cannot run on the first source rows (inputs {shapes}): {err}. Check that the data was "
                 "processed for this model: tokenised with its tokenizer, or images resized to the model's "
                 "image_size with its number of channels (hfadapt.data.image_transform does both)."
             ) from err
-        finally:
-            adapt_model.train(was_training)
         return int(features.shape[-1])
 
     @staticmethod

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
+from .balancing import ALIGNMENT_BALANCINGS
 from .features import FEATURE_SOURCES
 from .grl import GRL_SCHEDULES
 from .methods import ALIGNMENT_METHODS, parse_method_names
@@ -95,6 +96,16 @@ class AdaptConfig(TrainingArguments):
             "...): 'warm_start' ramps each weight from 0 to its <name>_weight as 2 / (1 + exp(-gamma * p)) - 1, the "
             "progressive strategy of JAN (Long et al., ICML 2017) after Ganin et al.; 'constant' applies it from the "
             "first step. Adversarial methods (DANN, CDAN) ramp their gradient-reversal coefficient instead."
+        },
+    )
+
+    alignment_balancing: str = field(
+        default="fixed",
+        metadata={
+            "help": "How the weights of the non-adversarial methods are read: 'fixed' (L = L_task + sum_m w_m L_m) or "
+            "'gradient' (w_m is the share of the task loss's gradient norm on the features that method m gets, "
+            "re-measured every step: w_m * ||dL_task/df|| / ||dL_m/df||; Esser et al., CVPR 2021). Use 'gradient' "
+            "when a loss's scale depends on the backbone's feature scale (CORAL, MMD, JAN)."
         },
     )
 
@@ -208,6 +219,8 @@ class AdaptConfig(TrainingArguments):
             raise ValueError(f"grl_schedule must be one of {sorted(GRL_SCHEDULES)}, got {self.grl_schedule!r}")
         if self.weight_schedule not in GRL_SCHEDULES:
             raise ValueError(f"weight_schedule must be one of {sorted(GRL_SCHEDULES)}, got {self.weight_schedule!r}")
+        if self.alignment_balancing not in ALIGNMENT_BALANCINGS:
+            raise ValueError(f"alignment_balancing must be one of {ALIGNMENT_BALANCINGS}, got {self.alignment_balancing!r}")
         if self.source_weighting not in SOURCE_WEIGHTINGS:
             raise ValueError(f"source_weighting must be one of {SOURCE_WEIGHTINGS}, got {self.source_weighting!r}")
         if (self.source_weighting == "fixed") != (self.source_domain_weights is not None):

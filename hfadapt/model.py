@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.utils import ModelOutput
 
+from .balancing import ALIGNMENT_BALANCINGS, feature_gradient_norm, gradient_ratio
 from .features import FEATURE_SOURCES, HeadInputCapture, find_classification_head, mean_pooled, unwrap_peft
 
 
@@ -52,6 +53,9 @@ class AdaptModel(nn.Module):
             to sum 1; ``None``: equal).
         skip_target_rows: with no method (source-only), leave the target rows of a training batch out of the
             forward (half the cost; the dropout masks then differ from a method's run).
+        alignment_balancing: ``"fixed"`` (``L_task + sum_m w_m L_m``) or ``"gradient"``: each non-adversarial
+            method's weight becomes a share of the task loss's gradient on the features (see
+            :mod:`hfadapt.balancing`; logged as ``<name>_balance``).
 
     Inputs of ``forward``: the task model's inputs (``input_ids (N, L)``, ``attention_mask (N, L)``, ...),
     ``labels (N,)`` long with -100 on unlabelled rows, ``domain (N,)`` long (absent in evaluation).
@@ -69,8 +73,11 @@ class AdaptModel(nn.Module):
         domain_names: Sequence[str] | None = None,
         source_domain_weights: Sequence[float] | None = None,
         skip_target_rows: bool = False,
+        alignment_balancing: str = "fixed",
     ):
         super().__init__()
+        if alignment_balancing not in ALIGNMENT_BALANCINGS:
+            raise ValueError(f"alignment_balancing must be one of {ALIGNMENT_BALANCINGS}, got {alignment_balancing!r}")
         if feature_source not in FEATURE_SOURCES:
             raise ValueError(f"feature_source must be one of {FEATURE_SOURCES}, got {feature_source!r}")
         self.task_model = task_model
@@ -78,6 +85,7 @@ class AdaptModel(nn.Module):
         self.method_weights = {name: float((method_weights or {}).get(name, 1.0)) for name in self.methods}
         self.feature_source = feature_source
         self.skip_target_rows = skip_target_rows
+        self.alignment_balancing = alignment_balancing
         self.weight_factor = 1.0
         self.num_domains = num_domains
         self.domain_names = list(domain_names) if domain_names is not None else [
@@ -135,8 +143,11 @@ class AdaptModel(nn.Module):
     def effective_weight(self, name: str) -> float:
         """The weight method ``name``'s loss gets now: its configured weight, times the schedule's factor unless
         the method is adversarial (has a gradient-reversal coefficient)."""
-        scheduled = not hasattr(self.methods[name], "set_grl_coefficient")
-        return self.method_weights[name] * (self.weight_factor if scheduled else 1.0)
+        return self.method_weights[name] * (self.weight_factor if self._is_scheduled(name) else 1.0)
+
+    def _is_scheduled(self, name: str) -> bool:
+        """Non-adversarial methods follow the weight schedule and balancing; adversarial ones their GRL."""
+        return not hasattr(self.methods[name], "set_grl_coefficient")
 
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None):
         """Delegate to the task model (the heads are too small to checkpoint)."""
@@ -244,6 +255,7 @@ class AdaptModel(nn.Module):
         components: dict[str, torch.Tensor] = {}
         alignment = logits.sum() * 0.0
         source_weights = None
+        method_losses: dict[str, torch.Tensor] = {}
         if aligning:
             has_both = bool((domain == self.target_domain).any()) and bool((domain != self.target_domain).any())
             for name, method in self.methods.items():
@@ -255,10 +267,8 @@ class AdaptModel(nn.Module):
                 if method.needs_hidden_states:
                     context = {**context, "hidden_states": outputs.hidden_states[-1]}
                 out = method(features, domain, logits, **context)
-                weight = self.effective_weight(name)
-                alignment = alignment + weight * out.loss
+                method_losses[name] = out.loss
                 components[f"loss_{name}"] = out.loss.detach()
-                components[f"{name}_weight"] = torch.tensor(weight, device=out.loss.device)
                 components.update({f"{name}_{k}": v.detach() for k, v in out.metrics.items()})
                 if out.source_weights is not None:
                     if source_weights is not None:
@@ -269,5 +279,17 @@ class AdaptModel(nn.Module):
             loss, per_domain = self._all_task_losses(outputs, labels, task_labels, domain, source_weights)
             components["loss_task"] = loss.detach()
             components.update(per_domain)
+        task_norm = None
+        if method_losses and loss is not None and self.alignment_balancing == "gradient":
+            task_norm = feature_gradient_norm(loss, features)
+        for name, method_loss in method_losses.items():
+            weight = torch.tensor(self.effective_weight(name), device=method_loss.device)
+            if task_norm is not None and self._is_scheduled(name):
+                ratio = gradient_ratio(task_norm, method_loss, features)
+                if ratio is not None:
+                    weight = weight * ratio
+                    components[f"{name}_balance"] = ratio
+            alignment = alignment + weight * method_loss
+            components[f"{name}_weight"] = weight
         loss = alignment if loss is None else loss + alignment
         return AdaptModelOutput(loss=loss, logits=logits, components=components)

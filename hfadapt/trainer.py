@@ -138,7 +138,8 @@ class AdaptTrainer(Trainer):
         has_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
         adapt_model = AdaptModel(model, feature_source=args.feature_source, num_domains=num_domains,
                                  domain_names=[*sources, "target"],
-                                 skip_target_rows=not args.source_only_full_batch or has_batch_norm)
+                                 skip_target_rows=not args.source_only_full_batch or has_batch_norm,
+                                 alignment_balancing=args.alignment_balancing)
         feature_dim = self._probe_feature_dim(adapt_model, first, data_collator, model_inputs)
         self.source_domain_distances = None
         if args.source_weighting == "fixed":

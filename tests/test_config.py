@@ -26,6 +26,7 @@ def test_defaults_and_method_parsing(tmp_path):
         ("mmd_weight", float("nan"), "mmd_weight"),
         ("grl_schedule", "linear", "grl_schedule"),
         ("weight_schedule", "linear", "weight_schedule"),
+        ("alignment_balancing", "gradnorm", "alignment_balancing"),
         ("grl_gamma", 0.0, "grl_gamma"),
         ("discriminator_lr_multiplier", -2.0, "discriminator_lr_multiplier"),
         ("discriminator_num_layers", 0, "discriminator_num_layers"),

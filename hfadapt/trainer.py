@@ -7,6 +7,7 @@ import functools
 import inspect
 import math
 import os
+import shutil
 from collections import defaultdict
 
 import datasets
@@ -20,9 +21,11 @@ from transformers import (
     default_data_collator,
     set_seed,
 )
-from transformers.trainer import TRAINING_ARGS_NAME
+from transformers.trainer import TRAINER_STATE_NAME, TRAINING_ARGS_NAME
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from .callbacks import AdaptationScheduleCallback
+from .checkpointing import STAGING_DIR, load_adapt_state, publish, save_adapt_state
 from .config import AdaptConfig
 from .data.mixing import (
     DOMAIN_COLUMN,
@@ -340,3 +343,45 @@ class AdaptTrainer(Trainer):
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
         torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+
+    # ---- checkpoints ---------------------------------------------------------------------------------------
+
+    def _get_output_dir(self, trial) -> str:
+        staging = getattr(self, "_staging_root", None)
+        return staging if staging is not None else super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """Trainer's checkpoint plus the full ``AdaptModel`` state (heads, unmerged LoRA), written under
+        ``STAGING_DIR`` and renamed to ``checkpoint-<step>`` once complete on every process (see
+        :mod:`hfadapt.checkpointing`)."""
+        run_dir = self._get_output_dir(trial)
+        staging_root = os.path.join(run_dir, STAGING_DIR)
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        staged, final = os.path.join(staging_root, name), os.path.join(run_dir, name)
+        if self.args.should_save:
+            shutil.rmtree(staging_root, ignore_errors=True)  # what a killed run left half-written
+        self.accelerator.wait_for_everyone()
+        self._staging_root = staging_root
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging_root = None
+        if self.args.should_save:
+            save_adapt_state(self.adapt_model, staged)
+            if self.state.best_model_checkpoint == staged:
+                self.state.best_model_checkpoint = final
+                self.state.save_to_json(os.path.join(staged, TRAINER_STATE_NAME))
+        self.accelerator.wait_for_everyone()  # every rank's RNG file is written
+        if self.args.should_save:
+            publish(staged, final)
+            shutil.rmtree(staging_root, ignore_errors=True)
+            rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+        self.accelerator.wait_for_everyone()
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        """Restore the whole ``AdaptModel`` (task model, heads, LoRA) from an ``AdaptTrainer`` checkpoint."""
+        load_adapt_state(self.adapt_model, resume_from_checkpoint)
+
+    def _load_best_model(self) -> None:
+        load_adapt_state(self.adapt_model, self.state.best_model_checkpoint)

@@ -3,8 +3,8 @@
 A fixed weight means different things for different losses and backbones: on all-MiniLM-L6-v2's pooled features
 (about 0.03 spread per dimension) Deep CORAL's loss is about 1e-5 and moves nothing at weight 1, while MK-MMD's
 gradient on the features is 3-4 times the task's at the first step and slows the task. Balancing makes the weight
-a share of the gradient instead: with ``alignment_balancing="gradient"`` a method of weight ``w`` enters the loss
-as ``w * r * L_m`` with
+a share of the gradient instead: with ``alignment_balancing="gradient"`` a method of weight ``w`` back-propagates
+``w * r * dL_m`` (its logged value stays ``w * L_m``) with
 
     r = ||dL_task / df|| / ||dL_m / df||      (detached, recomputed every step, clipped to ``max_ratio``)
 
@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import torch
 
+from .distributed import sum_over_processes
+
 ALIGNMENT_BALANCINGS = ("fixed", "gradient")
 """``fixed``: ``L = L_task + sum_m w_m L_m``; ``gradient``: ``w_m`` is a share of the task's feature gradient."""
 
@@ -28,12 +30,16 @@ MAX_RATIO = 1e6
 def feature_gradient_norm(loss: torch.Tensor, features: torch.Tensor) -> torch.Tensor | None:
     """``||d loss / d features||`` (Frobenius, detached), or ``None`` if ``loss`` does not depend on ``features``.
 
-    The graph is kept, so the losses can still be back-propagated afterwards.
+    The graph is kept, so the losses can still be back-propagated afterwards. Under DDP the norm is taken over
+    every process's rows (squared norms summed); each process's gradient of its local mean, or of a loss over the
+    gathered batch, is ``N`` times the global loss's, a factor that cancels in :func:`gradient_ratio`.
     """
     if not (loss.requires_grad and features.requires_grad):
         return None
     (grad,) = torch.autograd.grad(loss, features, retain_graph=True, allow_unused=True)
-    return None if grad is None else grad.detach().float().norm()
+    if grad is None:
+        return None
+    return sum_over_processes(grad.detach().float().square().sum()).sqrt()
 
 
 def gradient_ratio(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
+import torch
 from transformers import TrainingArguments
 
 from .balancing import ALIGNMENT_BALANCINGS
@@ -15,6 +17,15 @@ from .methods.mmd import MMD_ESTIMATORS
 
 PEFT_SAVE_MODES = ("merged", "adapter")
 SOURCE_WEIGHTINGS = ("uniform", "fixed", "auto")
+
+
+def launched_on_cpus_only() -> bool:
+    """Whether this process is one of several (``WORLD_SIZE > 1``) on a machine with no CUDA or other accelerator."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    accelerator = getattr(torch, "accelerator", None)
+    has_accelerator = accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
+    return not has_accelerator
 
 
 @dataclass
@@ -206,6 +217,10 @@ class AdaptConfig(TrainingArguments):
     save_strategy: str = field(default="no", metadata={"help": "Checkpoint strategy ('no', 'steps', 'epoch')."})
 
     def __post_init__(self):
+        if not self.use_cpu and launched_on_cpus_only():
+            # `accelerate launch --multi_gpu --num_processes N` on a machine without an accelerator: without
+            # use_cpu, TrainingArguments sets up no process group and each process trains alone (accelerate 1.15).
+            self.use_cpu = True
         super().__post_init__()
         if not isinstance(self.method, str):  # a YAML list: [dann, mmd]
             self.method = "+".join(str(m) for m in self.method)

@@ -12,6 +12,7 @@ from torch import nn
 from transformers.utils import ModelOutput
 
 from .balancing import ALIGNMENT_BALANCINGS, feature_gradient_norm, gradient_ratio
+from .distributed import gather_rows, world_size
 from .features import FEATURE_SOURCES, HeadInputCapture, find_classification_head, mean_pooled, unwrap_peft
 
 
@@ -20,7 +21,8 @@ class AdaptModelOutput(ModelOutput):
     """Output of :class:`AdaptModel`.
 
     Attributes:
-        loss: scalar, ``loss_task + sum_m weight_m * loss_m`` in training, the task loss in evaluation.
+        loss: scalar, ``loss_task + sum_m weight_m * loss_m`` in training (with gradient balancing the value keeps
+            the configured weights and the gradient carries the balanced ones), the task loss in evaluation.
         logits: ``(N, num_labels)`` of the rows that went through the model.
         components: training only: detached scalars ``loss_task``, ``loss_<method>``, ``<method>_<metric>``.
     """
@@ -256,6 +258,7 @@ class AdaptModel(nn.Module):
         alignment = logits.sum() * 0.0
         source_weights = None
         method_losses: dict[str, torch.Tensor] = {}
+        gathered = None
         if aligning:
             has_both = bool((domain == self.target_domain).any()) and bool((domain != self.target_domain).any())
             for name, method in self.methods.items():
@@ -266,7 +269,12 @@ class AdaptModel(nn.Module):
                 context = contexts.get(name, {})
                 if method.needs_hidden_states:
                     context = {**context, "hidden_states": outputs.hidden_states[-1]}
-                out = method(features, domain, logits, **context)
+                if method.batch_statistic and world_size() > 1:
+                    if gathered is None:  # every process's rows, gradients flowing back (hfadapt.distributed)
+                        gathered = (gather_rows(features), gather_rows(domain), gather_rows(logits))
+                    out = method(*gathered, **context)
+                else:
+                    out = method(features, domain, logits, **context)
                 method_losses[name] = out.loss
                 components[f"loss_{name}"] = out.loss.detach()
                 components.update({f"{name}_{k}": v.detach() for k, v in out.metrics.items()})
@@ -284,12 +292,14 @@ class AdaptModel(nn.Module):
             task_norm = feature_gradient_norm(loss, features)
         for name, method_loss in method_losses.items():
             weight = torch.tensor(self.effective_weight(name), device=method_loss.device)
-            if task_norm is not None and self._is_scheduled(name):
-                ratio = gradient_ratio(task_norm, method_loss, features)
-                if ratio is not None:
-                    weight = weight * ratio
-                    components[f"{name}_balance"] = ratio
-            alignment = alignment + weight * method_loss
+            ratio = gradient_ratio(task_norm, method_loss, features) if self._is_scheduled(name) else None
+            if ratio is not None:
+                # gradient r * w * dL_m, value w * L_m: the logged loss stays comparable with a fixed-weight run
+                alignment = alignment + weight * (ratio * method_loss - (ratio - 1) * method_loss.detach())
+                weight = weight * ratio
+                components[f"{name}_balance"] = ratio
+            else:
+                alignment = alignment + weight * method_loss
             components[f"{name}_weight"] = weight
         loss = alignment if loss is None else loss + alignment
         return AdaptModelOutput(loss=loss, logits=logits, components=components)

@@ -43,6 +43,10 @@ class AlignmentMethod(nn.Module):
     name: ClassVar[str]
     config_prefixes: ClassVar[tuple[str, ...]] = ()
     """Other methods' ``AdaptConfig`` field prefixes this method reads (JAN reads ``mmd_*``)."""
+    batch_statistic: ClassVar[bool] = False
+    """Whether the loss is a statistic of the whole batch rather than a mean over rows (MMD, CORAL, MCC, IM): under
+    DDP such a method gets the rows of every process (:mod:`hfadapt.distributed`), so N processes at global batch
+    B estimate what one process at batch B does."""
     needs_hidden_states: ClassVar[bool] = False
     """Whether :meth:`forward` needs the last hidden state (``hidden_states`` keyword, ``(N, L, H)``)."""
 

@@ -55,6 +55,7 @@ class InformationMaximisationLoss(_TargetPredictionLoss):
     """Information maximisation on the target rows. Shape: logits ``(N, C)``; output a scalar."""
 
     name = "im"
+    batch_statistic = True
 
     def forward(self, features: torch.Tensor, domain: torch.Tensor, logits: torch.Tensor | None = None) -> AlignmentOutput:
         return AlignmentOutput(information_maximisation(self.target_logits(domain, logits)))

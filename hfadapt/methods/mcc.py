@@ -40,6 +40,7 @@ class MinimumClassConfusionLoss(AlignmentMethod):
     """MCC loss on the target rows' logits. Shape: logits ``(N, C)``; output a scalar."""
 
     name = "mcc"
+    batch_statistic = True
 
     def __init__(self, num_domains: int = 2, temperature: float = 2.5):
         super().__init__(num_domains)

@@ -133,6 +133,7 @@ class MultiKernelMMDLoss(AlignmentMethod):
     """
 
     name = "mmd"
+    batch_statistic = True
 
     def __init__(
         self,

@@ -24,13 +24,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from hfadapt import AdaptConfig
 from hfadapt.cli_args import parse_with_config
 from hfadapt.data import load_amazon_reviews, resolve_data_dir, transfer_splits
 from hfadapt.experiment import train_and_evaluate
-from hfadapt.methods import ALIGNMENT_METHODS, SOURCE_ONLY, parse_method_names
+from hfadapt.methods import ALIGNMENT_METHODS, SOURCE_ONLY
 from hfadapt.offline_models import packaged_minilm_path
 from hfadapt.runtime import use_available_cpu_threads
 
@@ -73,14 +73,9 @@ def load_results(path: Path) -> list[dict]:
 
 
 def recipe_of(config: AdaptConfig, method: str) -> dict:
-    """The adaptation settings a run of ``method`` depends on: every ``AdaptConfig`` field that
-    ``TrainingArguments`` lacks, but ``method`` itself and the fields of other methods (``<other>_*``), so that
+    """The adaptation settings a run of ``method`` depends on (:meth:`AdaptConfig.adaptation_settings`), so that
     retuning one method does not void the rows of the others."""
-    base = {f.name for f in dataclasses.fields(TrainingArguments)}
-    own = {prefix for name in parse_method_names(method) for prefix in (name, *ALIGNMENT_METHODS[name].config_prefixes)}
-    others = tuple(f"{name}_" for name in ALIGNMENT_METHODS if name not in own)
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(AdaptConfig)
-            if f.name not in base | {"method"} and not f.name.startswith(others)}
+    return config.adaptation_settings(method)
 
 
 def same_recipe(row: dict, recipe: dict) -> bool:

@@ -38,6 +38,7 @@ from hfadapt.cli_args import parse_with_config
 from hfadapt.data import TransferSplits, image_transform, load_digits_domain
 from hfadapt.data.digits import DIGIT_NAMES, DIGITS_DOMAINS
 from hfadapt.data.images import RandomAffine
+from hfadapt.distributed import end_process_group
 from hfadapt.experiment import compare_with_source_only, print_results
 from hfadapt.runtime import use_available_cpu_threads
 
@@ -141,6 +142,9 @@ def main(args: list[str] | None = None) -> dict:
     results = compare_with_source_only(
         make_model, config, splits, processing_class=processor, with_baseline=script_args.baseline, metadata=metadata,
         target_supervised_splits=supervised if script_args.target_supervised else None,
+        card_details={"source_domains": [src], "target_domain": tgt, "task_type": "image-classification",
+                      "dataset_name": "handwritten digits (optdigits: UCI; USPS: Hull, TPAMI 1994)",
+                      "base_model": script_args.model_name_or_path},
     )
     print_results(results, f"{src} -> {tgt}, {metadata['model']}, seed {config.seed}", config.output_dir)
     return results
@@ -152,3 +156,4 @@ def _usps_default() -> Path | None:
 
 if __name__ == "__main__":
     main()
+    end_process_group()

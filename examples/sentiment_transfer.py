@@ -38,6 +38,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from hfadapt import AdaptConfig, MultiTaskModel
 from hfadapt.cli_args import parse_with_config
 from hfadapt.data import load_amazon_reviews, resolve_data_dir, transfer_splits
+from hfadapt.distributed import end_process_group
 from hfadapt.experiment import compare_with_source_only, print_results
 from hfadapt.offline_models import packaged_minilm_path
 from hfadapt.runtime import use_available_cpu_threads
@@ -143,6 +144,8 @@ def main(args: list[str] | None = None) -> dict:
     }
     results = compare_with_source_only(
         make_model, config, splits, processing_class=tokenizer, with_baseline=script_args.baseline, metadata=metadata,
+        card_details={"source_domains": source_names, "target_domain": script_args.target, "base_model": model_path,
+                      "dataset_name": "Amazon Multi-Domain Sentiment (Blitzer et al., ACL 2007)"},
     )
     title = f"{script_args.source} -> {script_args.target}, {metadata['model']}, seed {config.seed}"
     print_results(results, title, config.output_dir)
@@ -151,3 +154,4 @@ def main(args: list[str] | None = None) -> dict:
 
 if __name__ == "__main__":
     main()
+    end_process_group()

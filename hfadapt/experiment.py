@@ -34,9 +34,12 @@ def train_and_evaluate(
     splits: TransferSplits,
     processing_class=None,
     save: bool = True,
+    card_details: dict | None = None,
 ) -> dict:
     """Train ``config.method`` from ``make_model()`` (after ``set_seed(config.seed)``) on ``splits``, evaluate it on
-    source validation and target test, and save it to ``config.output_dir`` when ``save``.
+    source validation and target test, and save it to ``config.output_dir`` when ``save``, with a model card
+    (``README.md``: ``card_details`` as in ``AdaptTrainer.card_details``, plus this run's results); with
+    ``config.push_to_hub``, saving also pushes model, processor and card to ``config.hub_model_id``.
 
     Returns:
         ``{"method", "source_val_accuracy", "target_accuracy", "target_macro_f1", "train_steps", "wall_time_s",
@@ -55,13 +58,19 @@ def train_and_evaluate(
     start = time.perf_counter()
     train_output = trainer.train()
     metrics = trainer.evaluate()
-    if save:
-        trainer.save_model()
-    return {
-        "method": config.method,
+    scores = {
         "source_val_accuracy": metrics[f"eval_{SOURCE_EVAL}_accuracy"],
         "target_accuracy": metrics[f"eval_{TARGET_EVAL}_accuracy"],
         "target_macro_f1": metrics[f"eval_{TARGET_EVAL}_macro_f1"],
+    }
+    if save:
+        trainer.card_details = {**(card_details or {}), "results": scores}
+        trainer.save_model()  # and push_to_hub, which writes the card, when config.push_to_hub
+        if not config.push_to_hub:
+            trainer.create_model_card()
+    return {
+        "method": config.method,
+        **scores,
         "train_steps": train_output.global_step,
         "wall_time_s": round(time.perf_counter() - start, 1),
         "model_dir": config.output_dir if save else None,
@@ -76,6 +85,7 @@ def compare_with_source_only(
     with_baseline: bool = True,
     metadata: dict | None = None,
     target_supervised_splits: TransferSplits | None = None,
+    card_details: dict | None = None,
 ) -> dict:
     """Train the source-only baseline (if ``with_baseline``) and ``config.method``, each from a fresh model with
     the same seed, data order and number of steps; evaluate both on source validation and target test; save
@@ -91,6 +101,9 @@ def compare_with_source_only(
         target_supervised_splits: if given, also train the source-only recipe on these splits, whose
             ``source_train`` is *labelled target* data: the target-supervised reference. Each method's run then
             gets ``gap_closed``, the share of the source-only-to-target-supervised gap it closes.
+        card_details: domains, dataset and base model for the model cards (``AdaptTrainer.card_details``); the
+            method's card also gets the baseline's results. With ``config.push_to_hub`` only the method's model
+            is pushed (to ``config.hub_model_id``), never the baseline or the target-supervised reference.
 
     Returns:
         ``{"runs": [{"method", "source_val_accuracy", "target_accuracy", "target_gain_vs_source_only",
@@ -99,10 +112,15 @@ def compare_with_source_only(
     methods = [SOURCE_ONLY, config.method] if with_baseline and config.method_names else [config.method]
     runs = []
     for method in methods:
-        run_config = dataclasses.replace(config, method=method, output_dir=str(Path(config.output_dir) / run_name(method)))
-        runs.append(train_and_evaluate(make_model, run_config, splits, processing_class))
+        is_method = method == config.method
+        run_config = dataclasses.replace(config, method=method, output_dir=str(Path(config.output_dir) / run_name(method)),
+                                         push_to_hub=config.push_to_hub and is_method)
+        details = {**(card_details or {})}
+        if is_method and runs:  # the baseline ran first, same seed and budget
+            details["baseline"] = {k: runs[0][k] for k in ("target_accuracy", "target_macro_f1", "source_val_accuracy")}
+        runs.append(train_and_evaluate(make_model, run_config, splits, processing_class, card_details=details))
     if target_supervised_splits is not None:
-        run_config = dataclasses.replace(config, method=SOURCE_ONLY,
+        run_config = dataclasses.replace(config, method=SOURCE_ONLY, push_to_hub=False,
                                          output_dir=str(Path(config.output_dir) / "target_supervised"))
         runs.append({**train_and_evaluate(make_model, run_config, target_supervised_splits, processing_class),
                      "method": TARGET_SUPERVISED})

@@ -30,6 +30,8 @@ class MultiTaskConfig(PretrainedConfig):
             ``model_type``), e.g. a BERT config.
         tasks: ``{task_name: num_labels}`` in order; the first is the main task. Names must be identifiers
             other than ``labels``.
+        task_order: the task names in order (written to ``config.json``, whose keys are sorted, so a reloaded
+            model keeps its main task); default: the order of ``tasks``.
         task_weights: ``{task_name: lambda_i}``; missing tasks weigh 1.
         classifier_dropout: dropout on the pooled representation before the heads.
 
@@ -41,11 +43,16 @@ class MultiTaskConfig(PretrainedConfig):
     model_type = "hfadapt-multitask"
     sub_configs = {"backbone_config": AutoConfig}
 
-    def __init__(self, backbone_config=None, tasks=None, task_weights=None, classifier_dropout: float = 0.1, **kwargs):
+    def __init__(self, backbone_config=None, tasks=None, task_weights=None, classifier_dropout: float = 0.1,
+                 task_order=None, **kwargs):
         if isinstance(backbone_config, dict):
             backbone_config = AutoConfig.for_model(**backbone_config)
         self.backbone_config = backbone_config
-        self.tasks = dict(tasks or {})
+        tasks = dict(tasks or {})
+        if task_order is not None and sorted(task_order) == sorted(tasks):
+            tasks = {name: tasks[name] for name in task_order}  # config.json sorts keys: the order is kept here
+        self.tasks = tasks
+        self.task_order = list(tasks)
         self.task_weights = {name: float((task_weights or {}).get(name, 1.0)) for name in self.tasks}
         self.classifier_dropout = classifier_dropout
         bad = [n for n, k in self.tasks.items() if not str(n).isidentifier() or n == "labels" or int(k) < 2]
@@ -187,5 +194,10 @@ class MultiTaskModel(PreTrainedModel):
         )
 
 
-AutoConfig.register(MultiTaskConfig.model_type, MultiTaskConfig)
-AutoModel.register(MultiTaskConfig, MultiTaskModel)
+# After `import hfadapt`, AutoConfig/AutoModel load a saved multi-task model without remote code.
+AutoConfig.register(MultiTaskConfig.model_type, MultiTaskConfig, exist_ok=True)
+AutoModel.register(MultiTaskConfig, MultiTaskModel, exist_ok=True)
+# Saving also writes this file (and features.py, its one relative import) with an `auto_map`, so a Hub copy loads
+# with `trust_remote_code=True` where hfadapt is not installed.
+MultiTaskConfig.register_for_auto_class()
+MultiTaskModel.register_for_auto_class("AutoModel")

@@ -21,7 +21,7 @@ from transformers import (
     default_data_collator,
     set_seed,
 )
-from transformers.trainer import TRAINER_STATE_NAME, TRAINING_ARGS_NAME
+from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from .callbacks import AdaptationScheduleCallback
@@ -41,6 +41,8 @@ from .features import dataset_features, unwrap_peft
 from .grl import GRL_SCHEDULES
 from .methods import build_methods
 from .model import AdaptModel
+from .model_card import CARD_DETAIL_KEYS, adaptation_model_card, auto_class_of
+from .multitask import MultiTaskModel
 from .peft_utils import is_peft_model, lora_config_from, save_task_model, wrap_with_peft
 from .source_weighting import proximity_weights
 
@@ -181,6 +183,8 @@ class AdaptTrainer(Trainer):
             )
         )
         self._components: dict[str, list[torch.Tensor]] = defaultdict(list)
+        self.card_details: dict = {}
+        """What the model card needs beyond the trainer's own knowledge (see :meth:`create_model_card`)."""
 
     # ---- set-up helpers ------------------------------------------------------------------------------------
 
@@ -334,7 +338,10 @@ class AdaptTrainer(Trainer):
     # ---- saving --------------------------------------------------------------------------------------------
 
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
-        """Write the task model only (merged for PEFT unless ``peft_save="adapter"``), its processor and args."""
+        """Write the task model only (merged for PEFT unless ``peft_save="adapter"``) and its processor.
+
+        Unlike Trainer, no ``training_args.bin``: a pickle of the arguments holds ``hub_token`` and local paths and
+        would be pushed with the model; the model card records the settings instead."""
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if not self.args.should_save:
             return
@@ -342,7 +349,6 @@ class AdaptTrainer(Trainer):
         save_task_model(self.adapt_model.task_model, output_dir, self.args.peft_save)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
-        torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
 
     # ---- checkpoints ---------------------------------------------------------------------------------------
 
@@ -385,3 +391,42 @@ class AdaptTrainer(Trainer):
 
     def _load_best_model(self) -> None:
         load_adapt_state(self.adapt_model, self.state.best_model_checkpoint)
+
+    # ---- Hub -----------------------------------------------------------------------------------------------
+
+    def create_model_card(self, model_name: str | None = None, **kwargs) -> None:
+        """Write ``README.md`` into ``args.output_dir``: the card of :func:`hfadapt.model_card.adaptation_model_card`
+        (``push_to_hub`` calls this before uploading). What the trainer cannot know (domain and dataset names, the
+        results and the source-only baseline's) comes from ``self.card_details``, set before saving or pushing:
+        ``source_domains``, ``target_domain``, ``dataset_name``, ``dataset_id``, ``task_type``, ``results``,
+        ``baseline``, ``base_model``; keyword arguments override them."""
+        if not self.is_world_process_zero():
+            return
+        details = {**self.card_details, **{k: v for k, v in kwargs.items() if k in CARD_DETAIL_KEYS}}
+        task_model = self.adapt_model.task_model
+        base = unwrap_peft(task_model)
+        peft = is_peft_model(task_model)
+        saved_as = ("multitask" if isinstance(base, MultiTaskModel)
+                    else "adapter" if peft and self.args.peft_save == "adapter" else "model")
+        repo_id = self.hub_model_id or self.args.hub_model_id or model_name or os.path.basename(
+            os.path.normpath(self.args.output_dir))
+        card = adaptation_model_card(
+            self.args,
+            repo_id=repo_id,
+            base_model=details.get("base_model") or getattr(base, "name_or_path", None),
+            source_domains=list(details.get("source_domains") or self.adapt_model.domain_names[:-1]),
+            target_domain=details.get("target_domain", "target"),
+            dataset_name=details.get("dataset_name", "a user dataset"),
+            dataset_id=details.get("dataset_id"),
+            task_type=details.get("task_type") or (
+                "image-classification" if "ImageClassification" in type(base).__name__ else "text-classification"),
+            results=details.get("results"),
+            baseline=details.get("baseline"),
+            peft={"type": "LoRA", "r": self.args.lora_r, "lora_alpha": self.args.lora_alpha,
+                  "lora_dropout": self.args.lora_dropout, "target_modules": self.args.lora_target_modules}
+            if peft else None,
+            saved_as=saved_as,
+            auto_class=auto_class_of(base),
+        )
+        os.makedirs(self.args.output_dir, exist_ok=True)
+        card.save(os.path.join(self.args.output_dir, "README.md"))

@@ -68,3 +68,33 @@ def test_multi_source_multi_task_udalm_example_in_process(tmp_path):
 
     model = AutoModel.from_pretrained(out / "udalm+dann")
     assert isinstance(model, MultiTaskModel) and model.config.tasks == {"sentiment": 2, "rating": 5}
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data/amazon-msd is not beside this checkout")
+def test_example_pushes_the_adapted_model_with_its_card(tmp_path, monkeypatch):
+    import transformers.utils.hub
+    from huggingface_hub import ModelCard
+    from hub_fake import LocalHub
+
+    hub = LocalHub(tmp_path / "hub")
+    monkeypatch.setattr(transformers.utils.hub, "_hf_api", hub)
+    sys.path.insert(0, str(REPO / "examples"))
+    try:
+        import sentiment_transfer
+    finally:
+        sys.path.pop(0)
+    sentiment_transfer.main([
+        "--max_train_samples", "16", "--max_eval_samples", "8", "--max_steps", "1", "--per_device_train_batch_size", "8",
+        "--max_length", "32", "--output_dir", str(tmp_path / "run"), "--disable_tqdm", "true", "--use_cpu", "true",
+        "--push_to_hub", "true", "--hub_model_id", "someone/minilm-books-electronics",
+    ])
+    assert [repo for repo, _ in hub.pushes] == ["someone/minilm-books-electronics"]  # the method only, once
+    folder = hub.folder("someone/minilm-books-electronics")
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert {r.metric_name for r in card.data.eval_results} == {"target accuracy", "source-only baseline target accuracy"}
+    assert "books" in card.text and "electronics" in card.text and str(tmp_path) not in card.text
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True)
+    AutoTokenizer.from_pretrained(folder)

@@ -33,6 +33,7 @@ def test_save_and_auto_reload_give_identical_outputs(tmp_path):
     a, b = model(input_ids=ids), loaded(input_ids=ids)
     for task in ("sentiment", "rating"):
         assert torch.equal(a.task_logits[task], b.task_logits[task])
+    assert loaded.config.main_task == "sentiment" and torch.equal(a.logits, b.logits)  # not "rating", sorted first
     assert a.logits.shape == (3, 2) and a.task_logits["rating"].shape == (3, 4)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_bert, token_dataset
+from conftest import tiny_bert
 from helpers import make_trainer
 from safetensors.torch import load_file
 from transformers.trainer_utils import get_last_checkpoint

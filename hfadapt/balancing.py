@@ -3,7 +3,8 @@
 A fixed weight means different things for different losses and backbones: on all-MiniLM-L6-v2's pooled features
 (about 0.03 spread per dimension) Deep CORAL's loss is about 1e-5 and moves nothing at weight 1, while MK-MMD's
 gradient on the features is 3-4 times the task's at the first step and slows the task. Balancing makes the weight
-a share of the gradient instead: with ``alignment_balancing="gradient"`` a method of weight ``w`` back-propagates
+a share of the gradient instead: with ``alignment_balancing="gradient"`` a method whose loss scale follows the
+feature scale (``AlignmentMethod.feature_scale_dependent``: MMD, JAN, CORAL) and has weight ``w`` back-propagates
 ``w * r * dL_m`` (its logged value stays ``w * L_m``) with
 
     r = ||dL_task / df|| / ||dL_m / df||      (detached, recomputed every step, clipped to ``max_ratio``)

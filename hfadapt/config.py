@@ -114,10 +114,11 @@ class AdaptConfig(TrainingArguments):
     alignment_balancing: str = field(
         default="fixed",
         metadata={
-            "help": "How the weights of the non-adversarial methods are read: 'fixed' (L = L_task + sum_m w_m L_m) or "
-            "'gradient' (w_m is the share of the task loss's gradient norm on the features that method m gets, "
-            "re-measured every step: w_m * ||dL_task/df|| / ||dL_m/df||; Esser et al., CVPR 2021). Use 'gradient' "
-            "when a loss's scale depends on the backbone's feature scale (CORAL, MMD, JAN)."
+            "help": "How the weights of the methods whose loss scale follows the feature scale (MMD, JAN, CORAL) are "
+            "read: 'fixed' (L = L_task + sum_m w_m L_m) or 'gradient' (w_m is the share of the task loss's gradient "
+            "norm on the features that method m gets, re-measured every step: w_m * ||dL_task/df|| / ||dL_m/df||; "
+            "Esser et al., CVPR 2021). Bounded prediction losses (MCC, entropy, IM) and adversarial methods (their "
+            "GRL coefficient) are not rebalanced."
         },
     )
 

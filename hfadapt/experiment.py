@@ -10,6 +10,7 @@ from pathlib import Path
 
 from accelerate import PartialState
 from transformers import PreTrainedModel, set_seed
+from transformers.trainer_utils import get_last_checkpoint
 
 from .config import AdaptConfig
 from .data.splits import TransferSplits
@@ -28,6 +29,18 @@ def run_name(method: str) -> str:
     return "source_only" if not parse_method_names(method) else method
 
 
+def checkpoint_to_resume(config: AdaptConfig) -> str | None:
+    """The checkpoint a run continues from: ``config.resume_from_checkpoint`` if it is a folder; with ``"true"``,
+    the last complete ``checkpoint-<step>`` under ``config.output_dir`` (``None``, a fresh start, if there is none
+    yet: a run that was killed before its first save starts again)."""
+    resume = config.resume_from_checkpoint
+    if resume is None or str(resume).lower() == "false":
+        return None
+    if str(resume).lower() == "true":
+        return get_last_checkpoint(config.output_dir) if Path(config.output_dir).is_dir() else None
+    return str(resume)
+
+
 def train_and_evaluate(
     make_model: Callable[[], PreTrainedModel],
     config: AdaptConfig,
@@ -36,7 +49,8 @@ def train_and_evaluate(
     save: bool = True,
     card_details: dict | None = None,
 ) -> dict:
-    """Train ``config.method`` from ``make_model()`` (after ``set_seed(config.seed)``) on ``splits``, evaluate it on
+    """Train ``config.method`` from ``make_model()`` (after ``set_seed(config.seed)``; resuming from
+    :func:`checkpoint_to_resume`) on ``splits``, evaluate it on
     source validation and target test, and save it to ``config.output_dir`` when ``save``, with a model card
     (``README.md``: ``card_details`` as in ``AdaptTrainer.card_details``, plus this run's results); with
     ``config.push_to_hub``, saving also pushes model, processor and card to ``config.hub_model_id``.
@@ -56,7 +70,7 @@ def train_and_evaluate(
         compute_metrics=classification_metrics,
     )
     start = time.perf_counter()
-    train_output = trainer.train()
+    train_output = trainer.train(resume_from_checkpoint=checkpoint_to_resume(config))
     metrics = trainer.evaluate()
     scores = {
         "source_val_accuracy": metrics[f"eval_{SOURCE_EVAL}_accuracy"],

@@ -55,9 +55,10 @@ class AdaptModel(nn.Module):
             to sum 1; ``None``: equal).
         skip_target_rows: with no method (source-only), leave the target rows of a training batch out of the
             forward (half the cost; the dropout masks then differ from a method's run).
-        alignment_balancing: ``"fixed"`` (``L_task + sum_m w_m L_m``) or ``"gradient"``: each non-adversarial
-            method's weight becomes a share of the task loss's gradient on the features (see
-            :mod:`hfadapt.balancing`; logged as ``<name>_balance``).
+        alignment_balancing: ``"fixed"`` (``L_task + sum_m w_m L_m``) or ``"gradient"``: the weight of each
+            method whose loss scale follows the feature scale (``feature_scale_dependent``: MMD, JAN, CORAL) becomes a
+            share of the task loss's gradient on the features (see :mod:`hfadapt.balancing`; logged as
+            ``<name>_balance``).
 
     Inputs of ``forward``: the task model's inputs (``input_ids (N, L)``, ``attention_mask (N, L)``, ...),
     ``labels (N,)`` long with -100 on unlabelled rows, ``domain (N,)`` long (absent in evaluation).
@@ -292,7 +293,8 @@ class AdaptModel(nn.Module):
             task_norm = feature_gradient_norm(loss, features)
         for name, method_loss in method_losses.items():
             weight = torch.tensor(self.effective_weight(name), device=method_loss.device)
-            ratio = gradient_ratio(task_norm, method_loss, features) if self._is_scheduled(name) else None
+            balanced = self._is_scheduled(name) and self.methods[name].feature_scale_dependent
+            ratio = gradient_ratio(task_norm, method_loss, features) if balanced else None
             if ratio is not None:
                 # gradient r * w * dL_m, value w * L_m: the logged loss stays comparable with a fixed-weight run
                 alignment = alignment + weight * (ratio * method_loss - (ratio - 1) * method_loss.detach())

@@ -36,12 +36,15 @@ def test_ratio_is_clipped_for_a_vanishing_gradient():
 
 def test_balanced_weights_in_training(domains, tmp_path):
     """CORAL's weight becomes weight x schedule x balance; DANN (adversarial) keeps its GRL schedule, unbalanced."""
+
     source, target, _ = domains
-    trainer = make_trainer(tiny_bert(), source, target, tmp_path, method="dann+coral", coral_weight=0.5,
+    trainer = make_trainer(tiny_bert(), source, target, tmp_path, method="dann+coral+mcc", coral_weight=0.5,
                            alignment_balancing="gradient")
     trainer.train()
     logged = [entry for entry in trainer.state.log_history if "loss" in entry]
-    assert all("coral_balance" in e and "dann_balance" not in e for e in logged)
+    # CORAL's scale follows the features'; MCC's loss is over probabilities and DANN has its GRL: neither is balanced
+    assert all("coral_balance" in e and "dann_balance" not in e and "mcc_balance" not in e for e in logged)
+    assert [e["mcc_weight"] for e in logged] == pytest.approx([grl_warm_start(step / 4) for step in range(4)], abs=1e-4)
     assert all(e["coral_balance"] > 1.0 for e in logged)  # CORAL's raw gradient is far below the task's
     expected = [0.5 * grl_warm_start(step / 4) * e["coral_balance"] for step, e in enumerate(logged)]
     assert [e["coral_weight"] for e in logged] == pytest.approx(expected, rel=1e-4)

@@ -74,3 +74,13 @@ def test_multi_process_launch_on_cpus_selects_the_cpu_process_group(monkeypatch)
     assert launched_on_cpus_only()
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert not launched_on_cpus_only()
+
+
+@pytest.mark.parametrize("name", ["single_gpu", "multi_gpu", "multi_node", "multi_cpu"])
+def test_shipped_accelerate_configs_load(name):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(Path(__file__).parents[1] / "configs" / "accelerate" / f"{name}.yaml"))
+    expected = {"single_gpu": (1, "NO"), "multi_gpu": (2, "MULTI_GPU"), "multi_node": (16, "MULTI_GPU"),
+                "multi_cpu": (2, "MULTI_GPU")}[name]
+    assert (config.num_processes, str(config.distributed_type).split(".")[-1]) == expected

@@ -81,3 +81,17 @@ def test_resuming_with_another_method_names_the_mismatch(domains, tmp_path):
     other = make_trainer(tiny_bert(), source, target, tmp_path, method="mmd")
     with pytest.raises(RuntimeError, match="does not match this run's model"):
         other.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-4"))
+
+
+def test_checkpoint_to_resume(tmp_path):
+    from helpers import make_config
+
+    from hfadapt.experiment import checkpoint_to_resume
+
+    assert checkpoint_to_resume(make_config(tmp_path)) is None
+    assert checkpoint_to_resume(make_config(tmp_path, resume_from_checkpoint="true")) is None  # nothing saved yet
+    (tmp_path / "out" / "checkpoint-2").mkdir(parents=True)
+    (tmp_path / "out" / "checkpoint-10").mkdir()
+    (tmp_path / "out" / STAGING_DIR / "checkpoint-12").mkdir(parents=True)  # half-written: never picked
+    assert checkpoint_to_resume(make_config(tmp_path, resume_from_checkpoint="true")) == str(tmp_path / "out" / "checkpoint-10")
+    assert checkpoint_to_resume(make_config(tmp_path, resume_from_checkpoint="/x/checkpoint-3")) == "/x/checkpoint-3"

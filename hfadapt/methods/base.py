@@ -47,6 +47,11 @@ class AlignmentMethod(nn.Module):
     """Whether the loss is a statistic of the whole batch rather than a mean over rows (MMD, CORAL, MCC, IM): under
     DDP such a method gets the rows of every process (:mod:`hfadapt.distributed`), so N processes at global batch
     B estimate what one process at batch B does."""
+    feature_scale_dependent: ClassVar[bool] = False
+    """Whether the loss's scale follows the backbone's feature scale (MMD, JAN, CORAL read raw feature distances or
+    covariances): with ``alignment_balancing="gradient"`` its weight becomes a share of the task's feature gradient
+    (:mod:`hfadapt.balancing`). Losses over predicted probabilities (MCC, entropy, IM) are bounded and keep their
+    weight as it is."""
     needs_hidden_states: ClassVar[bool] = False
     """Whether :meth:`forward` needs the last hidden state (``hidden_states`` keyword, ``(N, L, H)``)."""
 

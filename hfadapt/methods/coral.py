@@ -41,6 +41,7 @@ class CorrelationAlignmentLoss(AlignmentMethod):
 
     name = "coral"
     batch_statistic = True
+    feature_scale_dependent = True
 
     @classmethod
     def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> CorrelationAlignmentLoss:

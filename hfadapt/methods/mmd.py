@@ -134,6 +134,7 @@ class MultiKernelMMDLoss(AlignmentMethod):
 
     name = "mmd"
     batch_statistic = True
+    feature_scale_dependent = True
 
     def __init__(
         self,

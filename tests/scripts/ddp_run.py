@@ -22,6 +22,15 @@ from hfadapt.checkpointing import save_adapt_state  # noqa: E402
 from hfadapt.distributed import end_process_group  # noqa: E402
 
 
+class CountingTrainer(AdaptTrainer):
+    """Records the number of target rows of every training batch this process sees."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if model.training:
+            self.target_rows.append(int((inputs["domain"] == 1).sum()))
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
@@ -36,9 +45,12 @@ def main() -> None:
         dataloader_pin_memory=False, alignment_balancing=args.balancing, weight_schedule="constant",
         discriminator_dropout=0.0, ddp_find_unused_parameters=False,
     )
-    trainer = AdaptTrainer(tiny_bert(), config, train_dataset=token_dataset(48, seed=1),
+    trainer = CountingTrainer(tiny_bert(), config, train_dataset=token_dataset(48, seed=1),
                            target_dataset=token_dataset(48, seed=2, shift=8, labels=False))
+    trainer.target_rows = []
     trainer.train()
+    # every process's every batch keeps the proportion: half of its rows are target rows
+    assert trainer.target_rows == [args.per_device_batch // 2] * 6, trainer.target_rows
     if trainer.is_world_process_zero():
         history = [e for e in trainer.state.log_history if "loss" in e]
         info = {"world_size": trainer.accelerator.num_processes, "history": history}

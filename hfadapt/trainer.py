@@ -22,7 +22,8 @@ from transformers import (
     set_seed,
 )
 from transformers.trainer import TRAINER_STATE_NAME
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+from transformers.trainer_callback import TrainerState
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput, get_last_checkpoint, rotate_checkpoints
 
 from .callbacks import AdaptationScheduleCallback
 from .checkpointing import STAGING_DIR, load_adapt_state, publish, save_adapt_state
@@ -384,6 +385,22 @@ class AdaptTrainer(Trainer):
             rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
                                best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
         self.accelerator.wait_for_everyone()
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, **kwargs):
+        """``Trainer.train``; resuming from the checkpoint of a *finished* run (``global_step == max_steps``)
+        restores it and trains nothing (transformers 5.23 would take one step beyond ``max_steps``)."""
+        checkpoint = resume_from_checkpoint
+        if checkpoint is True:
+            checkpoint = get_last_checkpoint(self.args.output_dir) if os.path.isdir(self.args.output_dir) else None
+        state_file = os.path.join(checkpoint, TRAINER_STATE_NAME) if isinstance(checkpoint, str) else None
+        if state_file and os.path.isfile(state_file):
+            state = TrainerState.load_from_json(state_file)
+            if state.max_steps and state.global_step >= state.max_steps:
+                self._load_from_checkpoint(checkpoint)
+                self.state = state
+                losses = [e["loss"] for e in state.log_history if "loss" in e]
+                return TrainOutput(state.global_step, losses[-1] if losses else float("nan"), {})
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         """Restore the whole ``AdaptModel`` (task model, heads, LoRA) from an ``AdaptTrainer`` checkpoint."""

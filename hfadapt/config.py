@@ -15,6 +15,7 @@ from .features import FEATURE_SOURCES
 from .grl import GRL_SCHEDULES
 from .methods import ALIGNMENT_METHODS, parse_method_names
 from .methods.mmd import MMD_ESTIMATORS
+from .validators import VALIDATORS
 
 PEFT_SAVE_MODES = ("merged", "adapter")
 SOURCE_WEIGHTINGS = ("uniform", "fixed", "auto")
@@ -120,6 +121,23 @@ class AdaptConfig(TrainingArguments):
             "Esser et al., CVPR 2021). Bounded prediction losses (MCC, entropy, IM) and adversarial methods (their "
             "GRL coefficient) are not rebalanced."
         },
+    )
+
+    # --- label-free model selection ------------------------------------------------------------------------
+    label_free_validators: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Validators scored at every evaluation without target labels (hfadapt.validators: entropy, im, "
+            "snd, iwv, dev, source_val), logged as eval_<name>; metric_for_best_model=<name> keeps the best "
+            "checkpoint by one of them."
+        },
+    )
+    label_free_source_split: str = field(
+        default="source_val",
+        metadata={"help": "Name, in the eval_dataset dict, of the labelled source-validation set the validators read."},
+    )
+    label_free_max_rows: int = field(
+        default=1000, metadata={"help": "Rows of the source-validation and target sets each validator reads."}
     )
 
     # --- domain discriminator (DANN) ----------------------------------------------------------------------
@@ -236,6 +254,11 @@ class AdaptConfig(TrainingArguments):
             raise ValueError(f"grl_schedule must be one of {sorted(GRL_SCHEDULES)}, got {self.grl_schedule!r}")
         if self.weight_schedule not in GRL_SCHEDULES:
             raise ValueError(f"weight_schedule must be one of {sorted(GRL_SCHEDULES)}, got {self.weight_schedule!r}")
+        unknown = [v for v in self.label_free_validators if v not in VALIDATORS]
+        if unknown:
+            raise ValueError(f"label_free_validators {unknown} are not registered; choose from {sorted(VALIDATORS)}")
+        if self.label_free_max_rows < 2:
+            raise ValueError(f"label_free_max_rows must be >= 2, got {self.label_free_max_rows}")
         if self.alignment_balancing not in ALIGNMENT_BALANCINGS:
             raise ValueError(f"alignment_balancing must be one of {ALIGNMENT_BALANCINGS}, got {self.alignment_balancing!r}")
         if self.source_weighting not in SOURCE_WEIGHTINGS:

@@ -84,24 +84,33 @@ class HeadInputCapture:
         self._handle.remove()
 
 
-@torch.no_grad()
 def dataset_features(adapt_model, dataset: datasets.Dataset, collator, model_inputs: Sequence[str],
                      max_rows: int = 256, batch_size: int = 32) -> torch.Tensor:
     """The ``(min(len, max_rows), F)`` alignment features of the first rows of ``dataset``, in eval mode.
 
     ``adapt_model`` is an :class:`~hfadapt.model.AdaptModel`; its train/eval mode is restored afterwards.
     """
+    return dataset_predictions(adapt_model, dataset, collator, model_inputs, max_rows, batch_size)[0]
+
+
+@torch.no_grad()
+def dataset_predictions(adapt_model, dataset: datasets.Dataset, collator, model_inputs: Sequence[str],
+                        max_rows: int = 256, batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features ``(n, F)`` and logits ``(n, C)`` (float32, CPU) of the first ``n = min(len, max_rows)`` rows of
+    ``dataset`` in eval mode, reading only the ``model_inputs`` columns (never labels)."""
     columns = list(model_inputs)
     rows = [{k: v for k, v in dataset[i].items() if k in columns} for i in range(min(len(dataset), max_rows))]
     device = next(adapt_model.parameters()).device
     was_training = adapt_model.training
     adapt_model.eval()
     try:
-        out = []
+        features, logits = [], []
         for start in range(0, len(rows), batch_size):
             batch = collator([rows[i] for i in range(start, min(start + batch_size, len(rows)))])
             batch = {k: v.to(device) for k, v in batch.items() if k in columns}
-            out.append(adapt_model.extract_features(**batch).float().cpu())
-        return torch.cat(out)
+            feats, batch_logits = adapt_model.features_and_logits(**batch)
+            features.append(feats.float().cpu())
+            logits.append(batch_logits.float().cpu())
+        return torch.cat(features), torch.cat(logits)
     finally:
         adapt_model.train(was_training)

@@ -178,6 +178,12 @@ class AdaptModel(nn.Module):
         """
         return self._run(inputs, with_features=True)[1]
 
+    @torch.no_grad()
+    def features_and_logits(self, **inputs) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``(N, F)`` alignment features and ``(N, C)`` logits of a batch of task-model inputs (no gradient)."""
+        outputs, features = self._run(inputs, with_features=True)
+        return features, outputs.logits
+
     def _task_loss(
         self,
         logits: torch.Tensor,

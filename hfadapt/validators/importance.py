@@ -1,0 +1,69 @@
+"""Validators that reweight the labelled source-validation loss towards the target: IWV and DEV."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from . import register_validator
+from .data import ValidationData
+
+
+def density_ratio(source: torch.Tensor, target: torch.Tensor, clip: float = 100.0, seed: int = 0) -> torch.Tensor:
+    """``w(x) = p_t(x) / p_s(x)`` for each source row, from a logistic-regression domain classifier on the features
+    (Bickel et al., JMLR 2009): ``w = (N_s / N_t) * P(target | x) / P(source | x)``, clipped to ``[0, clip]``.
+
+    Args:
+        source: ``(N_s, F)`` source features; target: ``(N_t, F)`` target features.
+
+    Returns:
+        ``(N_s,)`` float64 weights.
+    """
+    x = torch.cat([source, target]).double().numpy()
+    y = np.r_[np.zeros(len(source)), np.ones(len(target))]
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000, random_state=seed))
+    classifier.fit(x, y)
+    p_target = classifier.predict_proba(source.double().numpy())[:, 1].clip(1e-6, 1 - 1e-6)
+    w = (len(source) / len(target)) * p_target / (1 - p_target)
+    return torch.from_numpy(w.clip(0, clip))
+
+
+def importance_weighted_risk(losses: torch.Tensor, weights: torch.Tensor) -> float:
+    """IWV's estimate of the target risk, ``mean_i w_i * l_i`` (Sugiyama, Krauledat & Mueller, JMLR 2007)."""
+    return float((weights.double() * losses.double()).mean())
+
+
+def deep_embedded_validation_risk(losses: torch.Tensor, weights: torch.Tensor) -> float:
+    """DEV's target risk (You, Wang, Long & Jordan, ICML 2019): with ``L_i = w_i l_i`` and the control variate
+    ``w`` (whose mean is 1 in expectation), ``eta = -Cov(L, w) / Var(w)`` and
+    ``risk = mean(L) + eta * mean(w) - eta``. Lower variance than IWV; equals it when ``w`` is constant."""
+    weighted, w = weights.double() * losses.double(), weights.double()
+    variance = w.var(unbiased=True) if len(w) > 1 else torch.zeros((), dtype=torch.float64)
+    if variance <= 1e-12:
+        return float(weighted.mean())
+    covariance = ((weighted - weighted.mean()) * (w - w.mean())).sum() / (len(w) - 1)
+    eta = -covariance / variance
+    return float(weighted.mean() + eta * w.mean() - eta)
+
+
+def source_losses(data: ValidationData) -> torch.Tensor:
+    """Cross-entropy of each source-validation row, ``(N_s,)``."""
+    picked = data.source_probs.double().gather(1, data.source_labels.long()[:, None])[:, 0]
+    return -picked.clamp_min(1e-12).log()
+
+
+@register_validator("iwv")
+def iwv_score(data: ValidationData) -> float:
+    """Minus the importance-weighted source-validation cross-entropy (higher is better)."""
+    weights = density_ratio(data.source_features, data.target_features)
+    return -importance_weighted_risk(source_losses(data), weights)
+
+
+@register_validator("dev")
+def dev_score(data: ValidationData) -> float:
+    """Minus deep embedded validation's risk on the source-validation cross-entropy (higher is better)."""
+    weights = density_ratio(data.source_features, data.target_features)
+    return -deep_embedded_validation_risk(source_losses(data), weights)

@@ -70,6 +70,11 @@ class ScriptArguments:
                   "domains (hfadapt.data.images.RandomAffine); evaluation images are never augmented."},
     )
     baseline: bool = field(default=True, metadata={"help": "Also train the source-only baseline."})
+    pad_rows: int = field(
+        default=400,
+        metadata={"help": "Rows per domain for the proxy A-distance between source-validation and target-test "
+                  "features, before and after training (0: skip)."},
+    )
     target_supervised: bool = field(default=True, metadata={"help": "Also train on labelled target data (reference)."})
 
 
@@ -141,6 +146,7 @@ def main(args: list[str] | None = None) -> dict:
     }
     results = compare_with_source_only(
         make_model, config, splits, processing_class=processor, with_baseline=script_args.baseline, metadata=metadata,
+        pad_rows=script_args.pad_rows,
         target_supervised_splits=supervised if script_args.target_supervised else None,
         card_details={"source_domains": [src], "target_domain": tgt, "task_type": "image-classification",
                       "dataset_name": "handwritten digits (optdigits: UCI; USPS: Hull, TPAMI 1994)",

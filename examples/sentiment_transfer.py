@@ -76,6 +76,11 @@ class ScriptArguments:
         default=None, metadata={"help": "Use at most this many source-validation and target-test reviews."}
     )
     baseline: bool = field(default=True, metadata={"help": "Also train the source-only baseline with the same budget."})
+    pad_rows: int = field(
+        default=400,
+        metadata={"help": "Rows per domain for the proxy A-distance between source-validation and target-test "
+                  "features, before and after training (0: skip)."},
+    )
     rating_weight: float = field(
         default=0.0,
         metadata={"help": "Above 0: multi-task learning, a second head predicts the star rating (1-5) of source "
@@ -144,6 +149,7 @@ def main(args: list[str] | None = None) -> dict:
     }
     results = compare_with_source_only(
         make_model, config, splits, processing_class=tokenizer, with_baseline=script_args.baseline, metadata=metadata,
+        pad_rows=script_args.pad_rows,
         card_details={"source_domains": source_names, "target_domain": script_args.target, "base_model": model_path,
                       "dataset_name": "Amazon Multi-Domain Sentiment (Blitzer et al., ACL 2007)"},
     )

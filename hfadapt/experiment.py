@@ -14,6 +14,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from .config import AdaptConfig
 from .data.splits import TransferSplits
+from .evaluation import negative_transfer_warnings
 from .methods import SOURCE_ONLY, parse_method_names
 from .metrics import classification_metrics
 from .trainer import AdaptTrainer
@@ -48,12 +49,15 @@ def train_and_evaluate(
     processing_class=None,
     save: bool = True,
     card_details: dict | None = None,
+    pad_rows: int = 0,
 ) -> dict:
     """Train ``config.method`` from ``make_model()`` (after ``set_seed(config.seed)``; resuming from
     :func:`checkpoint_to_resume`) on ``splits``, evaluate it on
     source validation and target test, and save it to ``config.output_dir`` when ``save``, with a model card
     (``README.md``: ``card_details`` as in ``AdaptTrainer.card_details``, plus this run's results); with
-    ``config.push_to_hub``, saving also pushes model, processor and card to ``config.hub_model_id``.
+    ``config.push_to_hub``, saving also pushes model, processor and card to ``config.hub_model_id``. With
+    ``pad_rows > 0``, the proxy A-distance between source-validation and target-test features (``pad_rows`` of
+    each) is measured before and after training.
 
     Returns:
         ``{"method", "source_val_accuracy", "target_accuracy", "target_macro_f1", "train_steps", "wall_time_s",
@@ -69,9 +73,11 @@ def train_and_evaluate(
         processing_class=processing_class,
         compute_metrics=classification_metrics,
     )
+    pad_before = trainer.proxy_a_distance(splits.source_val, splits.target_test, pad_rows) if pad_rows else None
     start = time.perf_counter()
     train_output = trainer.train(resume_from_checkpoint=checkpoint_to_resume(config))
     metrics = trainer.evaluate()
+    pad_after = trainer.proxy_a_distance(splits.source_val, splits.target_test, pad_rows) if pad_rows else None
     scores = {
         "source_val_accuracy": metrics[f"eval_{SOURCE_EVAL}_accuracy"],
         "target_accuracy": metrics[f"eval_{TARGET_EVAL}_accuracy"],
@@ -85,6 +91,8 @@ def train_and_evaluate(
     return {
         "method": config.method,
         **scores,
+        "proxy_a_distance_before": pad_before,
+        "proxy_a_distance_after": pad_after,
         "train_steps": train_output.global_step,
         "wall_time_s": round(time.perf_counter() - start, 1),
         "model_dir": config.output_dir if save else None,
@@ -100,6 +108,7 @@ def compare_with_source_only(
     metadata: dict | None = None,
     target_supervised_splits: TransferSplits | None = None,
     card_details: dict | None = None,
+    pad_rows: int = 0,
 ) -> dict:
     """Train the source-only baseline (if ``with_baseline``) and ``config.method``, each from a fresh model with
     the same seed, data order and number of steps; evaluate both on source validation and target test; save
@@ -132,7 +141,8 @@ def compare_with_source_only(
         details = {**(card_details or {})}
         if is_method and runs:  # the baseline ran first, same seed and budget
             details["baseline"] = {k: runs[0][k] for k in ("target_accuracy", "target_macro_f1", "source_val_accuracy")}
-        runs.append(train_and_evaluate(make_model, run_config, splits, processing_class, card_details=details))
+        runs.append(train_and_evaluate(make_model, run_config, splits, processing_class, card_details=details,
+                                       pad_rows=pad_rows))
     if target_supervised_splits is not None:
         run_config = dataclasses.replace(config, method=SOURCE_ONLY, push_to_hub=False,
                                          output_dir=str(Path(config.output_dir) / "target_supervised"))
@@ -145,7 +155,8 @@ def compare_with_source_only(
         run["target_gain_vs_source_only"] = run["target_accuracy"] - baseline["target_accuracy"] if baseline else None
         adapting = run["method"] not in (SOURCE_ONLY, TARGET_SUPERVISED)
         run["gap_closed"] = run["target_gain_vs_source_only"] / gap if adapting and gap else None
-    results = {**(metadata or {}), "seed": config.seed, "runs": runs}
+    results = {**(metadata or {}), "seed": config.seed, "runs": runs,
+               "negative_transfer": negative_transfer_warnings(runs)}
     if PartialState().is_main_process:
         Path(config.output_dir).mkdir(parents=True, exist_ok=True)
         (Path(config.output_dir) / "results.json").write_text(json.dumps(results, indent=2))
@@ -154,11 +165,14 @@ def compare_with_source_only(
 
 def format_results_table(results: dict) -> str:
     """A markdown table: method, source validation accuracy, target accuracy, difference to source-only (points),
-    and, with a target-supervised run, the share of the gap each method closes."""
+    with a target-supervised run the share of the gap each method closes, and with proxy A-distances measured the
+    PAD between source and target features before -> after training."""
     with_gap = any(run["method"] == TARGET_SUPERVISED for run in results["runs"])
+    with_pad = any(run.get("proxy_a_distance_after") is not None for run in results["runs"])
     lines = [
-        "| method | source val acc | target acc | target vs source-only |" + (" gap closed |" if with_gap else ""),
-        "|---|---:|---:|---:|" + ("---:|" if with_gap else ""),
+        "| method | source val acc | target acc | target vs source-only |" + (" gap closed |" if with_gap else "")
+        + (" PAD before -> after |" if with_pad else ""),
+        "|---|---:|---:|---:|" + ("---:|" if with_gap else "") + ("---:|" if with_pad else ""),
     ]
     for run in results["runs"]:
         gain = run["target_gain_vs_source_only"]
@@ -168,6 +182,9 @@ def format_results_table(results: dict) -> str:
         line = f"| {name} | {source_val} | {100 * run['target_accuracy']:.2f} | {gain_text} |"
         if with_gap:
             line += " — |" if run.get("gap_closed") is None else f" {100 * run['gap_closed']:.0f}% |"
+        if with_pad:
+            before, after = run.get("proxy_a_distance_before"), run.get("proxy_a_distance_after")
+            line += " — |" if after is None else f" {before:.2f} -> {after:.2f} |"
         lines.append(line)
     return "\n".join(lines)
 
@@ -179,5 +196,7 @@ def print_results(results: dict, title: str, output_dir: str) -> None:
         return
     print(f"\n{title}\n")
     print(format_results_table(results))
+    for warning in results.get("negative_transfer") or []:
+        print(f"WARNING {warning}")
     print(f"\nwritten: {Path(output_dir) / 'results.json'}")
     print(json.dumps({r["method"]: r["wall_time_s"] for r in results["runs"]}))

@@ -38,6 +38,7 @@ from .data.mixing import (
 )
 from .data.sampler import DomainBalancedSampler
 from .data.transforms import keep_only, raw, transform_of
+from .evaluation.pad import proxy_a_distance
 from .features import dataset_features, unwrap_peft
 from .grl import GRL_SCHEDULES
 from .methods import build_methods
@@ -356,6 +357,13 @@ class AdaptTrainer(Trainer):
             metrics.update(scores)
             self.log(scores)
         return metrics
+
+    def proxy_a_distance(self, source: datasets.Dataset, target: datasets.Dataset, max_rows: int = 500) -> float:
+        """Proxy A-distance (:func:`hfadapt.evaluation.proxy_a_distance`) between the features the alignment heads
+        read on the first ``max_rows`` rows of ``source`` and of ``target`` (model inputs only; labels unread)."""
+        features = [dataset_features(self.adapt_model, keep_only(ds, self._model_input_names), self.data_collator,
+                                     self._model_input_names, max_rows) for ds in (source, target)]
+        return proxy_a_distance(*features, seed=self.args.seed)
 
     # ---- saving --------------------------------------------------------------------------------------------
 

@@ -8,15 +8,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from accelerate import PartialState
 from transformers import PreTrainedModel, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from .config import AdaptConfig
 from .data.splits import TransferSplits
-from .evaluation import negative_transfer_warnings
+from .data.transforms import raw
+from .evaluation import negative_transfer_warnings, proxy_a_distance
+from .evaluation.report import write_report
 from .methods import SOURCE_ONLY, parse_method_names
 from .metrics import classification_metrics
+from .model_card import TRAINING_FIELDS, public_value
 from .trainer import AdaptTrainer
 
 SOURCE_EVAL = "source_val"
@@ -28,6 +32,27 @@ TARGET_SUPERVISED = "target-supervised"
 def run_name(method: str) -> str:
     """Folder name of a run: ``source_only`` for ``"none"``, else the method spec (``dann``, ``dann+mmd``)."""
     return "source_only" if not parse_method_names(method) else method
+
+
+ANALYSIS_FILE = "analysis.pt"
+"""Per run folder: features of source-validation and target-test rows before/after training, with their labels."""
+LOG_HISTORY_FILE = "log_history.json"
+"""Per run folder: ``trainer.state.log_history`` (every logged loss component and evaluation)."""
+
+
+def save_run_analysis(run_dir: str, log_history: list[dict], snapshots: dict, splits: TransferSplits,
+                      rows: int) -> None:
+    """Write what ``hfadapt report`` draws: the log history (JSON) and, if features were taken, ``analysis.pt``
+    with ``{"before"|"after": {"source", "target"}}`` features and the labels of those rows (target-test labels
+    colour the class plot only; no loss or validator reads them)."""
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    (Path(run_dir) / LOG_HISTORY_FILE).write_text(json.dumps(log_history, indent=1))
+    if snapshots:
+        stored = {name: raw(ds) for name, ds in (("source", splits.source_val), ("target", splits.target_test))}
+        labels = {name: torch.tensor(list(ds["label"][:rows])) if "label" in ds.column_names else None
+                  for name, ds in stored.items()}
+        torch.save({"features": {when: {"source": s, "target": t} for when, (s, t) in snapshots.items()},
+                    "labels": labels, "label_names": list(splits.label_names)}, Path(run_dir) / ANALYSIS_FILE)
 
 
 def checkpoint_to_resume(config: AdaptConfig) -> str | None:
@@ -73,11 +98,15 @@ def train_and_evaluate(
         processing_class=processing_class,
         compute_metrics=classification_metrics,
     )
-    pad_before = trainer.proxy_a_distance(splits.source_val, splits.target_test, pad_rows) if pad_rows else None
+    snapshots = {}
+    if pad_rows:
+        snapshots["before"] = trainer.domain_features(splits.source_val, splits.target_test, pad_rows)
     start = time.perf_counter()
     train_output = trainer.train(resume_from_checkpoint=checkpoint_to_resume(config))
     metrics = trainer.evaluate()
-    pad_after = trainer.proxy_a_distance(splits.source_val, splits.target_test, pad_rows) if pad_rows else None
+    if pad_rows:
+        snapshots["after"] = trainer.domain_features(splits.source_val, splits.target_test, pad_rows)
+    pad = {when: proxy_a_distance(*features, seed=config.seed) for when, features in snapshots.items()}
     scores = {
         "source_val_accuracy": metrics[f"eval_{SOURCE_EVAL}_accuracy"],
         "target_accuracy": metrics[f"eval_{TARGET_EVAL}_accuracy"],
@@ -88,11 +117,13 @@ def train_and_evaluate(
         trainer.save_model()  # and push_to_hub, which writes the card, when config.push_to_hub
         if not config.push_to_hub:
             trainer.create_model_card()
+        if PartialState().is_main_process:
+            save_run_analysis(config.output_dir, trainer.state.log_history, snapshots, splits, pad_rows)
     return {
         "method": config.method,
         **scores,
-        "proxy_a_distance_before": pad_before,
-        "proxy_a_distance_after": pad_after,
+        "proxy_a_distance_before": pad.get("before"),
+        "proxy_a_distance_after": pad.get("after"),
         "train_steps": train_output.global_step,
         "wall_time_s": round(time.perf_counter() - start, 1),
         "model_dir": config.output_dir if save else None,
@@ -155,8 +186,10 @@ def compare_with_source_only(
         run["target_gain_vs_source_only"] = run["target_accuracy"] - baseline["target_accuracy"] if baseline else None
         adapting = run["method"] not in (SOURCE_ONLY, TARGET_SUPERVISED)
         run["gap_closed"] = run["target_gain_vs_source_only"] / gap if adapting and gap else None
+    settings = {"method": config.method, **config.adaptation_settings(),
+                **{k: getattr(config, k) for k in TRAINING_FIELDS}}
     results = {**(metadata or {}), "seed": config.seed, "runs": runs,
-               "negative_transfer": negative_transfer_warnings(runs)}
+               "negative_transfer": negative_transfer_warnings(runs), "config": public_value(settings)}
     if PartialState().is_main_process:
         Path(config.output_dir).mkdir(parents=True, exist_ok=True)
         (Path(config.output_dir) / "results.json").write_text(json.dumps(results, indent=2))
@@ -190,13 +223,14 @@ def format_results_table(results: dict) -> str:
 
 
 def print_results(results: dict, title: str, output_dir: str) -> None:
-    """Print, on the main process only, ``title``, the results table, where ``results.json`` went and the wall
-    time of each run (seconds)."""
+    """On the main process only: print ``title``, the results table, negative-transfer warnings and the wall time
+    of each run (seconds); write the run report with its plots (``hfadapt report``)."""
     if not PartialState().is_main_process:
         return
     print(f"\n{title}\n")
     print(format_results_table(results))
     for warning in results.get("negative_transfer") or []:
         print(f"WARNING {warning}")
-    print(f"\nwritten: {Path(output_dir) / 'results.json'}")
+    report = write_report(output_dir)
+    print(f"\nwritten: {Path(output_dir) / 'results.json'}, {report} (with the plots beside it)")
     print(json.dumps({r["method"]: r["wall_time_s"] for r in results["runs"]}))

@@ -38,7 +38,6 @@ from .data.mixing import (
 )
 from .data.sampler import DomainBalancedSampler
 from .data.transforms import keep_only, raw, transform_of
-from .evaluation.pad import proxy_a_distance
 from .features import dataset_features, unwrap_peft
 from .grl import GRL_SCHEDULES
 from .methods import build_methods
@@ -358,12 +357,12 @@ class AdaptTrainer(Trainer):
             self.log(scores)
         return metrics
 
-    def proxy_a_distance(self, source: datasets.Dataset, target: datasets.Dataset, max_rows: int = 500) -> float:
-        """Proxy A-distance (:func:`hfadapt.evaluation.proxy_a_distance`) between the features the alignment heads
-        read on the first ``max_rows`` rows of ``source`` and of ``target`` (model inputs only; labels unread)."""
-        features = [dataset_features(self.adapt_model, keep_only(ds, self._model_input_names), self.data_collator,
-                                     self._model_input_names, max_rows) for ds in (source, target)]
-        return proxy_a_distance(*features, seed=self.args.seed)
+    def domain_features(self, source: datasets.Dataset, target: datasets.Dataset,
+                        max_rows: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+        """The features the alignment heads read, ``(n_s, F)`` and ``(n_t, F)``, on the first ``max_rows`` rows
+        of ``source`` and of ``target`` in eval mode (model inputs only; labels are not read)."""
+        return tuple(dataset_features(self.adapt_model, keep_only(ds, self._model_input_names), self.data_collator,
+                                      self._model_input_names, max_rows) for ds in (source, target))
 
     # ---- saving --------------------------------------------------------------------------------------------
 

@@ -29,3 +29,41 @@ def test_negative_transfer_with_and_without_target_labels():
     (warning,) = negative_transfer_warnings(unlabelled)
     assert "no target labels" in warning and "snd" in warning and "dev" not in warning
     assert negative_transfer_warnings([{"method": "dann", "target_accuracy": 0.5}]) == []  # no baseline
+
+
+def test_run_report_with_plots(tmp_path):
+    import json
+
+    from conftest import tiny_bert, token_dataset
+    from helpers import make_config
+
+    from hfadapt.data.splits import TransferSplits
+    from hfadapt.evaluation.plots import loss_components
+    from hfadapt.evaluation.report import write_report
+    from hfadapt.experiment import compare_with_source_only
+
+    splits = TransferSplits(source_train=token_dataset(32, seed=1), source_val=token_dataset(16, seed=4),
+                            target_train=token_dataset(32, seed=2, shift=8, labels=False),
+                            target_test=token_dataset(16, seed=3, shift=8), label_names=["neg", "pos"])
+    config = make_config(tmp_path, method="dann", output_dir=str(tmp_path / "run"))
+    results = compare_with_source_only(tiny_bert, config, splits, pad_rows=16,
+                                       metadata={"source": "books", "target": "kitchen"})
+    for run in results["runs"]:
+        assert 0.0 <= run["proxy_a_distance_before"] <= 2.0 and 0.0 <= run["proxy_a_distance_after"] <= 2.0
+    assert results["config"]["method"] == "dann" and str(tmp_path) not in json.dumps(results["config"])
+    report = write_report(tmp_path / "run")
+    text = report.read_text()
+    for name in ("source_only", "dann"):
+        assert (tmp_path / "run" / f"{name}_tsne.png").stat().st_size > 1000
+        assert (tmp_path / "run" / f"{name}_losses.png").stat().st_size > 1000
+        assert f"]({name}_tsne.png)" in text and f"]({name}_losses.png)" in text
+    assert "| dann |" in text and "Proxy A-distance" in text and "`grl_max_lambda`" in text
+    history = json.loads((tmp_path / "run" / "dann" / "log_history.json").read_text())
+    assert {"loss", "loss_task", "loss_dann"} <= set(loss_components(history))
+
+
+def test_report_of_a_folder_without_results(tmp_path):
+    from hfadapt.evaluation.report import write_report
+
+    with pytest.raises(FileNotFoundError, match="results.json does not exist"):
+        write_report(tmp_path)

@@ -41,5 +41,5 @@ class DomainClassification(evaluate.Metric):
         return {
             "accuracy": float(accuracy_score(references, predictions)),
             "macro_f1": float(f1_score(references, predictions, labels=labels, average="macro", zero_division=0)),
-            **{f"recall_{k}": float(r) for k, r in zip(labels, recall)},
+            **{f"recall_{k}": float(r) for k, r in zip(labels, recall, strict=True)},
         }

@@ -45,3 +45,34 @@ def test_a_method_s_recipe_leaves_out_the_other_methods_fields(tmp_path):
     jan = bench.recipe_of(config, "jan")
     assert "jan_weight" in jan and "mmd_kernel_multipliers" in jan  # JAN reads the MMD kernel settings
     assert "dann_weight" not in bench.recipe_of(config, "none")
+
+
+def _load_validator_benchmark():
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        vspec = importlib.util.spec_from_file_location(
+            "validator_benchmark", Path(__file__).resolve().parents[1] / "benchmarks" / "validator_benchmark.py")
+        module = importlib.util.module_from_spec(vspec)
+        vspec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.pop(0)
+
+
+def test_validator_selection_table_by_hand():
+    vb = _load_validator_benchmark()
+    assert vb.parse_setting("dann:grl_max_lambda=1.0,dann_weight=0.5") == ("dann", {"grl_max_lambda": 1.0,
+                                                                                  "dann_weight": 0.5})
+    assert vb.parse_setting("mcc") == ("mcc", {})
+    rows = [  # one pair, two settings x two checkpoints; "good" ranks them exactly, "bad" in reverse
+        {"pair": "a:b", "setting": "none", "seed": 1, "step": 10, "target_accuracy": 0.70, "scores": {"good": 1, "bad": 4}},
+        {"pair": "a:b", "setting": "none", "seed": 1, "step": 20, "target_accuracy": 0.75, "scores": {"good": 2, "bad": 3}},
+        {"pair": "a:b", "setting": "dann", "seed": 1, "step": 10, "target_accuracy": 0.80, "scores": {"good": 3, "bad": 2}},
+        {"pair": "a:b", "setting": "dann", "seed": 1, "step": 20, "target_accuracy": 0.78, "scores": {"good": 4, "bad": 1}},
+    ]
+    lines = vb.selection_table(rows, ["good", "bad"]).splitlines()
+    # good: ranks 1,2,3,4 vs accuracies ranked 1,2,4,3 -> rho = 1 - 6*2/(4*15) = 0.8; picks step 20 of dann (78.00)
+    assert lines[2] == "| good | +0.80 | 78.00 | 80.00 | 76.50 |"
+    assert lines[3] == "| bad | -0.80 | 70.00 | 80.00 | 76.50 |"

@@ -154,3 +154,16 @@ def test_label_free_validation_needs_a_source_split(domains, tmp_path):
                      label_free_validators=["snd"])
     with pytest.raises(ValueError, match="not registered"):
         make_trainer(tiny_bert(), source, target, tmp_path, label_free_validators=["bogus"])
+
+
+def test_self_normalised_iwv_by_hand():
+    losses, weights = torch.tensor([1.0, 3.0]), torch.tensor([0.1, 0.3])
+    assert importance_weighted_risk(losses, weights) == pytest.approx((0.1 + 0.9) / 2)
+    assert importance_weighted_risk(losses, weights, normalise=True) == pytest.approx(1.0 / 0.4)
+
+
+def test_density_ratio_does_not_collapse_on_separable_high_dimensional_features():
+    g = torch.Generator().manual_seed(2)
+    source, target = torch.randn(50, 384, generator=g), torch.randn(50, 384, generator=g) + 0.05
+    w = density_ratio(source, target)
+    assert 0.2 < w.mean().item() < 5.0  # cross-fitted: not the ~0 a classifier scored on its own rows gives

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -12,9 +13,14 @@ from . import register_validator
 from .data import ValidationData
 
 
-def density_ratio(source: torch.Tensor, target: torch.Tensor, clip: float = 100.0, seed: int = 0) -> torch.Tensor:
+def density_ratio(source: torch.Tensor, target: torch.Tensor, clip: float = 100.0, seed: int = 0,
+                  folds: int = 5) -> torch.Tensor:
     """``w(x) = p_t(x) / p_s(x)`` for each source row, from a logistic-regression domain classifier on the features
     (Bickel et al., JMLR 2009): ``w = (N_s / N_t) * P(target | x) / P(source | x)``, clipped to ``[0, clip]``.
+
+    Each row's probability comes from a classifier fitted on the other folds (``folds``-fold cross-fitting, as DEV
+    holds out data for its domain classifier): with a few hundred rows of 384-dimensional features a classifier
+    scored on its own training rows separates the domains perfectly and every weight collapses to 0.
 
     Args:
         source: ``(N_s, F)`` source features; target: ``(N_t, F)`` target features.
@@ -25,15 +31,20 @@ def density_ratio(source: torch.Tensor, target: torch.Tensor, clip: float = 100.
     x = torch.cat([source, target]).double().numpy()
     y = np.r_[np.zeros(len(source)), np.ones(len(target))]
     classifier = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000, random_state=seed))
-    classifier.fit(x, y)
-    p_target = classifier.predict_proba(source.double().numpy())[:, 1].clip(1e-6, 1 - 1e-6)
+    k = max(2, min(folds, len(source), len(target)))
+    split = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    p_target = cross_val_predict(classifier, x, y, cv=split, method="predict_proba")[: len(source), 1]
+    p_target = p_target.clip(1e-6, 1 - 1e-6)
     w = (len(source) / len(target)) * p_target / (1 - p_target)
     return torch.from_numpy(w.clip(0, clip))
 
 
-def importance_weighted_risk(losses: torch.Tensor, weights: torch.Tensor) -> float:
-    """IWV's estimate of the target risk, ``mean_i w_i * l_i`` (Sugiyama, Krauledat & Mueller, JMLR 2007)."""
-    return float((weights.double() * losses.double()).mean())
+def importance_weighted_risk(losses: torch.Tensor, weights: torch.Tensor, normalise: bool = False) -> float:
+    """IWV's estimate of the target risk, ``mean_i w_i * l_i`` (Sugiyama, Krauledat & Mueller, JMLR 2007); with
+    ``normalise``, the self-normalised ``sum_i w_i l_i / sum_i w_i`` (biased, but robust to a domain classifier
+    whose weights do not average 1)."""
+    weighted = (weights.double() * losses.double()).mean()
+    return float(weighted / weights.double().mean().clamp_min(1e-12) if normalise else weighted)
 
 
 def deep_embedded_validation_risk(losses: torch.Tensor, weights: torch.Tensor) -> float:
@@ -57,9 +68,9 @@ def source_losses(data: ValidationData) -> torch.Tensor:
 
 @register_validator("iwv")
 def iwv_score(data: ValidationData) -> float:
-    """Minus the importance-weighted source-validation cross-entropy (higher is better)."""
+    """Minus the self-normalised importance-weighted source-validation cross-entropy (higher is better)."""
     weights = density_ratio(data.source_features, data.target_features)
-    return -importance_weighted_risk(source_losses(data), weights)
+    return -importance_weighted_risk(source_losses(data), weights, normalise=True)
 
 
 @register_validator("dev")

@@ -1,0 +1,160 @@
+"""Do label-free validators pick good models? Checkpoints of several settings on the dev pairs, scored both ways.
+
+For each transfer pair among books, dvd and electronics and each setting (a method and its hyperparameters), one run
+of the packaged MiniLM is evaluated every ``--eval_steps`` optimizer steps: the validators of
+``hfadapt.validators`` score each checkpoint without target labels, and its true target-test accuracy is recorded
+beside them (``benchmarks/results/validators.jsonl``, one row per checkpoint; reruns skip what is there). The table
+gives, per validator, over the checkpoints of each pair:
+
+- the Spearman rank correlation between its score and target accuracy (mean over pairs),
+- the target accuracy of the checkpoint it picks, against the best checkpoint (an oracle that reads target labels)
+  and against the last checkpoint of each setting (the usual practice, averaged over settings).
+
+    python benchmarks/validator_benchmark.py                     # every pair and setting (hours on 2 cores)
+    python benchmarks/validator_benchmark.py --pairs dvd:electronics --settings none dann
+    python benchmarks/validator_benchmark.py --table_only
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from scipy.stats import spearmanr
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from sentiment_benchmark import DEFAULT_PAIRS, RECIPE_DATA_KEYS  # noqa: E402
+
+from hfadapt import AdaptConfig, AdaptTrainer  # noqa: E402
+from hfadapt.cli_args import parse_with_config  # noqa: E402
+from hfadapt.data import load_amazon_reviews, resolve_data_dir, transfer_splits  # noqa: E402
+from hfadapt.metrics import classification_metrics  # noqa: E402
+from hfadapt.offline_models import packaged_minilm_path  # noqa: E402
+from hfadapt.runtime import use_available_cpu_threads  # noqa: E402
+from hfadapt.validators import VALIDATORS  # noqa: E402
+
+DEFAULT_SETTINGS = ["none", "dann", "dann:grl_max_lambda=1.0", "mcc", "entropy:entropy_weight=1.0", "mmd",
+                    "cdan", "im"]
+"""Methods with the recipe's settings, plus two deliberately aggressive ones, so checkpoints range from good to
+harmful (a validator must tell them apart)."""
+
+
+def parse_setting(spec: str) -> tuple[str, dict]:
+    """``"dann:grl_max_lambda=1.0,dann_weight=0.5"`` -> ``("dann", {"grl_max_lambda": 1.0, "dann_weight": 0.5})``."""
+    method, _, rest = spec.partition(":")
+    overrides = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        overrides[key] = json.loads(value)
+    return method, overrides
+
+
+def selection_table(rows: list[dict], validators: list[str]) -> str:
+    """Markdown: per validator, mean Spearman rho (score vs target accuracy, over each pair's checkpoints) and the
+    mean target accuracy (%) of the checkpoint it picks, of the best checkpoint, and of the last checkpoints."""
+    pairs = sorted({r["pair"] for r in rows})
+    header = ["| validator | Spearman rho (mean over pairs) | picked checkpoint | best checkpoint | last checkpoint |",
+              "|---|---:|---:|---:|---:|"]
+    lines = []
+    for name in validators:
+        rhos, picked, best, last = [], [], [], []
+        for pair in pairs:
+            points = [r for r in rows if r["pair"] == pair and name in r["scores"]]
+            if len(points) < 3:
+                continue
+            accuracy = [r["target_accuracy"] for r in points]
+            score = [r["scores"][name] for r in points]
+            rho = spearmanr(score, accuracy).statistic
+            rhos.append(0.0 if rho != rho else float(rho))  # a constant score has no rank correlation
+            picked.append(max(points, key=lambda r: r["scores"][name])["target_accuracy"])
+            best.append(max(accuracy))
+            finals = {}
+            for r in points:
+                key = (r["setting"], r["seed"])
+                if key not in finals or r["step"] > finals[key]["step"]:
+                    finals[key] = r
+            last.append(statistics.mean(r["target_accuracy"] for r in finals.values()))
+        if rhos:
+            lines.append(f"| {name} | {statistics.mean(rhos):+.2f} | {100 * statistics.mean(picked):.2f} | "
+                         f"{100 * statistics.mean(best):.2f} | {100 * statistics.mean(last):.2f} |")
+    return "\n".join(header + lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", nargs="*", default=DEFAULT_PAIRS)
+    parser.add_argument("--settings", nargs="+", default=DEFAULT_SETTINGS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1])
+    parser.add_argument("--max_steps", type=int, default=100)
+    parser.add_argument("--eval_steps", type=int, default=20)
+    parser.add_argument("--max_length", type=int, default=64)
+    parser.add_argument("--max_eval_samples", type=int, default=1000)
+    parser.add_argument("--validator_rows", type=int, default=500, help="rows per domain each validator reads")
+    parser.add_argument("--recipe", default=str(REPO / "configs" / "sentiment_transfer.yaml"))
+    parser.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "validators.jsonl"))
+    parser.add_argument("--table", default=str(REPO / "benchmarks" / "results" / "validators.md"))
+    parser.add_argument("--table_only", action="store_true")
+    args = parser.parse_args(argv)
+    validators = sorted(VALIDATORS)
+    results_path = Path(args.results)
+    rows = [json.loads(x) for x in results_path.read_text().splitlines()] if results_path.is_file() else []
+    if not args.table_only:
+        use_available_cpu_threads()
+        scratch = tempfile.mkdtemp(prefix="hfadapt-validators-")
+        (base,) = parse_with_config((AdaptConfig,), ["--output_dir", scratch, "--disable_tqdm", "true",
+                                                     "--logging_steps", "1000"], default_config=args.recipe,
+                                    ignore_keys=RECIPE_DATA_KEYS)
+        data_dir = resolve_data_dir(None, (REPO.parent / "shared" / "data" / "amazon-msd",))
+        model_path = packaged_minilm_path()
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        done = {(r["pair"], r["setting"], r["seed"]) for r in rows}
+        results_path.parent.mkdir(parents=True, exist_ok=True)
+        for pair in args.pairs:
+            for seed in args.seeds:
+                todo = [s for s in args.settings if (pair, s, seed) not in done]
+                if not todo:
+                    continue
+                source, target = pair.split(":")
+                splits = transfer_splits(load_amazon_reviews(data_dir, source), load_amazon_reviews(data_dir, target),
+                                         seed=seed, max_eval_samples=args.max_eval_samples)
+                splits = splits.map(lambda b: tokenizer(b["text"], truncation=True, max_length=args.max_length),
+                                    batched=True, desc="tokenising")
+                for setting in todo:
+                    method, overrides = parse_setting(setting)
+                    config = dataclasses.replace(
+                        base, method=method, seed=seed, max_steps=args.max_steps, eval_strategy="steps",
+                        eval_steps=args.eval_steps, label_free_validators=validators,
+                        label_free_max_rows=args.validator_rows, **overrides)
+                    model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2)
+                    trainer = AdaptTrainer(model, config, train_dataset=splits.source_train,
+                                           target_dataset=splits.target_train,
+                                           eval_dataset={"source_val": splits.source_val, "target_test": splits.target_test},
+                                           processing_class=tokenizer, compute_metrics=classification_metrics)
+                    trainer.train()
+                    history = trainer.state.log_history
+                    with results_path.open("a") as f:
+                        for entry in history:
+                            if "eval_target_test_accuracy" not in entry:
+                                continue
+                            scores = next(e for e in history if e.get("step") == entry["step"] and "eval_snd" in e)
+                            row = {"pair": pair, "setting": setting, "seed": seed, "step": entry["step"],
+                                   "target_accuracy": entry["eval_target_test_accuracy"],
+                                   "scores": {v: scores[f"eval_{v}"] for v in validators}}
+                            rows.append(row)
+                            f.write(json.dumps(row) + "\n")
+                    print(f"{pair} {setting} seed {seed}: done", flush=True)
+    table = selection_table(rows, validators)
+    Path(args.table).write_text(f"{len(rows)} checkpoints; pairs {sorted({r['pair'] for r in rows})}\n\n{table}\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -167,8 +167,9 @@ class AdaptConfig(TrainingArguments):
     mmd_estimator: str = field(
         default="unbiased",
         metadata={
-            "help": "MMD^2 estimator: 'unbiased' (U-statistic, Gretton et al. 2012) or 'biased' (V-statistic, whose "
-            "self-similarity terms pull each domain's features together on small batches)."
+            "help": "MMD^2 estimator: 'unbiased' (U-statistic, Gretton et al. 2012), 'biased' (V-statistic, whose "
+            "self-similarity terms pull each domain's features together on small batches) or 'linear' (Gretton et "
+            "al.'s linear-time statistic over disjoint pairs: O(B) instead of O(B^2), higher variance; MK-MMD only)."
         },
     )
 

@@ -32,7 +32,7 @@ def test_defaults_and_method_parsing(tmp_path):
         ("discriminator_num_layers", 0, "discriminator_num_layers"),
         ("mmd_kernel_multipliers", [], "mmd_kernel_multipliers"),
         ("mmd_kernel_multipliers", [1.0, -1.0], "mmd_kernel_multipliers"),
-        ("mmd_estimator", "linear", "mmd_estimator"),
+        ("mmd_estimator", "quadratic", "mmd_estimator"),
         ("feature_source", "pooler", "feature_source"),
         ("target_fraction", 1.0, "target_fraction"),
         ("lora_r", 0, "lora_r"),

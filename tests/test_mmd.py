@@ -91,4 +91,34 @@ def test_rejects_bad_input():
     with pytest.raises(ValueError, match="positive"):
         multi_kernel_mmd(torch.randn(2, 3), torch.randn(2, 3), multipliers=[0.0])
     with pytest.raises(ValueError, match="estimator"):
-        multi_kernel_mmd(torch.randn(2, 3), torch.randn(2, 3), estimator="linear")
+        multi_kernel_mmd(torch.randn(2, 3), torch.randn(2, 3), estimator="quadratic")
+
+
+def test_linear_time_mmd_by_hand():
+    from hfadapt.methods.mmd import linear_time_mmd, multi_kernel_mmd
+
+    s, t = torch.zeros(2, 1), torch.ones(2, 1)
+    # pairs (s0, s1), (t0, t1): d_ss = d_tt = 0, d_st = d_ts = 1; k(d) = exp(-d / (2 * 0.5 * 1)) = exp(-d)
+    expected = 2.0 - 2.0 * math.exp(-1.0)
+    assert linear_time_mmd(s, t, [0.5], base_bandwidth=1.0).item() == pytest.approx(expected)
+    assert multi_kernel_mmd(s, t, [0.5], base_bandwidth=1.0, estimator="linear").item() == pytest.approx(expected)
+    x = torch.randn(6, 3)
+    assert multi_kernel_mmd(x, x.clone(), estimator="linear").item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_linear_time_mmd_estimates_what_the_quadratic_one_does():
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(4000, 4, generator=g)
+    t = torch.randn(4000, 4, generator=g) + 0.5
+    linear = multi_kernel_mmd(s, t, base_bandwidth=8.0, estimator="linear").item()
+    quadratic = multi_kernel_mmd(s[:1000], t[:1000], base_bandwidth=8.0).item()
+    assert linear == pytest.approx(quadratic, rel=0.15)
+    with pytest.raises(ValueError, match="at least 2"):
+        multi_kernel_mmd(s[:1], t[:1], estimator="linear")
+
+
+def test_jan_refuses_the_linear_estimator():
+    from hfadapt.methods.jan import joint_mmd
+
+    with pytest.raises(ValueError, match="linear-time"):
+        joint_mmd(torch.randn(4, 3), torch.randn(4, 3), torch.randn(4, 2), torch.randn(4, 2), estimator="linear")

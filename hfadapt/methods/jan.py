@@ -41,6 +41,8 @@ def joint_mmd(
     """
     if len(source) != len(source_logits) or len(target) != len(target_logits):
         raise ValueError("JAN needs one row of logits per feature row")
+    if estimator == "linear":
+        raise ValueError("JAN has no linear-time estimate here: use mmd_estimator 'unbiased' or 'biased' with jan")
     check_estimate(len(source), len(target), multipliers, estimator, what="JMMD")
     k_features = gaussian_kernel_matrix(torch.cat([source, target]), multipliers)
     predictions = torch.softmax(torch.cat([source_logits, target_logits]).float(), dim=-1)

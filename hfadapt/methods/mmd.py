@@ -13,6 +13,9 @@ With Gaussian kernels ``k_u(x, y) = exp(-||x - y||^2 / (2 sigma_u^2))`` and equa
 
   exactly 0 for identical samples of equal size; it can be slightly negative.
 - ``"biased"`` (V-statistic): the same with every ``i = j`` term kept; 0 for identical samples, never negative.
+- ``"linear"`` (Gretton et al. 2012, section 6, Lemma 14): the mean of
+  ``h = k(s_a, s_b) + k(t_a, t_b) - k(s_a, t_b) - k(s_b, t_a)`` over disjoint pairs ``a = 2i, b = 2i + 1`` of the
+  first ``2 * floor(min(N_s, N_t) / 2)`` rows: O(N F) instead of O(N^2 F), unbiased, with a higher variance.
 
 The biased estimate carries the self-similarity terms ``k(x, x) = 1``: on batches of 16 + 16 they add about
 ``(1 - mean k) (1/N_s + 1/N_t)`` (0.05 here), whose gradient pulls all rows of a domain together. On
@@ -21,7 +24,8 @@ term, which is why it is the default.
 
 Bandwidths follow DAN's practice of scaling a data-driven base: ``sigma_u^2 = multiplier_u * mean(||x - y||^2)``
 over all pairs of distinct rows in the batch (the base is detached, so no gradient flows through the
-bandwidth). Cost is O((N_s + N_t)^2 F).
+bandwidth; for ``"linear"`` the base is the mean of the squared distances the statistic uses, keeping it O(N F)).
+Cost of the quadratic estimators is O((N_s + N_t)^2 F).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import torch
 from . import register_method
 from .base import AlignmentMethod, AlignmentOutput
 
-MMD_ESTIMATORS = ("unbiased", "biased")
+MMD_ESTIMATORS = ("unbiased", "biased", "linear")
 
 
 def multi_kernel_mmd(
@@ -63,8 +67,29 @@ def multi_kernel_mmd(
     if source.ndim != 2 or target.ndim != 2 or source.shape[1] != target.shape[1]:
         raise ValueError(f"MMD needs (N_s, F) and (N_t, F) features, got {tuple(source.shape)} and {tuple(target.shape)}")
     check_estimate(len(source), len(target), multipliers, estimator)
+    if estimator == "linear":
+        return linear_time_mmd(source, target, multipliers, base_bandwidth)
     kernel = gaussian_kernel_matrix(torch.cat([source, target]), multipliers, base_bandwidth)
     return mmd_from_kernel(kernel, len(source), estimator)
+
+
+def linear_time_mmd(
+    source: torch.Tensor, target: torch.Tensor, multipliers: Sequence[float], base_bandwidth: float | None = None
+) -> torch.Tensor:
+    """The linear-time MK-MMD^2 statistic (module docstring): ``(N_s, F)``, ``(N_t, F)`` -> scalar, O(N F)."""
+    m = min(len(source), len(target)) // 2 * 2
+    s_a, s_b, t_a, t_b = source[0:m:2].float(), source[1:m:2].float(), target[0:m:2].float(), target[1:m:2].float()
+    distances = [(u - v).pow(2).sum(-1) for u, v in ((s_a, s_b), (t_a, t_b), (s_a, t_b), (s_b, t_a))]
+    if base_bandwidth is None:
+        base = torch.cat(distances).detach().mean().clamp_min(torch.finfo(torch.float32).tiny)
+    else:
+        base = torch.as_tensor(float(base_bandwidth), device=source.device)
+
+    def kernel(d):
+        return sum(torch.exp(-d / (2.0 * mult * base)) for mult in multipliers) / len(multipliers)
+
+    k_ss, k_tt, k_st, k_ts = (kernel(d) for d in distances)
+    return (k_ss + k_tt - k_st - k_ts).mean()
 
 
 def check_estimate(
@@ -73,7 +98,7 @@ def check_estimate(
     """Raise ``ValueError`` for an unknown estimator, too few rows for it, or non-positive kernel multipliers."""
     if estimator not in MMD_ESTIMATORS:
         raise ValueError(f"estimator must be one of {MMD_ESTIMATORS}, got {estimator!r}")
-    min_rows = 2 if estimator == "unbiased" else 1
+    min_rows = 1 if estimator == "biased" else 2
     if n_source < min_rows or n_target < min_rows:
         raise ValueError(f"the {estimator} {what} needs at least {min_rows} source and {min_rows} target row(s)")
     if not multipliers or any(m <= 0 for m in multipliers):

@@ -1,0 +1,196 @@
+"""What adaptation costs per optimizer step, against plain fine-tuning, in one process, side by side.
+
+For each sequence length, with the packaged all-MiniLM-L6-v2 and batches of ``--batch_size`` rows (source + target),
+times optimizer steps (median after ``--warmup`` steps) of
+
+  (a) plain ``transformers.Trainer`` fine-tuning on batches of the same size (the baseline, ratio 1.00),
+  (b) hfadapt source-only (``method="none"``, the target half forwarded too, as the paired baseline does),
+  (c) hfadapt with each alignment method,
+
+repeating the whole round ``--rounds`` times and taking each configuration's median over rounds, so slow phases of a
+noisy machine hit every configuration alike. Then, each in a fresh subprocess, the peak resident memory a few
+training steps add, full fine-tuning vs LoRA, and the trainable fraction of the parameters. Last, the cost of the MK-MMD head alone, quadratic vs linear-time estimator, for 32 to
+1,024 feature rows, next to the encoder step.
+
+    python benchmarks/step_cost.py                        # lengths 128 and 256 (about 20 min on 2 cores)
+    python benchmarks/step_cost.py --lengths 64 --steps 4 --methods dann mmd
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import datasets
+import torch
+from transformers import AutoModelForSequenceClassification, Trainer, TrainerCallback, TrainingArguments
+
+from hfadapt import ALIGNMENT_METHODS, AdaptConfig, AdaptTrainer
+from hfadapt.methods.mmd import multi_kernel_mmd
+from hfadapt.offline_models import packaged_minilm_path
+
+REPO = Path(__file__).resolve().parents[1]
+PLAIN, SOURCE_ONLY = "plain Trainer", "none"
+
+
+class StepTimer(TrainerCallback):
+    """Wall time of every optimizer step (``on_step_begin`` to ``on_step_end``), in seconds."""
+
+    def __init__(self):
+        self.times: list[float] = []
+        self._start = None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.times.append(time.perf_counter() - self._start)
+
+
+def token_rows(n: int, length: int, seed: int, labels: bool = True) -> datasets.Dataset:
+    """``n`` rows of random token ids at exactly ``length`` tokens (fixed shapes: timing, not accuracy)."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1000, 20000, (n, length), generator=g)
+    row = {"input_ids": ids.tolist(), "attention_mask": [[1] * length] * n}
+    if labels:
+        row["label"] = torch.randint(0, 2, (n,), generator=g).tolist()
+    return datasets.Dataset.from_dict(row)
+
+
+def args_for(config_cls, out: str, batch_size: int, steps: int, **extra):
+    return config_cls(output_dir=out, per_device_train_batch_size=batch_size, max_steps=steps, learning_rate=5e-5,
+                      report_to="none", disable_tqdm=True, save_strategy="no", logging_steps=10_000, use_cpu=True,
+                      dataloader_pin_memory=False, seed=0, **extra)
+
+
+def time_steps(method: str, model_path: str, length: int, batch_size: int, steps: int, warmup: int) -> float:
+    """Median seconds per optimizer step (after ``warmup`` steps) of one configuration."""
+    n = batch_size * (steps + warmup)
+    timer = StepTimer()
+    model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2)
+    with tempfile.TemporaryDirectory() as out:
+        if method == PLAIN:
+            trainer = Trainer(model, args_for(TrainingArguments, out, batch_size, steps + warmup),
+                              train_dataset=token_rows(n, length, seed=1), callbacks=[timer])
+        else:
+            trainer = AdaptTrainer(model, args_for(AdaptConfig, out, batch_size, steps + warmup, method=method),
+                                   train_dataset=token_rows(n, length, seed=1),
+                                   target_dataset=token_rows(n, length, seed=2, labels=False), callbacks=[timer])
+        trainer.train()
+    return statistics.median(timer.times[warmup:])
+
+
+def peak_memory(model_path: str, length: int, batch_size: int, lora: bool) -> dict:
+    """In a fresh process, a few DANN steps, full or LoRA: the peak resident memory *during training* (sampled
+    every 5 ms from ``/proc/self/statm``) above the memory held before it (model and data loaded), in MiB, and the
+    trainable fraction of the task model's parameters. The process's own high-water mark would be set by loading
+    the checkpoint, the same for both."""
+    code = f"""
+import json, os, tempfile, threading, time, sys
+sys.path.insert(0, {str(REPO / "benchmarks")!r})
+from step_cost import token_rows, args_for
+from transformers import AutoModelForSequenceClassification
+from hfadapt import AdaptConfig, AdaptTrainer
+page = os.sysconf("SC_PAGE_SIZE")
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * page / 2**20
+model = AutoModelForSequenceClassification.from_pretrained({model_path!r}, num_labels=2)
+with tempfile.TemporaryDirectory() as out:
+    extra = dict(use_peft=True, lora_target_modules=["query", "value"]) if {lora} else {{}}
+    t = AdaptTrainer(model, args_for(AdaptConfig, out, {batch_size}, 3, method="dann", **extra),
+                     train_dataset=token_rows({batch_size * 3}, {length}, 1),
+                     target_dataset=token_rows({batch_size * 3}, {length}, 2, labels=False))
+    params = list(t.adapt_model.task_model.parameters())
+    trainable = sum(p.numel() for p in params if p.requires_grad) / sum(p.numel() for p in params)
+    before, peak, running = rss(), [0.0], [True]
+    def sample():
+        while running[0]:
+            peak[0] = max(peak[0], rss())
+            time.sleep(0.005)
+    thread = threading.Thread(target=sample)
+    thread.start()
+    t.train()
+    running[0] = False
+    thread.join()
+print(json.dumps({{"training_peak_mib": peak[0] - before, "trainable_fraction": trainable}}))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def mmd_head_cost(rows: list[int], dim: int = 384, repeats: int = 20) -> dict[int, dict[str, float]]:
+    """Median seconds of forward + backward of the MK-MMD loss on ``(B, dim)`` features (half source, half target),
+    per estimator and batch size ``B``."""
+    costs = {}
+    for b in rows:
+        costs[b] = {}
+        for estimator in ("unbiased", "linear"):
+            times = []
+            for _ in range(repeats):
+                x = torch.randn(b, dim, requires_grad=True)
+                start = time.perf_counter()
+                multi_kernel_mmd(x[: b // 2], x[b // 2:], estimator=estimator).backward()
+                times.append(time.perf_counter() - start)
+            costs[b][estimator] = statistics.median(times)
+    return costs
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lengths", nargs="+", type=int, default=[128, 256])
+    parser.add_argument("--batch_size", type=int, default=32, help="rows per step, source + target")
+    parser.add_argument("--steps", type=int, default=8, help="timed steps per configuration and round")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--methods", nargs="+", default=sorted(m for m in ALIGNMENT_METHODS if m != "udalm"))
+    parser.add_argument("--model_name_or_path", default=None)
+    parser.add_argument("--mmd_rows", nargs="+", type=int, default=[32, 64, 128, 256, 512, 1024])
+    parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "step_cost.json"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    model_path = str(args.model_name_or_path or packaged_minilm_path())
+    configs = [PLAIN, SOURCE_ONLY, *args.methods]
+    report = {"machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}",
+              "date": time.strftime("%Y-%m-%d"), "batch_size": args.batch_size, "steps": {}, "memory": {}}
+    lines = []
+    for length in args.lengths:
+        medians = {c: [] for c in configs}
+        for _ in range(args.rounds):
+            for config in configs:
+                medians[config].append(time_steps(config, model_path, length, args.batch_size, args.steps, args.warmup))
+        step = {c: statistics.median(v) for c, v in medians.items()}
+        report["steps"][length] = step
+        lines += [f"\nlength {length}, batch {args.batch_size}: seconds per step and ratio to the plain Trainer",
+                  "| configuration | s / step | ratio |", "|---|---:|---:|"]
+        lines += [f"| {c} | {step[c]:.3f} | {step[c] / step[PLAIN]:.3f} |" for c in configs]
+    length = args.lengths[0]
+    for lora in (False, True):
+        report["memory"]["lora" if lora else "full"] = peak_memory(model_path, length, args.batch_size, lora)
+    full, lora = report["memory"]["full"], report["memory"]["lora"]
+    lines += [f"\nPeak memory added by training (RSS above the loaded model), 3 DANN steps at length {length}: full "
+              f"{full['training_peak_mib']:.0f} MiB (trainable {100 * full['trainable_fraction']:.1f}%), LoRA r=8 on "
+              f"query/value {lora['training_peak_mib']:.0f} MiB (trainable {100 * lora['trainable_fraction']:.2f}%): "
+              f"ratio {lora['training_peak_mib'] / full['training_peak_mib']:.3f}"]
+    report["mmd_head"] = mmd_head_cost(args.mmd_rows)
+    encoder = report["steps"][length][SOURCE_ONLY]
+    lines += [f"\nMK-MMD head (forward + backward, 384-d features) vs the encoder step ({encoder:.3f} s at length {length})",
+              "| rows | quadratic s | linear s | quadratic / step | linear / step |", "|---:|---:|---:|---:|---:|"]
+    lines += [f"| {b} | {c['unbiased']:.5f} | {c['linear']:.5f} | {c['unbiased'] / encoder:.4f} | {c['linear'] / encoder:.4f} |"
+              for b, c in report["mmd_head"].items()]
+    text = "\n".join(lines)
+    print(text)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(report, indent=1))
+    Path(args.output).with_suffix(".md").write_text(
+        f"{report['date']}, {report['machine']}: `python benchmarks/step_cost.py {' '.join(argv or sys.argv[1:])}`\n{text}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -104,8 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--table_only", action="store_true")
     args = parser.parse_args(argv)
     validators = sorted(VALIDATORS)
+    budget = {k: getattr(args, k) for k in ("max_steps", "eval_steps", "max_length", "max_eval_samples", "validator_rows")}
     results_path = Path(args.results)
     rows = [json.loads(x) for x in results_path.read_text().splitlines()] if results_path.is_file() else []
+    rows = [r for r in rows if r.get("budget") == budget]  # checkpoints of another budget are not compared
     if not args.table_only:
         use_available_cpu_threads()
         scratch = tempfile.mkdtemp(prefix="hfadapt-validators-")
@@ -145,14 +147,15 @@ def main(argv: list[str] | None = None) -> None:
                             if "eval_target_test_accuracy" not in entry:
                                 continue
                             scores = next(e for e in history if e.get("step") == entry["step"] and "eval_snd" in e)
-                            row = {"pair": pair, "setting": setting, "seed": seed, "step": entry["step"],
+                            row = {"pair": pair, "setting": setting, "seed": seed, "step": entry["step"], "budget": budget,
                                    "target_accuracy": entry["eval_target_test_accuracy"],
                                    "scores": {v: scores[f"eval_{v}"] for v in validators}}
                             rows.append(row)
                             f.write(json.dumps(row) + "\n")
                     print(f"{pair} {setting} seed {seed}: done", flush=True)
     table = selection_table(rows, validators)
-    Path(args.table).write_text(f"{len(rows)} checkpoints; pairs {sorted({r['pair'] for r in rows})}\n\n{table}\n")
+    Path(args.table).write_text(f"{len(rows)} checkpoints; pairs {sorted({r['pair'] for r in rows})}; settings "
+                                f"{sorted({r['setting'] for r in rows})}; budget {json.dumps(budget)}\n\n{table}\n")
     print(table)
 
 

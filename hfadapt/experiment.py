@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import datasets
 import torch
 from accelerate import PartialState
 from transformers import PreTrainedModel, set_seed
@@ -18,6 +19,7 @@ from .data.splits import TransferSplits
 from .data.transforms import raw
 from .evaluation import negative_transfer_warnings, proxy_a_distance
 from .evaluation.report import write_report
+from .features import row_sample
 from .methods import SOURCE_ONLY, parse_method_names
 from .metrics import classification_metrics
 from .model_card import TRAINING_FIELDS, public_value
@@ -40,19 +42,19 @@ LOG_HISTORY_FILE = "log_history.json"
 """Per run folder: ``trainer.state.log_history`` (every logged loss component and evaluation)."""
 
 
-def save_run_analysis(run_dir: str, log_history: list[dict], snapshots: dict, splits: TransferSplits,
-                      rows: int) -> None:
+def save_run_analysis(run_dir: str, log_history: list[dict], snapshots: dict,
+                      probe: tuple[datasets.Dataset, datasets.Dataset], label_names: list[str]) -> None:
     """Write what ``hfadapt report`` draws: the log history (JSON) and, if features were taken, ``analysis.pt``
-    with ``{"before"|"after": {"source", "target"}}`` features and the labels of those rows (target-test labels
-    colour the class plot only; no loss or validator reads them)."""
+    with ``{"before"|"after": {"source", "target"}}`` features of the ``probe`` rows (source validation, target
+    test) and their labels (target-test labels colour the class plot only; no loss or validator reads them)."""
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     (Path(run_dir) / LOG_HISTORY_FILE).write_text(json.dumps(log_history, indent=1))
     if snapshots:
-        stored = {name: raw(ds) for name, ds in (("source", splits.source_val), ("target", splits.target_test))}
-        labels = {name: torch.tensor(list(ds["label"][:rows])) if "label" in ds.column_names else None
+        stored = {name: raw(ds) for name, ds in zip(("source", "target"), probe, strict=True)}
+        labels = {name: torch.tensor(list(ds["label"])) if "label" in ds.column_names else None
                   for name, ds in stored.items()}
         torch.save({"features": {when: {"source": s, "target": t} for when, (s, t) in snapshots.items()},
-                    "labels": labels, "label_names": list(splits.label_names)}, Path(run_dir) / ANALYSIS_FILE)
+                    "labels": labels, "label_names": list(label_names)}, Path(run_dir) / ANALYSIS_FILE)
 
 
 def checkpoint_to_resume(config: AdaptConfig) -> str | None:
@@ -99,13 +101,16 @@ def train_and_evaluate(
         compute_metrics=classification_metrics,
     )
     snapshots = {}
+    # a seeded random sample of each side: the test files are sorted by label
+    probe = None
     if pad_rows:
-        snapshots["before"] = trainer.domain_features(splits.source_val, splits.target_test, pad_rows)
+        probe = (row_sample(splits.source_val, pad_rows, config.seed), row_sample(splits.target_test, pad_rows, config.seed))
+        snapshots["before"] = trainer.domain_features(*probe, pad_rows)
     start = time.perf_counter()
     train_output = trainer.train(resume_from_checkpoint=checkpoint_to_resume(config))
     metrics = trainer.evaluate()
     if pad_rows:
-        snapshots["after"] = trainer.domain_features(splits.source_val, splits.target_test, pad_rows)
+        snapshots["after"] = trainer.domain_features(*probe, pad_rows)
     pad = {when: proxy_a_distance(*features, seed=config.seed) for when, features in snapshots.items()}
     scores = {
         "source_val_accuracy": metrics[f"eval_{SOURCE_EVAL}_accuracy"],
@@ -118,7 +123,7 @@ def train_and_evaluate(
         if not config.push_to_hub:
             trainer.create_model_card()
         if PartialState().is_main_process:
-            save_run_analysis(config.output_dir, trainer.state.log_history, snapshots, splits, pad_rows)
+            save_run_analysis(config.output_dir, trainer.state.log_history, snapshots, probe, splits.label_names)
     return {
         "method": config.method,
         **scores,

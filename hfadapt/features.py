@@ -84,9 +84,20 @@ class HeadInputCapture:
         self._handle.remove()
 
 
+def row_sample(dataset: datasets.Dataset, max_rows: int, seed: int = 0) -> datasets.Dataset:
+    """At most ``max_rows`` rows of ``dataset`` drawn at random (seeded, kept in dataset order; a lazy transform is
+    kept). Data files are often sorted by label (the Amazon reviews are: all negative, then all positive), so the
+    first rows are no sample of a domain."""
+    if len(dataset) <= max_rows:
+        return dataset
+    generator = torch.Generator().manual_seed(seed)
+    return dataset.select(sorted(torch.randperm(len(dataset), generator=generator)[:max_rows].tolist()))
+
+
 def dataset_features(adapt_model, dataset: datasets.Dataset, collator, model_inputs: Sequence[str],
                      max_rows: int = 256, batch_size: int = 32) -> torch.Tensor:
-    """The ``(min(len, max_rows), F)`` alignment features of the first rows of ``dataset``, in eval mode.
+    """The ``(min(len, max_rows), F)`` alignment features of the first rows of ``dataset``, in eval mode (pass a
+    :func:`row_sample` for a random sample).
 
     ``adapt_model`` is an :class:`~hfadapt.model.AdaptModel`; its train/eval mode is restored afterwards.
     """

@@ -38,7 +38,7 @@ from .data.mixing import (
 )
 from .data.sampler import DomainBalancedSampler
 from .data.transforms import keep_only, raw, transform_of
-from .features import dataset_features, unwrap_peft
+from .features import dataset_features, row_sample, unwrap_peft
 from .grl import GRL_SCHEDULES
 from .methods import build_methods
 from .model import AdaptModel
@@ -152,7 +152,8 @@ class AdaptTrainer(Trainer):
         if args.source_weighting == "fixed":
             adapt_model.set_source_domain_weights(args.source_domain_weights)
         elif args.source_weighting == "auto" and len(sources) > 1:
-            features = [dataset_features(adapt_model, ds, data_collator, model_inputs, args.source_weighting_samples)
+            n = args.source_weighting_samples
+            features = [dataset_features(adapt_model, row_sample(ds, n, args.seed), data_collator, model_inputs, n)
                         for ds in (*sources.values(), target_dataset)]
             weights, self.source_domain_distances = proximity_weights(features[:-1], features[-1],
                                                                       args.mmd_kernel_multipliers)
@@ -360,7 +361,8 @@ class AdaptTrainer(Trainer):
     def domain_features(self, source: datasets.Dataset, target: datasets.Dataset,
                         max_rows: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
         """The features the alignment heads read, ``(n_s, F)`` and ``(n_t, F)``, on the first ``max_rows`` rows
-        of ``source`` and of ``target`` in eval mode (model inputs only; labels are not read)."""
+        of ``source`` and of ``target`` in eval mode (model inputs only; labels are not read); pass
+        :func:`~hfadapt.features.row_sample` subsets for random rows."""
         return tuple(dataset_features(self.adapt_model, keep_only(ds, self._model_input_names), self.data_collator,
                                       self._model_input_names, max_rows) for ds in (source, target))
 

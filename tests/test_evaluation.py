@@ -67,3 +67,15 @@ def test_report_of_a_folder_without_results(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="results.json does not exist"):
         write_report(tmp_path)
+
+
+def test_row_sample_is_a_seeded_random_sample_not_the_first_rows():
+    import datasets
+
+    from hfadapt.features import row_sample
+
+    sorted_by_label = datasets.Dataset.from_dict({"x": list(range(100)), "label": [0] * 50 + [1] * 50})
+    sample = row_sample(sorted_by_label, 20, seed=0)
+    assert len(sample) == 20 and set(sample["label"]) == {0, 1}  # the first 20 rows would all be negative
+    assert list(sample["x"]) == sorted(sample["x"]) and list(row_sample(sorted_by_label, 20, seed=0)["x"]) == list(sample["x"])
+    assert row_sample(sorted_by_label, 500) is sorted_by_label

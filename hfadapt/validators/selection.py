@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import datasets
 import torch
 
-from ..features import dataset_predictions
+from ..features import dataset_predictions, row_sample
 from . import VALIDATORS, ValidationData, validator_score
 
 
@@ -27,7 +27,7 @@ class LabelFreeValidation:
         target: unlabelled target rows (model inputs; any label column is ignored).
         collator: the trainer's data collator; model_inputs: the model's input column names.
         validators: names from :data:`hfadapt.validators.VALIDATORS`.
-        max_rows: rows used from each set (the first ones).
+        max_rows: rows used from each set (a seeded random sample).
 
     Raises:
         ValueError: on an unknown validator name or a source set without labels.
@@ -41,6 +41,7 @@ class LabelFreeValidation:
         label_column = next((c for c in ("labels", "label") if c in source_val.column_names), None)
         if label_column is None:
             raise ValueError("label-free validation needs a labelled source-validation set (a 'label' column)")
+        source_val, target = row_sample(source_val, max_rows), row_sample(target, max_rows)  # files sort by label
         self.source_val, self.target, self.collator = source_val, target, collator
         self.model_inputs, self.validators, self.max_rows = list(model_inputs), list(validators), max_rows
         self.source_labels = torch.tensor(source_val[label_column][:max_rows])

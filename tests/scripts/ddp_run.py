@@ -44,6 +44,7 @@ def main() -> None:
         max_steps=6, learning_rate=0.05, optim="sgd", logging_steps=1, report_to="none", disable_tqdm=True, seed=0,
         dataloader_pin_memory=False, alignment_balancing=args.balancing, weight_schedule="constant",
         discriminator_dropout=0.0, ddp_find_unused_parameters=False,
+        ddp_timeout=120,  # a stuck collective fails within 2 minutes with gloo's error instead of hanging
     )
     trainer = CountingTrainer(tiny_bert(), config, train_dataset=token_dataset(48, seed=1),
                            target_dataset=token_dataset(48, seed=2, shift=8, labels=False))

@@ -19,6 +19,17 @@ from sklearn.manifold import TSNE  # noqa: E402
 DOMAIN_COLOURS = {"source": "tab:blue", "target": "tab:orange"}
 
 
+def save_figure(fig, path: str | Path, title: str = "") -> Path:
+    """Give ``fig`` its title, write it as a PNG (110 dpi) to ``path``, close it and return the path."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def tsne_embedding(source: torch.Tensor, target: torch.Tensor, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """2-D t-SNE of ``(n_s, F)`` source and ``(n_t, F)`` target features embedded together; returns
     ``(n_s, 2)`` and ``(n_t, 2)``. Perplexity is ``min(30, (n - 1) / 3)`` so small sets work."""
@@ -62,13 +73,7 @@ def plot_feature_tsne(analysis: dict, path: str | Path, title: str = "") -> Path
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title)
 
 
 def loss_components(log_history: list[dict]) -> dict[str, tuple[list[int], list[float]]]:
@@ -96,10 +101,4 @@ def plot_loss_curves(log_history: list[dict], path: str | Path, title: str = "")
         ax.plot(steps, values, marker=".")
         ax.set_title(key)
         ax.set_xlabel("optimizer step")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title)

@@ -56,3 +56,17 @@ def test_train_from_yaml_then_report(tmp_path):
     assert "| dann |" in done.stdout and (out / "report.md").is_file() and (out / "dann_tsne.png").is_file()
     done = subprocess.run([HFADAPT, "report", str(out)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "report.md" in done.stdout
+
+
+def test_evaluate_an_image_model_on_a_digits_domain(tmp_path):
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    torch.manual_seed(0)
+    model = ViTForImageClassification(ViTConfig(image_size=16, patch_size=4, hidden_size=32, num_hidden_layers=1,
+                                                num_attention_heads=2, intermediate_size=37, num_labels=10))
+    model.save_pretrained(tmp_path / "vit")
+    ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(tmp_path / "vit")
+    metrics = cli.evaluate_model(cli.build_parser().parse_args(
+        ["evaluate", str(tmp_path / "vit"), "--domain", "optdigits", "--max_samples", "40", "--cpu"]))
+    assert 0.0 <= metrics["optdigits_accuracy"] <= 1.0 and "optdigits_recall_9" in metrics

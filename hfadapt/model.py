@@ -171,16 +171,10 @@ class AdaptModel(nn.Module):
         return outputs, mean_pooled(outputs.hidden_states[-1], inputs.get("attention_mask"))
 
     @torch.no_grad()
-    def extract_features(self, **inputs) -> torch.Tensor:
-        """The ``(N, F)`` features the alignment heads read, for a batch of task-model inputs (no gradient).
-
-        Runs in the module's current mode; call ``.eval()`` first for deterministic features.
-        """
-        return self._run(inputs, with_features=True)[1]
-
-    @torch.no_grad()
     def features_and_logits(self, **inputs) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ``(N, F)`` alignment features and ``(N, C)`` logits of a batch of task-model inputs (no gradient)."""
+        """The ``(N, F)`` features the alignment heads read and the ``(N, C)`` logits, for a batch of task-model
+        inputs (no gradient). Runs in the module's current mode; call ``.eval()`` first for deterministic features.
+        """
         outputs, features = self._run(inputs, with_features=True)
         return features, outputs.logits
 

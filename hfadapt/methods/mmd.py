@@ -84,11 +84,7 @@ def linear_time_mmd(
         base = torch.cat(distances).detach().mean().clamp_min(torch.finfo(torch.float32).tiny)
     else:
         base = torch.as_tensor(float(base_bandwidth), device=source.device)
-
-    def kernel(d):
-        return sum(torch.exp(-d / (2.0 * mult * base)) for mult in multipliers) / len(multipliers)
-
-    k_ss, k_tt, k_st, k_ts = (kernel(d) for d in distances)
+    k_ss, k_tt, k_st, k_ts = (kernel_mixture(d, multipliers, base) for d in distances)
     return (k_ss + k_tt - k_st - k_ts).mean()
 
 
@@ -120,6 +116,12 @@ def gaussian_kernel_matrix(
         base = base.clamp_min(torch.finfo(base.dtype).tiny)
     else:
         base = torch.as_tensor(float(base_bandwidth), device=x.device)
+    return kernel_mixture(sq_dist, multipliers, base)
+
+
+def kernel_mixture(sq_dist: torch.Tensor, multipliers: Sequence[float], base: torch.Tensor) -> torch.Tensor:
+    """``mean_u exp(-d / (2 m_u base))`` elementwise over squared distances ``d`` (any shape): the equal-weight
+    multi-kernel of DAN."""
     return sum(torch.exp(-sq_dist / (2.0 * m * base)) for m in multipliers) / len(multipliers)
 
 

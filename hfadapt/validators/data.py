@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -17,6 +17,8 @@ class ValidationData:
         source_labels: ``(N_s,)`` long, their labels.
         target_features: ``(N_t, F)`` float, target rows (unlabelled: no target label is ever passed).
         target_probs: ``(N_t, C)`` class probabilities on the target rows.
+        derived: what one validator computed from these tensors that another reuses in the same evaluation (IWV and
+            DEV share one density-ratio fit); filled lazily, not part of equality.
 
     Raises:
         ValueError: on empty domains, mismatched row counts or class counts, or probabilities that do not sum to 1.
@@ -27,6 +29,7 @@ class ValidationData:
     source_labels: torch.Tensor
     target_features: torch.Tensor
     target_probs: torch.Tensor
+    derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
         n_s, n_t = len(self.source_probs), len(self.target_probs)

@@ -66,15 +66,22 @@ def source_losses(data: ValidationData) -> torch.Tensor:
     return -picked.clamp_min(1e-12).log()
 
 
+def source_importance_weights(data: ValidationData) -> torch.Tensor:
+    """:func:`density_ratio` of the source-validation rows, ``(N_s,)``, fitted once per :class:`ValidationData`."""
+    if "density_ratio" not in data.derived:
+        data.derived["density_ratio"] = density_ratio(data.source_features, data.target_features)
+    return data.derived["density_ratio"]
+
+
 @register_validator("iwv")
 def iwv_score(data: ValidationData) -> float:
     """Minus the self-normalised importance-weighted source-validation cross-entropy (higher is better)."""
-    weights = density_ratio(data.source_features, data.target_features)
+    weights = source_importance_weights(data)
     return -importance_weighted_risk(source_losses(data), weights, normalise=True)
 
 
 @register_validator("dev")
 def dev_score(data: ValidationData) -> float:
     """Minus deep embedded validation's risk on the source-validation cross-entropy (higher is better)."""
-    weights = density_ratio(data.source_features, data.target_features)
+    weights = source_importance_weights(data)
     return -deep_embedded_validation_risk(source_losses(data), weights)

@@ -56,11 +56,12 @@ def _amazon_rows(args, model_dir: Path):
     from transformers import AutoTokenizer
 
     from .data import load_amazon_reviews, resolve_data_dir
+    from .features import row_sample
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     rows = load_amazon_reviews(resolve_data_dir(args.data_dir, DEFAULT_AMAZON_DIRS), args.domain)
     if args.max_samples:
-        rows = rows.shuffle(seed=0).select(range(min(args.max_samples, len(rows))))
+        rows = row_sample(rows, args.max_samples)
     rows = rows.map(lambda b: tokenizer(b["text"], truncation=True, max_length=args.max_length), batched=True)
     return rows, tokenizer
 
@@ -69,11 +70,12 @@ def _digit_rows(args, model_dir: Path, model):
     from transformers import AutoImageProcessor
 
     from .data import image_transform, load_digits_domain
+    from .features import row_sample
 
     processor = AutoImageProcessor.from_pretrained(model_dir)
     rows = load_digits_domain(args.domain, "test", usps_dir=args.data_dir)
     if args.max_samples:
-        rows = rows.select(range(min(args.max_samples, len(rows))))
+        rows = row_sample(rows, args.max_samples)
     return rows.with_transform(image_transform(processor, model.config)), processor
 
 
@@ -125,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--domain", required=True, help="an Amazon review domain (books, dvd, electronics, kitchen) "
                    "or a digits domain (usps, optdigits)")
     p.add_argument("--data_dir", default=None, help="Amazon MSD folder, or the folder of usps.npz")
-    p.add_argument("--max_samples", type=int, default=None)
+    p.add_argument("--max_samples", type=int, default=None, help="score a seeded random sample of this many rows")
     p.add_argument("--max_length", type=int, default=128)
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--cpu", action="store_true", help="evaluate on the CPU even if a GPU is present")

@@ -19,6 +19,7 @@ import shutil
 
 import safetensors.torch
 from torch import nn
+from transformers.trainer_utils import get_last_checkpoint
 
 ADAPT_STATE_NAME = "adapt_model.safetensors"
 """File of a checkpoint folder with the full ``AdaptModel`` state (task model, heads, unmerged LoRA weights)."""
@@ -53,6 +54,12 @@ def load_adapt_state(model: nn.Module, folder: str) -> None:
             f"{path} does not match this run's model (missing keys {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}); "
             "resume with the same model, method and PEFT settings as the run that wrote it."
         )
+
+
+def last_checkpoint(folder: str | os.PathLike) -> str | None:
+    """The last complete ``checkpoint-<step>`` under ``folder``, or ``None`` if there is none (or no folder).
+    Half-written checkpoints under :data:`STAGING_DIR` are never returned."""
+    return get_last_checkpoint(os.fspath(folder)) if os.path.isdir(folder) else None
 
 
 def publish(staged: str, final: str) -> None:

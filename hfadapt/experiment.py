@@ -12,12 +12,13 @@ import datasets
 import torch
 from accelerate import PartialState
 from transformers import PreTrainedModel, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
+from .checkpointing import last_checkpoint
 from .config import AdaptConfig
 from .data.splits import TransferSplits
 from .data.transforms import raw
 from .evaluation import negative_transfer_warnings, proxy_a_distance
+from .evaluation.negative_transfer import TARGET_SUPERVISED
 from .evaluation.report import write_report
 from .features import row_sample
 from .methods import SOURCE_ONLY, parse_method_names
@@ -27,12 +28,13 @@ from .trainer import AdaptTrainer
 
 SOURCE_EVAL = "source_val"
 TARGET_EVAL = "target_test"
-TARGET_SUPERVISED = "target-supervised"
-"""The run trained on *labelled* target data (an upper reference, not an adaptation method)."""
 
 
 def run_name(method: str) -> str:
-    """Folder name of a run: ``source_only`` for ``"none"``, else the method spec (``dann``, ``dann+mmd``)."""
+    """Folder name of a run: ``source_only`` for ``"none"``, ``target_supervised`` for the target-supervised
+    reference, else the method spec (``dann``, ``dann+mmd``)."""
+    if method == TARGET_SUPERVISED:
+        return "target_supervised"
     return "source_only" if not parse_method_names(method) else method
 
 
@@ -65,7 +67,7 @@ def checkpoint_to_resume(config: AdaptConfig) -> str | None:
     if resume is None or str(resume).lower() == "false":
         return None
     if str(resume).lower() == "true":
-        return get_last_checkpoint(config.output_dir) if Path(config.output_dir).is_dir() else None
+        return last_checkpoint(config.output_dir)
     return str(resume)
 
 
@@ -181,7 +183,7 @@ def compare_with_source_only(
                                        pad_rows=pad_rows))
     if target_supervised_splits is not None:
         run_config = dataclasses.replace(config, method=SOURCE_ONLY, push_to_hub=False,
-                                         output_dir=str(Path(config.output_dir) / "target_supervised"))
+                                         output_dir=str(Path(config.output_dir) / run_name(TARGET_SUPERVISED)))
         runs.append({**train_and_evaluate(make_model, run_config, target_supervised_splits, processing_class),
                      "method": TARGET_SUPERVISED})
     baseline = next((r for r in runs if r["method"] == SOURCE_ONLY), None)

@@ -23,10 +23,10 @@ from transformers import (
 )
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_callback import TrainerState
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput, get_last_checkpoint, rotate_checkpoints
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput, rotate_checkpoints
 
 from .callbacks import AdaptationScheduleCallback
-from .checkpointing import STAGING_DIR, load_adapt_state, publish, save_adapt_state
+from .checkpointing import STAGING_DIR, last_checkpoint, load_adapt_state, publish, save_adapt_state
 from .config import AdaptConfig
 from .data.mixing import (
     DOMAIN_COLUMN,
@@ -421,7 +421,7 @@ class AdaptTrainer(Trainer):
         restores it and trains nothing (transformers 5.23 would take one step beyond ``max_steps``)."""
         checkpoint = resume_from_checkpoint
         if checkpoint is True:
-            checkpoint = get_last_checkpoint(self.args.output_dir) if os.path.isdir(self.args.output_dir) else None
+            checkpoint = last_checkpoint(self.args.output_dir)
         state_file = os.path.join(checkpoint, TRAINER_STATE_NAME) if isinstance(checkpoint, str) else None
         if state_file and os.path.isfile(state_file):
             state = TrainerState.load_from_json(state_file)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-SOURCE_ONLY = "none"
+from ..methods import SOURCE_ONLY
+
+TARGET_SUPERVISED = "target-supervised"
+"""The run trained on *labelled* target data (an upper reference, not an adaptation method)."""
 
 
 def negative_transfer_warnings(runs: list[dict], tolerance: float = 0.0) -> list[str]:
@@ -22,7 +25,7 @@ def negative_transfer_warnings(runs: list[dict], tolerance: float = 0.0) -> list
         return []
     warnings = []
     for run in runs:
-        if run["method"] in (SOURCE_ONLY, "target-supervised"):
+        if run["method"] in (SOURCE_ONLY, TARGET_SUPERVISED):
             continue
         if run.get("target_accuracy") is not None and baseline.get("target_accuracy") is not None:
             drop = baseline["target_accuracy"] - run["target_accuracy"]

@@ -40,7 +40,7 @@ def write_report(run_dir: str | Path) -> Path:
         folder = Path(run["model_dir"]) if run.get("model_dir") else run_dir / run_name(run["method"])
         if not folder.is_dir():
             folder = run_dir / folder.name  # a moved run directory
-        name = run_name(run["method"]) if run["method"] != "target-supervised" else "target_supervised"
+        name = run_name(run["method"])
         lines += [f"## {name}", ""]
         history_path = folder / LOG_HISTORY_FILE
         if history_path.is_file():

@@ -84,6 +84,18 @@ def same_recipe(row: dict, recipe: dict) -> bool:
     return "recipe" in row and all(row["recipe"][k] == recipe[k] for k in row["recipe"].keys() & recipe.keys())
 
 
+def tokenised_splits(data_dir, pair: str, seed: int, tokenizer, max_length: int, max_train_samples: int | None,
+                     max_eval_samples: int | None):
+    """The :class:`~hfadapt.data.TransferSplits` of ``pair`` (``"books:dvd"``, or ``"books+dvd:electronics"`` for
+    several sources), split with ``seed`` and tokenised to ``max_length`` tokens."""
+    source, target = pair.split(":")
+    sources = {name: load_amazon_reviews(data_dir, name) for name in source.split("+")}
+    splits = transfer_splits(sources if len(sources) > 1 else sources[source], load_amazon_reviews(data_dir, target),
+                             seed=seed, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples)
+    return splits.map(lambda b: tokenizer(b["text"], truncation=True, max_length=max_length), batched=True,
+                      desc="tokenising")
+
+
 def budget_of(args, config: AdaptConfig) -> dict:
     values = {**vars(args), **{k: getattr(config, k) for k in ("per_device_train_batch_size", "learning_rate")}}
     return {k: values[k] for k in BUDGET_KEYS}
@@ -147,13 +159,8 @@ def main(argv: list[str] | None = None) -> None:
             todo = [m for m in methods if (pair, m, seed) not in done]
             if not todo:
                 continue
-            source, target = pair.split(":")
-            sources = {name: load_amazon_reviews(data_dir, name) for name in source.split("+")}
-            splits = transfer_splits(sources if len(sources) > 1 else sources[source], load_amazon_reviews(data_dir, target),
-                                     seed=seed, max_train_samples=args.max_train_samples,
-                                     max_eval_samples=args.max_eval_samples)
-            splits = splits.map(lambda b: tokenizer(b["text"], truncation=True, max_length=args.max_length),
-                                batched=True, desc="tokenising")
+            splits = tokenised_splits(data_dir, pair, seed, tokenizer, args.max_length, args.max_train_samples,
+                                      args.max_eval_samples)
 
             def make_model(names=splits.label_names):
                 return AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=len(names))

@@ -31,11 +31,11 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from sentiment_benchmark import DEFAULT_PAIRS, RECIPE_DATA_KEYS  # noqa: E402
+from sentiment_benchmark import DEFAULT_PAIRS, RECIPE_DATA_KEYS, tokenised_splits  # noqa: E402
 
 from hfadapt import AdaptConfig, AdaptTrainer  # noqa: E402
 from hfadapt.cli_args import parse_with_config  # noqa: E402
-from hfadapt.data import load_amazon_reviews, resolve_data_dir, transfer_splits  # noqa: E402
+from hfadapt.data import resolve_data_dir  # noqa: E402
 from hfadapt.metrics import classification_metrics  # noqa: E402
 from hfadapt.offline_models import packaged_minilm_path  # noqa: E402
 from hfadapt.runtime import use_available_cpu_threads  # noqa: E402
@@ -124,11 +124,7 @@ def main(argv: list[str] | None = None) -> None:
                 todo = [s for s in args.settings if (pair, s, seed) not in done]
                 if not todo:
                     continue
-                source, target = pair.split(":")
-                splits = transfer_splits(load_amazon_reviews(data_dir, source), load_amazon_reviews(data_dir, target),
-                                         seed=seed, max_eval_samples=args.max_eval_samples)
-                splits = splits.map(lambda b: tokenizer(b["text"], truncation=True, max_length=args.max_length),
-                                    batched=True, desc="tokenising")
+                splits = tokenised_splits(data_dir, pair, seed, tokenizer, args.max_length, None, args.max_eval_samples)
                 for setting in todo:
                     method, overrides = parse_setting(setting)
                     config = dataclasses.replace(

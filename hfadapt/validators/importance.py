@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from . import register_validator
 from .data import ValidationData
@@ -28,6 +24,12 @@ def density_ratio(source: torch.Tensor, target: torch.Tensor, clip: float = 100.
     Returns:
         ``(N_s,)`` float64 weights.
     """
+    # imported here: `import hfadapt` registers this validator and must not pay for scikit-learn's import
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     x = torch.cat([source, target]).double().numpy()
     y = np.r_[np.zeros(len(source)), np.ones(len(target))]
     classifier = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000, random_state=seed))

@@ -34,6 +34,7 @@ from transformers import AutoModelForSequenceClassification, Trainer, TrainerCal
 from hfadapt import ALIGNMENT_METHODS, AdaptConfig, AdaptTrainer
 from hfadapt.methods.mmd import multi_kernel_mmd
 from hfadapt.offline_models import packaged_minilm_path
+from hfadapt.runtime import use_available_cpu_threads
 
 REPO = Path(__file__).resolve().parents[1]
 PLAIN, SOURCE_ONLY = "plain Trainer", "none"
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mmd_rows", nargs="+", type=int, default=[32, 64, 128, 256, 512, 1024])
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "step_cost.json"))
     args = parser.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    use_available_cpu_threads()
     model_path = str(args.model_name_or_path or packaged_minilm_path())
     configs = [PLAIN, SOURCE_ONLY, *args.methods]
     report = {"machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}",

@@ -65,6 +65,7 @@ def token_rows(n: int, length: int, seed: int, labels: bool = True) -> datasets.
 
 
 def args_for(config_cls, out: str, batch_size: int, steps: int, **extra):
+    """``TrainingArguments`` or ``AdaptConfig`` for a timed CPU run of ``steps`` steps: no saving, logging or eval."""
     return config_cls(output_dir=out, per_device_train_batch_size=batch_size, max_steps=steps, learning_rate=5e-5,
                       report_to="none", disable_tqdm=True, save_strategy="no", logging_steps=10_000, use_cpu=True,
                       dataloader_pin_memory=False, seed=0, **extra)

@@ -45,6 +45,8 @@ def infer_task(config_path: Path) -> str:
 
 
 def train(args: argparse.Namespace, overrides: list[str]) -> None:
+    """Run the recipe of ``args.task`` (or the one the config's domains name) with ``--config args.config`` and the
+    remaining command-line flags, which override the file. Raises ``FileNotFoundError`` for a missing config."""
     config = Path(args.config)
     if not config.is_file():
         raise FileNotFoundError(f"config {config} does not exist")
@@ -109,12 +111,14 @@ def evaluate_model(args: argparse.Namespace) -> dict[str, float]:
 
 
 def report(args: argparse.Namespace) -> None:
+    """Write the plots and ``report.md`` of ``args.run_dir`` (:func:`hfadapt.evaluation.report.write_report`)."""
     from .evaluation.report import write_report
 
     print(f"written: {write_report(args.run_dir)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``hfadapt`` argument parser with its ``train``, ``evaluate`` and ``report`` subcommands."""
     parser = argparse.ArgumentParser(prog="hfadapt", description="Cross-domain transfer learning for HuggingFace models.")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("train", help="train a recipe (source-only baseline and a method) from a YAML config; "

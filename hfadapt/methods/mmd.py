@@ -76,7 +76,9 @@ def multi_kernel_mmd(
 def linear_time_mmd(
     source: torch.Tensor, target: torch.Tensor, multipliers: Sequence[float], base_bandwidth: float | None = None
 ) -> torch.Tensor:
-    """The linear-time MK-MMD^2 statistic (module docstring): ``(N_s, F)``, ``(N_t, F)`` -> scalar, O(N F)."""
+    """The linear-time MK-MMD^2 statistic (module docstring): ``(N_s, F)``, ``(N_t, F)`` -> scalar, O(N F).
+
+    Needs at least 2 rows per side; :func:`multi_kernel_mmd` checks that and raises ``ValueError`` otherwise."""
     m = min(len(source), len(target)) // 2 * 2
     s_a, s_b, t_a, t_b = source[0:m:2].float(), source[1:m:2].float(), target[0:m:2].float(), target[1:m:2].float()
     distances = [(u - v).pow(2).sum(-1) for u, v in ((s_a, s_b), (t_a, t_b), (s_a, t_b), (s_b, t_a))]

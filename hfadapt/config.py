@@ -19,6 +19,8 @@ from .validators import VALIDATORS
 
 PEFT_SAVE_MODES = ("merged", "adapter")
 SOURCE_WEIGHTINGS = ("uniform", "fixed", "auto")
+TRAIN_SAMPLING_STRATEGIES = ("random", "group_by_length")
+"""``TrainingArguments.train_sampling_strategy`` values that keep the source/target proportion of every batch."""
 
 
 def launched_on_cpus_only() -> bool:
@@ -88,6 +90,11 @@ class AdaptConfig(TrainingArguments):
     )
     iw_clip: float = field(
         default=10.0, metadata={"help": "Importance weights p_t(x)/p_s(x) are clipped to [1/iw_clip, iw_clip] (>= 1)."}
+    )
+    iw_flattening: float = field(
+        default=1.0,
+        metadata={"help": "Exponent lambda in [0, 1] of the clipped importance weights (Shimodaira 2000's flattening: "
+                          "0 = unweighted, 1 = the full density ratio)."},
     )
 
     # --- gradient reversal (DANN) -------------------------------------------------------------------------
@@ -260,6 +267,12 @@ class AdaptConfig(TrainingArguments):
             raise ValueError(f"label_free_validators {unknown} are not registered; choose from {sorted(VALIDATORS)}")
         if self.label_free_max_rows < 2:
             raise ValueError(f"label_free_max_rows must be >= 2, got {self.label_free_max_rows}")
+        if self.train_sampling_strategy not in TRAIN_SAMPLING_STRATEGIES:
+            raise ValueError(
+                f"train_sampling_strategy={self.train_sampling_strategy!r}: hfadapt's batches hold source and target "
+                f"rows in a fixed proportion (DomainBalancedSampler), which {TRAIN_SAMPLING_STRATEGIES} keep; "
+                "'group_by_length' also groups rows of similar length within each domain"
+            )
         if self.alignment_balancing not in ALIGNMENT_BALANCINGS:
             raise ValueError(f"alignment_balancing must be one of {ALIGNMENT_BALANCINGS}, got {self.alignment_balancing!r}")
         if self.source_weighting not in SOURCE_WEIGHTINGS:
@@ -278,6 +291,8 @@ class AdaptConfig(TrainingArguments):
             raise ValueError(f"udalm_mask_probability must be in (0, 1), got {self.udalm_mask_probability}")
         if not self.iw_clip >= 1:
             raise ValueError(f"iw_clip must be >= 1, got {self.iw_clip}")
+        if not 0.0 <= self.iw_flattening <= 1.0:
+            raise ValueError(f"iw_flattening must be in [0, 1], got {self.iw_flattening}")
         for name in ("grl_gamma", "discriminator_lr_multiplier", "mcc_temperature"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")

@@ -279,7 +279,17 @@ class AdaptTrainer(Trainer):
             n_source=self.args.source_per_batch(batch_size),
             target_domain=self.adapt_model.target_domain,
             seed=self.args.seed,
+            lengths=self._row_lengths(dataset) if self.args.train_sampling_strategy == "group_by_length" else None,
         )
+
+    def _row_lengths(self, dataset) -> list[int]:
+        """Tokens per training row, for ``train_sampling_strategy="group_by_length"``."""
+        columns = raw(dataset).column_names
+        name = next((n for n in ("input_ids", "input_values") if n in columns), None)
+        if name is None:
+            raise ValueError(f"train_sampling_strategy='group_by_length' groups token sequences by length, but the "
+                             f"training rows have no input_ids (columns {columns}); use 'random' for this data")
+        return [len(row) for row in raw(dataset)[name]]
 
     def _remove_unused_columns(self, dataset, description=None):
         # A lazily transformed set stores raw columns (``image``) that its transform turns into model inputs: its

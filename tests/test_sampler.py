@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from hfadapt.data import DomainBalancedSampler
 
@@ -57,3 +58,32 @@ def test_several_source_domains_are_all_in_every_block():
 def test_more_source_domains_than_source_rows_per_batch():
     with pytest.raises(ValueError, match="every source domain needs at least one row"):
         DomainBalancedSampler([0, 0, 1, 1, 2, 2, 3, 3], batch_size=4, n_source=2, target_domain=3)
+
+
+def test_length_grouping_keeps_proportion_and_rows_and_cuts_padding():
+    generator = torch.Generator().manual_seed(0)
+    domain = [0] * 300 + [1] * 200 + [2] * 160  # two source domains, target id 2
+    lengths = torch.randint(5, 200, (len(domain),), generator=generator).tolist()
+    plain = DomainBalancedSampler(domain, 16, 10, target_domain=2, seed=4)
+    grouped = DomainBalancedSampler(domain, 16, 10, target_domain=2, seed=4, lengths=lengths, megabatch_blocks=8)
+    assert len(grouped) == len(plain)
+    grouped_blocks, plain_blocks = blocks(grouped, 16), blocks(plain, 16)
+    for block in grouped_blocks:
+        assert [domain[i] for i in block] == [0] * 5 + [1] * 5 + [2] * 6
+    # the same rows over each megabatch, only dealt differently
+    for start in range(0, len(plain_blocks), 8):
+        assert sorted(sum(grouped_blocks[start : start + 8], [])) == sorted(sum(plain_blocks[start : start + 8], []))
+
+    def padded(bs):  # tokens after padding each block to its longest row
+        return sum(len(b) * max(lengths[i] for i in b) for b in bs)
+
+    assert padded(grouped_blocks) < 0.75 * padded(plain_blocks)
+    assert list(grouped) == list(DomainBalancedSampler(domain, 16, 10, target_domain=2, seed=4, lengths=lengths,
+                                                       megabatch_blocks=8))
+
+
+def test_length_grouping_rejects_bad_lengths():
+    with pytest.raises(ValueError, match="lengths has 3 values for 4 rows"):
+        DomainBalancedSampler([0, 0, 1, 1], 2, 1, lengths=[1, 2, 3])
+    with pytest.raises(ValueError, match="megabatch_blocks"):
+        DomainBalancedSampler([0, 0, 1, 1], 2, 1, lengths=[1, 2, 3, 4], megabatch_blocks=0)

@@ -210,3 +210,31 @@ def test_fixed_length_inputs_need_no_tokenizer(domains, tmp_path):
     source, target, _ = domains
     assert len(source[0]["input_ids"]) == SEQ
     make_trainer(tiny_bert(), source, target, tmp_path).train()
+
+
+def varied_lengths(ds: datasets.Dataset, seed: int) -> datasets.Dataset:
+    """``ds`` with each row cut to a random length in [3, SEQ]."""
+    cuts = torch.randint(3, SEQ + 1, (len(ds),), generator=torch.Generator().manual_seed(seed)).tolist()
+    return ds.map(lambda row, i: {k: row[k][: cuts[i]] for k in ("input_ids", "attention_mask")}, with_indices=True)
+
+
+def test_group_by_length_keeps_the_proportion_and_pads_less(tmp_path):
+    from conftest import tiny_tokenizer
+
+    source, target = varied_lengths(token_dataset(96, seed=1), 0), varied_lengths(token_dataset(96, 2, 8, False), 1)
+    padded = {}
+    for strategy in ("random", "group_by_length"):
+        config = make_config(tmp_path, per_device_train_batch_size=8, max_steps=2, train_sampling_strategy=strategy)
+        trainer = AdaptTrainer(tiny_bert(), config, train_dataset=source, target_dataset=target,
+                               processing_class=tiny_tokenizer())
+        batches = list(trainer.get_train_dataloader())
+        assert len(batches) == len(source) // 4
+        assert all(b["domain"].tolist() == [0] * 4 + [1] * 4 for b in batches)
+        padded[strategy] = sum(b["input_ids"].numel() for b in batches)
+        trainer.train()
+    assert padded["group_by_length"] < 0.9 * padded["random"]
+
+
+def test_sampling_strategies_that_mix_domains_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="fixed proportion"):
+        make_config(tmp_path, train_sampling_strategy="sequential")

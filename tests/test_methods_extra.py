@@ -132,6 +132,12 @@ def test_density_ratio_weights_hand_computed():
     assert density_ratio_weights(p, prior_ratio=2.0).tolist() == pytest.approx([r / (sum(raw2) / 4) for r in raw2])
     with pytest.raises(ValueError):
         density_ratio_weights(p, clip=0.5)
+    # flattening: the clipped ratios to the power lambda, then mean 1; lambda 0 leaves every row at 1
+    flat = [r**0.5 for r in raw]
+    assert density_ratio_weights(p, flattening=0.5).tolist() == pytest.approx([r / (sum(flat) / 4) for r in flat], rel=1e-5)
+    assert density_ratio_weights(p, flattening=0.0).tolist() == pytest.approx([1.0] * 4)
+    with pytest.raises(ValueError, match="flattening"):
+        density_ratio_weights(p, flattening=1.5)
 
 
 def test_importance_weighting_weights_the_task_loss_and_leaves_features_alone():

@@ -9,8 +9,11 @@ tells target rows from source rows gives
 
 ``D`` is trained with the domain-balanced cross-entropy (each domain's rows averaged first, as DANN's
 discriminator), so its priors are equal per domain whatever the batch proportion: ``P(s) / P(t)`` is the number
-of source domains (1 for single-source). Ratios are clipped to ``[1 / clip, clip]`` and normalised to mean 1 over the batch's source rows,
-then used as per-example weights of the task loss: ``L_task = sum_i w_i CE_i / sum_i w_i`` over source rows.
+of source domains (1 for single-source). Ratios are clipped to ``[1 / clip, clip]``, flattened to the power
+``lambda`` in ``[0, 1]`` (Shimodaira's flattening: ``lambda = 0`` is unweighted training, ``lambda = 1`` the full
+correction; intermediate values trade the correction's bias against the variance of a few heavy rows) and
+normalised to mean 1 over the batch's source rows, then used as per-example weights of the task loss:
+``L_task = sum_i w_i CE_i / sum_i w_i`` over source rows.
 
 ``D`` reads *detached* features: it estimates the shift without changing the encoder (combine with ``dann``,
 ``mmd``, ... to also align). With several source domains ``D`` is a ``num_domains``-way classifier and
@@ -26,28 +29,33 @@ from .base import AlignmentMethod, AlignmentOutput
 from .dann import DomainDiscriminator, domain_balanced_cross_entropy
 
 
-def density_ratio_weights(target_probability: torch.Tensor, prior_ratio: float = 1.0, clip: float = 10.0) -> torch.Tensor:
+def density_ratio_weights(target_probability: torch.Tensor, prior_ratio: float = 1.0, clip: float = 10.0,
+                          flattening: float = 1.0) -> torch.Tensor:
     """Importance weights of source rows from a domain classifier's ``P(t | x)``.
 
     Args:
         target_probability: ``(N_s,)`` the classifier's probability that each *source* row is a target row.
         prior_ratio: ``P(s) / P(t)`` under which the classifier was trained.
         clip: ratios ``odds * prior_ratio`` are clipped to ``[1 / clip, clip]`` before normalising (``clip >= 1``).
+        flattening: exponent ``lambda`` in ``[0, 1]`` applied to the clipped ratios.
 
     Returns:
         ``(N_s,)`` non-negative weights with mean 1 (detached).
 
     Raises:
-        ValueError: on ``clip < 1``, a non-positive ``prior_ratio`` or an empty input.
+        ValueError: on ``clip < 1``, ``flattening`` outside ``[0, 1]``, a non-positive ``prior_ratio`` or an empty
+            input.
     """
     if clip < 1:
         raise ValueError(f"clip must be >= 1, got {clip}")
+    if not 0.0 <= flattening <= 1.0:
+        raise ValueError(f"flattening must be in [0, 1], got {flattening}")
     if not prior_ratio > 0 or target_probability.numel() == 0:
         raise ValueError(f"importance weights need source rows and prior_ratio > 0, got {target_probability.numel()} "
                          f"rows and {prior_ratio}")
     p = target_probability.detach().float().clamp(1e-6, 1 - 1e-6)
     ratio = (p / (1 - p)) * prior_ratio
-    ratio = ratio.clamp(1.0 / clip, clip)
+    ratio = ratio.clamp(1.0 / clip, clip) ** flattening
     return ratio / ratio.mean()
 
 
@@ -72,17 +80,21 @@ class ImportanceWeighting(AlignmentMethod):
         num_layers: int = 2,
         dropout: float = 0.1,
         clip: float = 10.0,
+        flattening: float = 1.0,
     ):
         super().__init__(num_domains)
         if clip < 1:
             raise ValueError(f"iw_clip must be >= 1, got {clip}")
+        if not 0.0 <= flattening <= 1.0:
+            raise ValueError(f"iw_flattening must be in [0, 1], got {flattening}")
         self.clip = float(clip)
+        self.flattening = float(flattening)
         self.classifier = DomainDiscriminator(feature_dim, hidden_size, num_layers, num_domains, dropout)
 
     @classmethod
     def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> ImportanceWeighting:
         return cls(feature_dim, num_domains, config.discriminator_hidden_size, config.discriminator_num_layers,
-                   config.discriminator_dropout, config.iw_clip)
+                   config.discriminator_dropout, config.iw_clip, config.iw_flattening)
 
     def forward(self, features: torch.Tensor, domain: torch.Tensor, logits: torch.Tensor | None = None) -> AlignmentOutput:
         domain_logits = self.classifier(features.detach())
@@ -90,11 +102,12 @@ class ImportanceWeighting(AlignmentMethod):
         is_target = domain == self.target_domain
         with torch.no_grad():
             p_target = torch.softmax(domain_logits[~is_target].float(), dim=-1)[:, self.target_domain]
-            weights = density_ratio_weights(p_target, prior_ratio=self.num_domains - 1, clip=self.clip)
+            weights = density_ratio_weights(p_target, prior_ratio=self.num_domains - 1, clip=self.clip,
+                                            flattening=self.flattening)
             accuracy = (domain_logits.argmax(-1) == domain).float().mean()
             ess = weights.sum() ** 2 / (len(weights) * (weights**2).sum())
         return AlignmentOutput(loss, {"accuracy": accuracy, "max_weight": weights.max(), "ess": ess},
                                source_weights=weights)
 
     def extra_repr(self) -> str:
-        return f"clip={self.clip}"
+        return f"clip={self.clip}, flattening={self.flattening}"

@@ -40,7 +40,7 @@ DEFAULT_PAIRS = [f"{s}:{t}" for s, t in itertools.permutations(DOMAINS, 2)]
 MULTI_SOURCE_PAIRS = [f"{'+'.join(d for d in DOMAINS if d != t)}:{t}" for t in DOMAINS]
 RECIPE_DATA_KEYS = ("source", "target", "max_length", "validation_fraction")  # set per run by this script
 BUDGET_KEYS = ("max_steps", "max_length", "max_train_samples", "max_eval_samples", "per_device_train_batch_size",
-               "learning_rate")
+               "learning_rate", "train_sampling_strategy")
 
 
 def parse(argv: list[str] | None):
@@ -58,6 +58,8 @@ def parse(argv: list[str] | None):
                         help="tokens per review (64 halves the cost of the example's 128 on 2 CPU cores)")
     parser.add_argument("--max_train_samples", type=int, default=None)
     parser.add_argument("--max_eval_samples", type=int, default=1000)
+    parser.add_argument("--train_sampling_strategy", default="random", choices=["random", "group_by_length"],
+                        help="batch order (group_by_length pads less; the grid's rows so far are random)")
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--model_name_or_path", default=None)
     parser.add_argument("--recipe", default=str(REPO / "configs" / "sentiment_transfer.yaml"),
@@ -166,7 +168,8 @@ def main(argv: list[str] | None = None) -> None:
                 return AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=len(names))
 
             for method in todo:
-                config = dataclasses.replace(base_config, method=method, seed=seed, max_steps=args.max_steps)
+                config = dataclasses.replace(base_config, method=method, seed=seed, max_steps=args.max_steps,
+                                             train_sampling_strategy=args.train_sampling_strategy)
                 run = train_and_evaluate(make_model, config, splits, tokenizer, save=False)
                 row = {"pair": pair, "method": method, "seed": seed, "budget": budget, "recipe": recipe(method), **run}
                 with results_path.open("a") as f:

@@ -98,13 +98,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max_length", type=int, default=64)
     parser.add_argument("--max_eval_samples", type=int, default=1000)
     parser.add_argument("--validator_rows", type=int, default=500, help="rows per domain each validator reads")
+    parser.add_argument("--train_sampling_strategy", default="random", choices=["random", "group_by_length"],
+                        help="batch order (the rows so far are random)")
     parser.add_argument("--recipe", default=str(REPO / "configs" / "sentiment_transfer.yaml"))
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "validators.jsonl"))
     parser.add_argument("--table", default=str(REPO / "benchmarks" / "results" / "validators.md"))
     parser.add_argument("--table_only", action="store_true")
     args = parser.parse_args(argv)
     validators = sorted(VALIDATORS)
-    budget = {k: getattr(args, k) for k in ("max_steps", "eval_steps", "max_length", "max_eval_samples", "validator_rows")}
+    budget = {k: getattr(args, k) for k in ("max_steps", "eval_steps", "max_length", "max_eval_samples", "validator_rows",
+                                            "train_sampling_strategy")}
     results_path = Path(args.results)
     rows = [json.loads(x) for x in results_path.read_text().splitlines()] if results_path.is_file() else []
     rows = [r for r in rows if r.get("budget") == budget]  # checkpoints of another budget are not compared
@@ -129,6 +132,7 @@ def main(argv: list[str] | None = None) -> None:
                     method, overrides = parse_setting(setting)
                     config = dataclasses.replace(
                         base, method=method, seed=seed, max_steps=args.max_steps, eval_strategy="steps",
+                        train_sampling_strategy=args.train_sampling_strategy,
                         eval_steps=args.eval_steps, label_free_validators=validators,
                         label_free_max_rows=args.validator_rows, **overrides)
                     model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2)

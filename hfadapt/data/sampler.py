@@ -23,7 +23,8 @@ class DomainBalancedSampler(Sampler[int]):
 
     The order depends only on ``seed``, the epoch (:meth:`set_epoch`) and the block size: the permutations
     are drawn independently of ``batch_size``, so with one source domain two runs whose batch sizes differ by
-    an integer factor (gradient accumulation 1x8 and 2x4) see the same rows in each optimizer step.
+    an integer factor (gradient accumulation 1x8 and 2x4) see the same rows in each optimizer step (without
+    length grouping, whose megabatches are counted in blocks).
 
     With ``lengths`` (tokens per row) the blocks are also grouped by length, as ``transformers``'
     ``LengthGroupedSampler`` does for ``train_sampling_strategy="group_by_length"``, but within each domain: the

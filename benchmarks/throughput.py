@@ -1,0 +1,179 @@
+"""Throughput of the default sentiment run on CPU: tokens per second, before and after length-aware batching.
+
+The default recipe (``configs/sentiment_transfer.yaml``: books -> electronics, the packaged all-MiniLM-L6-v2, 128
+tokens, batches of 32 rows = 16 source + 16 target, DANN) on the real reviews, three input pipelines timed side by
+side in one process, alternating in rounds:
+
+  (a) static padding: every review padded to ``max_length`` (a pipeline without dynamic padding),
+  (b) dynamic padding to each batch's longest review, batches drawn at random (hfadapt before length grouping:
+      ``train_sampling_strategy="random"``),
+  (c) dynamic padding with length-grouped batches that keep the source/target proportion
+      (``train_sampling_strategy="group_by_length"``).
+
+For training it reports real (non-padding) tokens per second over the timed steps and the padded tokens per step,
+each as a ratio to (b). For evaluation (the target test set, no gradient), reviews per second at the training batch
+size and at the recipe's evaluation batch size (128), in the order Trainer reads them (sequential for random, length
+groups for group_by_length). Last, the cost of tokenising the splits the first time and again in a fresh process
+(``datasets`` caches the mapped splits by fingerprint).
+
+    python benchmarks/throughput.py                    # about 10 min on 2 cores
+    python benchmarks/throughput.py --steps 4 --rounds 1 --eval_rows 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from step_cost import StepTimer  # noqa: E402
+
+from hfadapt import AdaptConfig, AdaptTrainer  # noqa: E402
+from hfadapt.cli_args import parse_with_config  # noqa: E402
+from hfadapt.data import load_amazon_reviews, resolve_data_dir, transfer_splits  # noqa: E402
+from hfadapt.offline_models import packaged_minilm_path  # noqa: E402
+from hfadapt.runtime import use_available_cpu_threads  # noqa: E402
+
+PIPELINES = {
+    "static padding": ("max_length", "random"),
+    "dynamic padding, random batches": (False, "random"),
+    "dynamic padding, length-grouped batches": (False, "group_by_length"),
+}
+"""Name -> (tokenizer ``padding``, ``train_sampling_strategy``)."""
+BEFORE = "dynamic padding, random batches"
+
+TOKENISE_ONCE = """
+import sys, time
+from transformers import AutoTokenizer
+from hfadapt.data import load_amazon_reviews, transfer_splits
+data_dir, model, source, target, seed, length = sys.argv[1:7]
+splits = transfer_splits(load_amazon_reviews(data_dir, source), load_amazon_reviews(data_dir, target), seed=int(seed))
+tokenizer = AutoTokenizer.from_pretrained(model)
+start = time.perf_counter()
+splits.map(lambda b: tokenizer(b["text"], truncation=True, max_length=int(length)), batched=True)
+print(time.perf_counter() - start)
+"""
+
+
+def train_tokens_per_second(trainer: AdaptTrainer, warmup: int) -> dict:
+    """Train ``trainer`` (a :class:`StepTimer` among its callbacks) and count the tokens of the batches it reads."""
+    batches = list(trainer.get_train_dataloader())[: trainer.args.max_steps]  # the same seeded order train() reads
+    timer = next(c for c in trainer.callback_handler.callbacks if isinstance(c, StepTimer))
+    trainer.train()
+    timed = batches[warmup:]
+    seconds = sum(timer.times[warmup:])
+    real = sum(int(b["attention_mask"].sum()) for b in timed)
+    padded = sum(b["input_ids"].numel() for b in timed)
+    return {"tokens_per_s": real / seconds, "padded_tokens_per_step": padded / len(timed),
+            "real_tokens_per_step": real / len(timed), "s_per_step": seconds / len(timed)}
+
+
+def eval_rows_per_second(trainer: AdaptTrainer, dataset, batch_size: int) -> float:
+    """Reviews per second of a forward pass over ``dataset`` through the trainer's evaluation dataloader."""
+    trainer.args.per_device_eval_batch_size = batch_size
+    trainer._eval_dataloaders = {}  # Trainer caches its loaders: rebuild at this batch size
+    loader = trainer.get_eval_dataloader(dataset)
+    model = trainer.adapt_model.task_model.eval()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for batch in loader:
+            model(**{k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")})
+    return len(dataset) / (time.perf_counter() - start)
+
+
+def tokenisation_seconds(data_dir: Path, model: str, config: AdaptConfig, recipe: dict) -> tuple[float, float]:
+    """Seconds to tokenise the splits in a fresh process with an empty ``datasets`` cache, then in another fresh
+    process with the cache the first one left."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "HF_DATASETS_CACHE": cache}
+        argv = [sys.executable, "-c", TOKENISE_ONCE, str(data_dir), model, recipe["source"], recipe["target"],
+                str(config.seed), str(recipe["max_length"])]
+        first, again = (float(subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout.split()[-1])
+                        for _ in range(2))
+    return first, again
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=12, help="timed steps per pipeline and round")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--eval_rows", type=int, default=512, help="target-test reviews read per evaluation timing")
+    parser.add_argument("--recipe", default=str(REPO / "configs" / "sentiment_transfer.yaml"))
+    parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "throughput.json"))
+    args = parser.parse_args(argv)
+    use_available_cpu_threads()
+    import yaml
+
+    recipe = yaml.safe_load(Path(args.recipe).read_text())
+    scratch = tempfile.mkdtemp(prefix="hfadapt-throughput-")
+    (config,) = parse_with_config((AdaptConfig,), ["--output_dir", scratch, "--disable_tqdm", "true",
+                                                   "--logging_steps", "10000"], default_config=args.recipe,
+                                  ignore_keys=("source", "target", "max_length", "validation_fraction"))
+    config = dataclasses.replace(config, max_steps=args.warmup + args.steps, save_strategy="no")
+    data_dir = resolve_data_dir(None, (REPO.parent / "shared" / "data" / "amazon-msd",))
+    model_path = str(packaged_minilm_path())
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    splits = transfer_splits(load_amazon_reviews(data_dir, recipe["source"]), load_amazon_reviews(data_dir, recipe["target"]),
+                             validation_fraction=recipe["validation_fraction"], seed=config.seed)
+    tokenised = {padding: splits.map(lambda b, p=padding: tokenizer(b["text"], truncation=True, padding=p,
+                                                                     max_length=recipe["max_length"]), batched=True)
+                 for padding in {p for p, _ in PIPELINES.values()}}
+    eval_rows = tokenised[False].target_test.select(range(min(args.eval_rows, len(splits.target_test))))
+    eval_rows = eval_rows.select_columns([c for c in eval_rows.column_names if c in tokenizer.model_input_names])
+
+    train, evaluation = {name: [] for name in PIPELINES}, {}
+    for _ in range(args.rounds):
+        for name, (padding, strategy) in PIPELINES.items():
+            data = tokenised[padding]
+            trainer = AdaptTrainer(AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2),
+                                   dataclasses.replace(config, train_sampling_strategy=strategy),
+                                   train_dataset=data.source_train, target_dataset=data.target_train,
+                                   processing_class=tokenizer, callbacks=[StepTimer()])
+            train[name].append(train_tokens_per_second(trainer, args.warmup))
+            if padding is False:
+                for batch in (config.per_device_train_batch_size, config.per_device_eval_batch_size):
+                    evaluation.setdefault(f"{strategy}, batch {batch}", []).append(
+                        eval_rows_per_second(trainer, eval_rows, batch))
+    train = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in train.items()}
+    evaluation = {name: statistics.median(v) for name, v in evaluation.items()}
+    first, again = tokenisation_seconds(data_dir, model_path, config, recipe)
+
+    base = train[BEFORE]
+    lines = [f"Training, {recipe['source']} -> {recipe['target']}, {config.method}, {recipe['max_length']} tokens, "
+             f"batch {config.per_device_train_batch_size}: median over {args.rounds} rounds of {args.steps} steps",
+             "| pipeline | real tokens / s | ratio | padded tokens / step | ratio | s / step |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {name} | {r['tokens_per_s']:.0f} | {r['tokens_per_s'] / base['tokens_per_s']:.2f} | "
+              f"{r['padded_tokens_per_step']:.0f} | {r['padded_tokens_per_step'] / base['padded_tokens_per_step']:.2f} | "
+              f"{r['s_per_step']:.2f} |" for name, r in train.items()]
+    lines += [f"\nEvaluation (forward only, {len(eval_rows)} target-test reviews)", "| order, batch size | reviews / s | ratio |",
+              "|---|---:|---:|"]
+    eval_base = evaluation[f"random, batch {config.per_device_train_batch_size}"]
+    lines += [f"| {name} | {v:.1f} | {v / eval_base:.2f} |" for name, v in evaluation.items()]
+    lines += [f"\nTokenising the splits: {first:.2f} s the first time, {again:.2f} s in a fresh process reading the "
+              "datasets cache"]
+    text = "\n".join(lines)
+    print(text)
+    report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}",
+              "train": train, "eval": evaluation, "tokenise_s": {"first": first, "cached": again}}
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(report, indent=1))
+    Path(args.output).with_suffix(".md").write_text(
+        f"{report['date']}, {report['machine']}: `python benchmarks/throughput.py {' '.join(argv or sys.argv[1:])}`\n\n{text}\n")
+
+
+if __name__ == "__main__":
+    main()

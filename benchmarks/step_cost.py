@@ -7,12 +7,14 @@ times optimizer steps (median after ``--warmup`` steps) of
   (b) hfadapt source-only (``method="none"``, the target half forwarded too, as the paired baseline does),
   (c) hfadapt with each alignment method,
 
-repeating the whole round ``--rounds`` times and taking each configuration's median over rounds, so slow phases of a
-noisy machine hit every configuration alike. Then, each in a fresh subprocess, the peak resident memory a few
-training steps add, full fine-tuning vs LoRA, and the trainable fraction of the parameters. Last, the cost of the MK-MMD head alone, quadratic vs linear-time estimator, for 32 to
-1,024 feature rows, next to the encoder step.
+repeating the whole round ``--rounds`` times, each round in a new order. Each configuration's ratio is taken to the
+plain Trainer's time *in the same round* (slow phases of a noisy machine hit both), and the median and range of
+these ratios over rounds are reported. Then, each in a fresh subprocess, the peak memory a few training steps add,
+full fine-tuning vs LoRA (allocator bytes in use, the CPU counterpart of ``torch.cuda.max_memory_allocated``, and
+resident memory), and the trainable fraction of the parameters. Last, the cost of the MK-MMD head alone, quadratic
+vs linear-time estimator, for 32 to 1,024 feature rows, next to the encoder step.
 
-    python benchmarks/step_cost.py                        # lengths 128 and 256 (about 20 min on 2 cores)
+    python benchmarks/step_cost.py                        # lengths 128 and 256 (about 35 min on 2 cores)
     python benchmarks/step_cost.py --lengths 64 --steps 4 --methods dann mmd
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -89,17 +92,31 @@ def time_steps(method: str, model_path: str, length: int, batch_size: int, steps
 
 
 def peak_memory(model_path: str, length: int, batch_size: int, lora: bool) -> dict:
-    """In a fresh process, a few DANN steps, full or LoRA: the peak resident memory *during training* (sampled
-    every 5 ms from ``/proc/self/statm``) above the memory held before it (model and data loaded), in MiB, and the
-    trainable fraction of the task model's parameters. The process's own high-water mark would be set by loading
-    the checkpoint, the same for both."""
+    """In a fresh process, a few DANN steps, full or LoRA: what training adds to the memory held before it (model
+    and data loaded), in MiB, sampled every 5 ms, two ways:
+
+    - ``allocated_peak_mib``: bytes the C allocator has handed out and not taken back (glibc ``mallinfo2``: small
+      blocks + mmapped blocks), the CPU counterpart of ``torch.cuda.max_memory_allocated``: tensors, activations,
+      gradients and optimizer state;
+    - ``rss_peak_mib``: resident memory (``/proc/self/statm``), which also holds freed pages the allocator keeps.
+
+    Plus the trainable fraction of the task model's parameters. The process's own high-water mark would be set by
+    loading the checkpoint, the same for both."""
     code = f"""
-import json, os, tempfile, threading, time, sys
+import ctypes, json, os, tempfile, threading, time, sys
 sys.path.insert(0, {str(REPO / "benchmarks")!r})
 from step_cost import token_rows, args_for
 from transformers import AutoModelForSequenceClassification
 from hfadapt import AdaptConfig, AdaptTrainer
 page = os.sysconf("SC_PAGE_SIZE")
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                                                "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+def allocated():
+    info = libc.mallinfo2()
+    return (info.uordblks + info.hblkhd) / 2**20
 def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * page / 2**20
@@ -111,17 +128,19 @@ with tempfile.TemporaryDirectory() as out:
                      target_dataset=token_rows({batch_size * 3}, {length}, 2, labels=False))
     params = list(t.adapt_model.task_model.parameters())
     trainable = sum(p.numel() for p in params if p.requires_grad) / sum(p.numel() for p in params)
-    before, peak, running = rss(), [0.0], [True]
+    before = (allocated(), rss())
+    peak, running = [0.0, 0.0], [True]
     def sample():
         while running[0]:
-            peak[0] = max(peak[0], rss())
+            peak[0], peak[1] = max(peak[0], allocated()), max(peak[1], rss())
             time.sleep(0.005)
     thread = threading.Thread(target=sample)
     thread.start()
     t.train()
     running[0] = False
     thread.join()
-print(json.dumps({{"training_peak_mib": peak[0] - before, "trainable_fraction": trainable}}))
+print(json.dumps({{"allocated_peak_mib": peak[0] - before[0], "rss_peak_mib": peak[1] - before[1],
+                  "trainable_fraction": trainable}}))
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -162,24 +181,31 @@ def main(argv: list[str] | None = None) -> None:
     report = {"machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}",
               "date": time.strftime("%Y-%m-%d"), "batch_size": args.batch_size, "steps": {}, "memory": {}}
     lines = []
+    order = random.Random(0)
     for length in args.lengths:
         medians = {c: [] for c in configs}
         for _ in range(args.rounds):
-            for config in configs:
+            for config in order.sample(configs, len(configs)):  # a new order each round: no configuration always first
                 medians[config].append(time_steps(config, model_path, length, args.batch_size, args.steps, args.warmup))
         step = {c: statistics.median(v) for c, v in medians.items()}
+        ratios = {c: [t / b for t, b in zip(v, medians[PLAIN], strict=True)] for c, v in medians.items()}
         report["steps"][length] = step
-        lines += [f"\nlength {length}, batch {args.batch_size}: seconds per step and ratio to the plain Trainer",
-                  "| configuration | s / step | ratio |", "|---|---:|---:|"]
-        lines += [f"| {c} | {step[c]:.3f} | {step[c] / step[PLAIN]:.3f} |" for c in configs]
+        report.setdefault("ratios", {})[length] = ratios
+        lines += [f"\nlength {length}, batch {args.batch_size}: seconds per step, and its ratio to the plain Trainer's "
+                  f"in the same round (median and range over {args.rounds} rounds)",
+                  "| configuration | s / step | ratio | range |", "|---|---:|---:|---:|"]
+        lines += [f"| {c} | {step[c]:.3f} | {statistics.median(ratios[c]):.3f} | {min(ratios[c]):.3f} - "
+                  f"{max(ratios[c]):.3f} |" for c in configs]
     length = args.lengths[0]
     for lora in (False, True):
         report["memory"]["lora" if lora else "full"] = peak_memory(model_path, length, args.batch_size, lora)
     full, lora = report["memory"]["full"], report["memory"]["lora"]
-    lines += [f"\nPeak memory added by training (RSS above the loaded model), 3 DANN steps at length {length}: full "
-              f"{full['training_peak_mib']:.0f} MiB (trainable {100 * full['trainable_fraction']:.1f}%), LoRA r=8 on "
-              f"query/value {lora['training_peak_mib']:.0f} MiB (trainable {100 * lora['trainable_fraction']:.2f}%): "
-              f"ratio {lora['training_peak_mib'] / full['training_peak_mib']:.3f}"]
+    lines += [f"\nPeak memory training adds to the loaded model, 3 DANN steps at length {length}, batch {args.batch_size}",
+              "| | trainable | allocated peak MiB | RSS peak MiB |", "|---|---:|---:|---:|"]
+    lines += [f"| {name} | {100 * m['trainable_fraction']:.2f}% | {m['allocated_peak_mib']:.0f} | {m['rss_peak_mib']:.0f} |"
+              for name, m in (("full fine-tuning", full), ("LoRA r=8, query/value", lora))]
+    lines += [f"| LoRA / full | | {lora['allocated_peak_mib'] / full['allocated_peak_mib']:.3f} | "
+              f"{lora['rss_peak_mib'] / full['rss_peak_mib']:.3f} |"]
     report["mmd_head"] = mmd_head_cost(args.mmd_rows)
     encoder = report["steps"][length][SOURCE_ONLY]
     lines += [f"\nMK-MMD head (forward + backward, 384-d features) vs the encoder step ({encoder:.3f} s at length {length})",

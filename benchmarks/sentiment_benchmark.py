@@ -80,10 +80,26 @@ def recipe_of(config: AdaptConfig, method: str) -> dict:
     return config.adaptation_settings(method)
 
 
-def same_recipe(row: dict, recipe: dict) -> bool:
-    """A row matches if it has a recipe that agrees with ``recipe`` on every field both know (a field added to
-    ``AdaptConfig`` later, at a default that does not change old methods, does not void older rows)."""
-    return "recipe" in row and all(row["recipe"][k] == recipe[k] for k in row["recipe"].keys() & recipe.keys())
+def config_defaults() -> dict:
+    """``{field: default}`` of :class:`AdaptConfig`'s fields (JSON values, as rows store them)."""
+    values = {}
+    for f in dataclasses.fields(AdaptConfig):
+        if f.default is not dataclasses.MISSING:
+            values[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            values[f.name] = f.default_factory()
+    return json.loads(json.dumps(values, default=str))
+
+
+def same_recipe(row: dict, recipe: dict, defaults: dict | None = None) -> bool:
+    """A row matches if its recipe agrees with ``recipe`` on every field it records, and a field added to
+    ``AdaptConfig`` after the row was written is at its default in ``recipe`` (the value the row ran with): a new
+    field at its default does not void older rows, a recipe that moves it does."""
+    if "recipe" not in row:
+        return False
+    defaults = config_defaults() if defaults is None else defaults
+    return all(row["recipe"][k] == v if k in row["recipe"] else k not in defaults or defaults[k] == v
+               for k, v in recipe.items())
 
 
 def tokenised_splits(data_dir, pair: str, seed: int, tokenizer, max_length: int, max_train_samples: int | None,

@@ -320,14 +320,17 @@ class AdaptConfig(TrainingArguments):
 
     def adaptation_settings(self, method: str | None = None) -> dict:
         """The adaptation fields a run of ``method`` (default: ``self.method``) depends on: every field that
-        ``TrainingArguments`` lacks, except ``method`` itself and the fields of other methods (``<other>_*``).
+        ``TrainingArguments`` lacks, except ``method`` itself, the fields of other methods (``<other>_*``) and
+        ``alignment_balancing`` when no method it reweights is in the run.
         Used for model cards and to tell which benchmark rows a recipe change voids."""
         names = parse_method_names(self.method if method is None else method)
         own = {prefix for name in names for prefix in (name, *ALIGNMENT_METHODS[name].config_prefixes)}
         others = tuple(f"{name}_" for name in ALIGNMENT_METHODS if name not in own)
-        base = {f.name for f in dataclasses.fields(TrainingArguments)}
+        base = {f.name for f in dataclasses.fields(TrainingArguments)} | {"method"}
+        if not any(ALIGNMENT_METHODS[name].feature_scale_dependent for name in names):
+            base.add("alignment_balancing")  # it reweights MMD, JAN and CORAL only
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name not in base | {"method"} and not f.name.startswith(others)}
+                if f.name not in base and not f.name.startswith(others)}
 
     def method_weight(self, name: str) -> float:
         """The loss weight ``<name>_weight`` of a method (1.0 for a method with no such field)."""

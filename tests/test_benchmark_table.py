@@ -30,6 +30,10 @@ def test_rows_are_tabled_only_with_a_matching_recipe():
     assert bench.same_recipe({"recipe": {"grl_max_lambda": 0.1, "weight_schedule": "warm_start"}}, recipe)
     assert not bench.same_recipe({"recipe": {"grl_max_lambda": 0.1, "weight_schedule": "constant"}}, recipe)
     assert not bench.same_recipe({}, recipe)  # rows that predate recipes
+    # a field the row predates counts at its AdaptConfig default: iw_flattening's is 1.0
+    old_row = {"recipe": {"iw_clip": 10.0}}
+    assert bench.same_recipe(old_row, {"iw_clip": 10.0, "iw_flattening": 1.0})
+    assert not bench.same_recipe(old_row, {"iw_clip": 10.0, "iw_flattening": 0.5})
 
 
 def test_multi_source_pairs_are_two_domains_to_the_third():

@@ -19,7 +19,9 @@ import shutil
 
 import safetensors.torch
 from torch import nn
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_callback import TrainerState
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput, get_last_checkpoint, rotate_checkpoints
 
 ADAPT_STATE_NAME = "adapt_model.safetensors"
 """File of a checkpoint folder with the full ``AdaptModel`` state (task model, heads, unmerged LoRA weights)."""
@@ -67,3 +69,64 @@ def publish(staged: str, final: str) -> None:
     if os.path.isdir(final):
         shutil.rmtree(final)
     os.replace(staged, final)
+
+
+class ResumableCheckpointsMixin:
+    """The checkpoint side of :class:`~hfadapt.AdaptTrainer` (a ``Trainer`` subclass with an ``adapt_model``):
+    checkpoints that hold the whole ``AdaptModel``, appear only once complete, and resume or load as best model."""
+
+    def _get_output_dir(self, trial) -> str:
+        staging = getattr(self, "_staging_root", None)
+        return staging if staging is not None else super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """Trainer's checkpoint plus the full ``AdaptModel`` state (heads, unmerged LoRA), written under
+        ``STAGING_DIR`` and renamed to ``checkpoint-<step>`` once complete on every process (see
+        :mod:`hfadapt.checkpointing`)."""
+        run_dir = self._get_output_dir(trial)
+        staging_root = os.path.join(run_dir, STAGING_DIR)
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        staged, final = os.path.join(staging_root, name), os.path.join(run_dir, name)
+        if self.args.should_save:
+            shutil.rmtree(staging_root, ignore_errors=True)  # what a killed run left half-written
+        self.accelerator.wait_for_everyone()
+        self._staging_root = staging_root
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging_root = None
+        if self.args.should_save:
+            save_adapt_state(self.adapt_model, staged)
+            if self.state.best_model_checkpoint == staged:
+                self.state.best_model_checkpoint = final
+                self.state.save_to_json(os.path.join(staged, TRAINER_STATE_NAME))
+        self.accelerator.wait_for_everyone()  # every rank's RNG file is written
+        if self.args.should_save:
+            publish(staged, final)
+            shutil.rmtree(staging_root, ignore_errors=True)
+            rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+        self.accelerator.wait_for_everyone()
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, **kwargs):
+        """``Trainer.train``; resuming from the checkpoint of a *finished* run (``global_step == max_steps``)
+        restores it and trains nothing (transformers 5.23 would take one step beyond ``max_steps``)."""
+        checkpoint = resume_from_checkpoint
+        if checkpoint is True:
+            checkpoint = last_checkpoint(self.args.output_dir)
+        state_file = os.path.join(checkpoint, TRAINER_STATE_NAME) if isinstance(checkpoint, str) else None
+        if state_file and os.path.isfile(state_file):
+            state = TrainerState.load_from_json(state_file)
+            if state.max_steps and state.global_step >= state.max_steps:
+                self._load_from_checkpoint(checkpoint)
+                self.state = state
+                losses = [e["loss"] for e in state.log_history if "loss" in e]
+                return TrainOutput(state.global_step, losses[-1] if losses else float("nan"), {})
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        """Restore the whole ``AdaptModel`` (task model, heads, LoRA) from an ``AdaptTrainer`` checkpoint."""
+        load_adapt_state(self.adapt_model, resume_from_checkpoint)
+
+    def _load_best_model(self) -> None:
+        load_adapt_state(self.adapt_model, self.state.best_model_checkpoint)

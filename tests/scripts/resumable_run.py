@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import torch  # noqa: E402
 from conftest import tiny_bert, token_dataset  # noqa: E402
 
-import hfadapt.trainer  # noqa: E402
+import hfadapt.checkpointing  # noqa: E402
 from hfadapt import AdaptConfig, AdaptTrainer  # noqa: E402
 from hfadapt.checkpointing import save_adapt_state  # noqa: E402
 
@@ -33,7 +33,7 @@ def main() -> None:
             save_adapt_state(model, folder)
             if folder.endswith(f"checkpoint-{args.kill_at}"):
                 os.kill(os.getpid(), signal.SIGKILL)
-        hfadapt.trainer.save_adapt_state = save_then_die
+        hfadapt.checkpointing.save_adapt_state = save_then_die
     config = AdaptConfig(
         output_dir=os.path.join(args.out, "run"), method="dann+mmd", per_device_train_batch_size=8, max_steps=8,
         learning_rate=1e-3, logging_steps=1, save_strategy="steps", save_steps=2, use_cpu=True, report_to="none",

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,8 +117,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "throughput.json"))
     args = parser.parse_args(argv)
     use_available_cpu_threads()
-    import yaml
-
     recipe = yaml.safe_load(Path(args.recipe).read_text())
     scratch = tempfile.mkdtemp(prefix="hfadapt-throughput-")
     (config,) = parse_with_config((AdaptConfig,), ["--output_dir", scratch, "--disable_tqdm", "true",

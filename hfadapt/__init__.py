@@ -11,6 +11,7 @@ from .methods import ALIGNMENT_METHODS, AlignmentMethod, AlignmentOutput, regist
 from .model import AdaptModel, AdaptModelOutput
 from .multitask import MultiTaskConfig, MultiTaskModel
 from .trainer import AdaptTrainer
+from .validators.callback import LabelFreeValidationCallback
 
 __version__ = "0.1.0"
 
@@ -24,6 +25,7 @@ __all__ = [
     "AlignmentOutput",
     "AdaptationScheduleCallback",
     "GradientReversalLayer",
+    "LabelFreeValidationCallback",
     "MultiTaskConfig",
     "MultiTaskModel",
     "grl_warm_start",

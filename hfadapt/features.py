@@ -84,6 +84,32 @@ class HeadInputCapture:
         self._handle.remove()
 
 
+class HeadInputReader(nn.Module):
+    """``features_and_logits`` for a plain classification model (not an :class:`~hfadapt.model.AdaptModel`): the
+    input of its classification head (what ``AdaptModel`` reads with ``feature_source="head_input"``) and its
+    logits, so :func:`dataset_predictions` and the validators can score a model trained with ``transformers.Trainer``.
+
+    Raises:
+        ValueError: if the model has no classification head :func:`find_classification_head` knows.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        find_classification_head(model)  # fail now on a model without one
+        self.model = model
+
+    @torch.no_grad()
+    def features_and_logits(self, **inputs) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(N, F)`` head inputs and ``(N, C)`` logits of a batch of model inputs (no gradient)."""
+        capture = HeadInputCapture(find_classification_head(self.model)[1])
+        capture.enabled = True
+        try:
+            logits = self.model(**inputs).logits
+            return capture.pop(), logits
+        finally:
+            capture.remove()
+
+
 def row_sample(dataset: datasets.Dataset, max_rows: int, seed: int = 0) -> datasets.Dataset:
     """At most ``max_rows`` rows of ``dataset`` drawn at random (seeded, kept in dataset order; a lazy transform is
     kept). Data files are often sorted by label (the Amazon reviews are: all negative, then all positive), so the

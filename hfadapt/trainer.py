@@ -41,7 +41,7 @@ from .model import AdaptModel
 from .model_card import ModelCardMixin
 from .peft_utils import is_peft_model, lora_config_from, save_task_model, wrap_with_peft
 from .source_weighting import proximity_weights
-from .validators.selection import LabelFreeValidation
+from .validators.callback import LabelFreeValidationCallback
 
 
 class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
@@ -182,14 +182,18 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
         )
         self._components: dict[str, list[torch.Tensor]] = defaultdict(list)
         self.label_free = None
-        """The :class:`~hfadapt.validators.selection.LabelFreeValidation` of ``args.label_free_validators``."""
+        """The :class:`~hfadapt.validators.selection.LabelFreeValidation` of ``args.label_free_validators``, scored
+        at every evaluation by a :class:`~hfadapt.validators.callback.LabelFreeValidationCallback`."""
         if args.label_free_validators:
             split = args.label_free_source_split
             if split not in evals:
                 raise ValueError(f"label_free_validators need a labelled source-validation set: pass "
                                  f"eval_dataset={{'{split}': source_val, ...}} (or set label_free_source_split)")
-            self.label_free = LabelFreeValidation(evals[split], keep_only(target_dataset, model_inputs), data_collator,
-                                                  model_inputs, args.label_free_validators, args.label_free_max_rows)
+            callback = LabelFreeValidationCallback(
+                evals[split], keep_only(target_dataset, model_inputs), data_collator, args.label_free_validators,
+                args.label_free_max_rows, model_inputs, eval_name=split if isinstance(eval_dataset, dict) else None)
+            self.add_callback(callback)
+            self.label_free = callback.validation
         self.card_details: dict = {}
         """What the model card needs beyond the trainer's own knowledge (see :meth:`create_model_card`)."""
 
@@ -351,17 +355,6 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
                 logs[key] = round(mean.item(), 4)
             self._components.clear()
         super().log(logs, start_time)
-
-    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
-        """``Trainer.evaluate``, plus ``eval_<validator>`` for each of ``args.label_free_validators`` (computed once
-        per evaluation, without target labels, and logged)."""
-        metrics = super().evaluate(eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
-        if self.label_free is not None and metric_key_prefix == "eval":
-            scores = self.label_free.scores(self.adapt_model, self.state.global_step)
-            scores = {f"eval_{name}": value for name, value in scores.items()}
-            metrics.update(scores)
-            self.log(scores)
-        return metrics
 
     def domain_features(self, source: datasets.Dataset, target: datasets.Dataset,
                         max_rows: int = 500) -> tuple[torch.Tensor, torch.Tensor]:

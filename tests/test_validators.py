@@ -167,3 +167,26 @@ def test_density_ratio_does_not_collapse_on_separable_high_dimensional_features(
     source, target = torch.randn(50, 384, generator=g), torch.randn(50, 384, generator=g) + 0.05
     w = density_ratio(source, target)
     assert 0.2 < w.mean().item() < 5.0  # cross-fitted: not the ~0 a classifier scored on its own rows gives
+
+
+def test_callback_selects_checkpoints_for_a_plain_transformers_trainer(domains, tmp_path):
+    from conftest import tiny_bert
+    from transformers import Trainer, TrainingArguments, default_data_collator
+
+    from hfadapt import LabelFreeValidationCallback
+
+    source, _, target_test = domains
+    args = TrainingArguments(output_dir=str(tmp_path / "plain"), per_device_train_batch_size=8, max_steps=6,
+                             learning_rate=1e-3, use_cpu=True, report_to="none", disable_tqdm=True,
+                             eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=2,
+                             metric_for_best_model="im", load_best_model_at_end=True, seed=0)
+    callback = LabelFreeValidationCallback(source.select(range(16)), target_test, default_data_collator, ["im", "snd"])
+    trainer = Trainer(tiny_bert(), args, train_dataset=source, eval_dataset=source.select(range(16)),
+                      callbacks=[callback])
+    trainer.train()
+    evaluations = [e for e in trainer.state.log_history if "eval_im" in e]
+    assert [e["step"] for e in evaluations] == [2, 4, 6]
+    best = max(evaluations, key=lambda e: e["eval_im"])
+    assert trainer.state.best_model_checkpoint.endswith(f"checkpoint-{best['step']}")
+    assert "label" not in callback.validation.target.column_names  # only model inputs of the target are kept
+    assert trainer.evaluate()["eval_im"] == pytest.approx(best["eval_im"], abs=1e-6)  # the best model was loaded

@@ -57,6 +57,14 @@ def parse_setting(spec: str) -> tuple[str, dict]:
     return method, overrides
 
 
+def complete_pairs(rows: list[dict], settings: list[str]) -> set[tuple[str, int]]:
+    """``(pair, seed)`` whose runs of every setting in ``settings`` are in ``rows``."""
+    have: dict[tuple[str, int], set[str]] = {}
+    for r in rows:
+        have.setdefault((r["pair"], r["seed"]), set()).add(r["setting"])
+    return {key for key, done in have.items() if set(settings) <= done}
+
+
 def selection_table(rows: list[dict], validators: list[str]) -> str:
     """Markdown: per validator, mean Spearman rho (score vs target accuracy, over each pair's checkpoints) and the
     mean target accuracy (%) of the checkpoint it picks, of the best checkpoint, and of the last checkpoints."""
@@ -153,6 +161,8 @@ def main(argv: list[str] | None = None) -> None:
                             rows.append(row)
                             f.write(json.dumps(row) + "\n")
                     print(f"{pair} {setting} seed {seed}: done", flush=True)
+    complete = complete_pairs(rows, args.settings)
+    rows = [r for r in rows if (r["pair"], r["seed"]) in complete]  # a pair half done would pick among fewer settings
     table = selection_table(rows, validators)
     Path(args.table).write_text(f"{len(rows)} checkpoints; pairs {sorted({r['pair'] for r in rows})}; settings "
                                 f"{sorted({r['setting'] for r in rows})}; budget {json.dumps(budget)}\n\n{table}\n")

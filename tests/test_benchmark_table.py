@@ -80,3 +80,6 @@ def test_validator_selection_table_by_hand():
     # good: ranks 1,2,3,4 vs accuracies ranked 1,2,4,3 -> rho = 1 - 6*2/(4*15) = 0.8; picks step 20 of dann (78.00)
     assert lines[2] == "| good | +0.80 | 78.00 | 80.00 | 76.50 |"
     assert lines[3] == "| bad | -0.80 | 70.00 | 80.00 | 76.50 |"
+    # only pairs with every setting are tabled
+    assert vb.complete_pairs(rows, ["none", "dann"]) == {("a:b", 1)}
+    assert vb.complete_pairs(rows[:2], ["none", "dann"]) == set()

@@ -12,6 +12,9 @@ features and predictions, never target labels) to one float, **higher is better*
 ``dev``           minus deep embedded validation's risk: IWV with a control variate (You et al., ICML 2019)
 ``source_val``    source-validation accuracy (the usual, domain-blind choice; a baseline for the others)
 ================  ==========================================================================================
+
+:class:`~hfadapt.validators.callback.LabelFreeValidationCallback` scores every evaluation of a ``Trainer`` with them
+(``selection.LabelFreeValidation`` does the scoring), so ``metric_for_best_model`` can name a validator.
 """
 
 from __future__ import annotations

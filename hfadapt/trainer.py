@@ -4,7 +4,6 @@ unlabelled target domain."""
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 import os
 from collections import defaultdict
@@ -31,6 +30,7 @@ from .data.mixing import (
     check_columns,
     check_label_sets,
     check_task_columns,
+    model_input_names,
 )
 from .data.sampler import DomainBalancedSampler
 from .data.transforms import keep_only, raw, transform_of
@@ -110,8 +110,7 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
         if num_labels < 2:
             raise ValueError(f"hfadapt adapts classifiers; the model has num_labels={num_labels} (regression)")
 
-        parameters = inspect.signature(unwrap_peft(model).forward).parameters.values()
-        model_inputs = [p.name for p in parameters if p.name not in LABEL_COLUMNS and p.kind != p.VAR_KEYWORD]
+        model_inputs = model_input_names(model)
         sources = self._named_sources(train_dataset)
         evals = eval_dataset if isinstance(eval_dataset, dict) else ({"eval": eval_dataset} if eval_dataset is not None else {})
         extra_tasks = self._check_datasets(args, unwrap_peft(model).config, sources, target_dataset, evals, model_inputs)

@@ -172,3 +172,13 @@ def test_random_affine_keeps_size_and_identity_ranges_change_nothing():
     assert moved.size == (16, 16) and not np.array_equal(np.asarray(moved), np.asarray(image))
     with pytest.raises(ValueError):
         RandomAffine(translate=0.7)
+
+
+def test_label_free_validators_score_lazily_transformed_images(tmp_path):
+    model = tiny_vit()
+    source = lazy(image_dataset(16, 8, seed=1), model)
+    target = lazy(image_dataset(16, 16, seed=2, labels=False), model)
+    trainer = AdaptTrainer(model, make_config(tmp_path, method="dann", label_free_validators=["im", "dev"]),
+                           train_dataset=source, target_dataset=target, eval_dataset={"source_val": source})
+    metrics = trainer.evaluate()
+    assert {"eval_im", "eval_dev"} <= metrics.keys()

@@ -5,15 +5,24 @@ Everything here runs before training starts, so bad input fails in seconds, not 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Mapping, Sequence
 
 import datasets
 
+from ..features import unwrap_peft
 from .transforms import DomainTransform, raw, row_keys, transform_of
 
 LABEL_COLUMNS = ("labels", "label", "label_ids")
 DOMAIN_COLUMN = "domain"
 
+
+
+def model_input_names(model) -> list[str]:
+    """The input names of a (PEFT-wrapped or plain) transformers model's ``forward``, labels excluded: the dataset
+    columns it reads."""
+    parameters = inspect.signature(unwrap_peft(model).forward).parameters.values()
+    return [p.name for p in parameters if p.name not in LABEL_COLUMNS and p.kind != p.VAR_KEYWORD]
 
 def _label_column(ds: datasets.Dataset) -> str | None:
     return next((c for c in LABEL_COLUMNS if c in ds.column_names), None)

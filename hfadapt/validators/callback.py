@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 
 import datasets
 from transformers import TrainerCallback
 
-from ..features import HeadInputReader, unwrap_peft
+from ..data.mixing import model_input_names
+from ..data.transforms import keep_only, transform_of
+from ..features import HeadInputReader
 from .selection import LabelFreeValidation
-
-NON_INPUTS = ("labels", "label", "return_dict", "output_attentions", "output_hidden_states")
 
 
 class LabelFreeValidationCallback(TrainerCallback):
@@ -55,9 +54,11 @@ class LabelFreeValidationCallback(TrainerCallback):
 
     def _build(self, model_inputs: Sequence[str]) -> LabelFreeValidation:
         source_val, target, collator, validators, max_rows = self._data
-        inputs = [c for c in target.column_names if c in model_inputs]
-        self.validation = LabelFreeValidation(source_val, target.select_columns(inputs), collator, model_inputs,
-                                              validators, max_rows)
+        if transform_of(target) is not None:  # a lazy transform makes the inputs from raw columns (``image``)
+            target = keep_only(target, model_inputs)
+        else:
+            target = target.select_columns([c for c in target.column_names if c in model_inputs])
+        self.validation = LabelFreeValidation(source_val, target, collator, model_inputs, validators, max_rows)
         return self.validation
 
     def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
@@ -67,8 +68,7 @@ class LabelFreeValidationCallback(TrainerCallback):
         from ..model import AdaptModel
 
         if self.validation is None:
-            parameters = inspect.signature(unwrap_peft(model).forward).parameters.values()
-            self._build([p.name for p in parameters if p.name not in NON_INPUTS and p.kind != p.VAR_KEYWORD])
+            self._build(model_input_names(model))
         reader = model if isinstance(model, AdaptModel) else HeadInputReader(model)
         scores = {f"eval_{name}": value for name, value in self.validation.scores(reader, state.global_step).items()}
         metrics.update(scores)

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import datasets
 import torch
+from report_files import run_header, write_results  # noqa: E402
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -187,8 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     use_available_cpu_threads()
     model_path = str(args.model_name_or_path or packaged_minilm_path())
     configs = [PLAIN, SOURCE_ONLY, *args.methods]
-    report = {"machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}",
-              "date": time.strftime("%Y-%m-%d"), "batch_size": args.batch_size, "steps": {}, "memory": {}}
+    report = {**run_header("step_cost.py", argv if argv is not None else sys.argv[1:]),
+              "batch_size": args.batch_size, "steps": {}, "memory": {}}
     lines = []
     order = random.Random(0)
     for length in args.lengths:
@@ -223,10 +224,7 @@ def main(argv: list[str] | None = None) -> None:
               for b, c in report["mmd_head"].items()]
     text = "\n".join(lines)
     print(text)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(report, indent=1))
-    Path(args.output).with_suffix(".md").write_text(
-        f"{report['date']}, {report['machine']}: `python benchmarks/step_cost.py {' '.join(argv or sys.argv[1:])}`\n{text}\n")
+    write_results(args.output, report, text)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import statistics
 import subprocess
@@ -40,6 +39,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from report_files import run_header, write_results  # noqa: E402
 from step_cost import StepTimer  # noqa: E402
 
 from hfadapt import AdaptConfig, AdaptTrainer  # noqa: E402
@@ -166,12 +166,9 @@ def main(argv: list[str] | None = None) -> None:
               "datasets cache"]
     text = "\n".join(lines)
     print(text)
-    report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}",
-              "train": train, "eval": evaluation, "tokenise_s": {"first": first, "cached": again}}
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(report, indent=1))
-    Path(args.output).with_suffix(".md").write_text(
-        f"{report['date']}, {report['machine']}: `python benchmarks/throughput.py {' '.join(argv or sys.argv[1:])}`\n\n{text}\n")
+    report = {**run_header("throughput.py", argv if argv is not None else sys.argv[1:]), "train": train,
+              "eval": evaluation, "tokenise_s": {"first": first, "cached": again}}
+    write_results(args.output, report, "\n" + text)
 
 
 if __name__ == "__main__":

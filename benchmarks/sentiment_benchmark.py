@@ -9,6 +9,9 @@ pairs, and the difference to source-only on the same pairs and seeds.
     python benchmarks/sentiment_benchmark.py
     # one piece of it
     python benchmarks/sentiment_benchmark.py --pairs books:electronics --methods none dann --seeds 1
+    # two 1-thread processes sharing the grid (each run is claimed by one of them)
+    HFADAPT_NUM_THREADS=1 python benchmarks/sentiment_benchmark.py --claim_dir /tmp/grid &
+    HFADAPT_NUM_THREADS=1 python benchmarks/sentiment_benchmark.py --claim_dir /tmp/grid
     # only rebuild the table from the results file
     python benchmarks/sentiment_benchmark.py --table_only
 """
@@ -19,6 +22,7 @@ import argparse
 import dataclasses
 import itertools
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -67,7 +71,24 @@ def parse(argv: list[str] | None):
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "sentiment.jsonl"))
     parser.add_argument("--table", default=str(REPO / "benchmarks" / "results" / "sentiment.md"))
     parser.add_argument("--table_only", action="store_true")
+    parser.add_argument("--claim_dir", default=None,
+                        help="share the grid between processes started with the same folder: each run is claimed "
+                             "by creating <claim_dir>/<pair>_<method>_<seed> first (a fresh folder for a fresh "
+                             "start: a claim left by a killed process is not retried)")
     return parser.parse_args(argv)
+
+
+def claim(claim_dir: str | None, pair: str, method: str, seed: int) -> bool:
+    """True if this process may train the run: always without ``claim_dir``; else if it is the first to create the
+    run's folder there (``os.mkdir`` is atomic, so two processes never train the same run)."""
+    if claim_dir is None:
+        return True
+    Path(claim_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(Path(claim_dir) / f"{pair}_{method}_{seed}")
+    except FileExistsError:
+        return False
+    return True
 
 
 def load_results(path: Path) -> list[dict]:
@@ -184,6 +205,8 @@ def main(argv: list[str] | None = None) -> None:
                 return AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=len(names))
 
             for method in todo:
+                if not claim(args.claim_dir, pair, method, seed):
+                    continue
                 config = dataclasses.replace(base_config, method=method, seed=seed, max_steps=args.max_steps,
                                              train_sampling_strategy=args.train_sampling_strategy)
                 run = train_and_evaluate(make_model, config, splits, tokenizer, save=False)

@@ -83,3 +83,11 @@ def test_validator_selection_table_by_hand():
     # only pairs with every setting are tabled
     assert vb.complete_pairs(rows, ["none", "dann"]) == {("a:b", 1)}
     assert vb.complete_pairs(rows[:2], ["none", "dann"]) == set()
+
+
+def test_a_run_is_claimed_by_one_process_only(tmp_path):
+    assert bench.claim(None, "books:dvd", "dann", 1)  # no shared folder: every run is this process's
+    assert bench.claim(str(tmp_path / "grid"), "books:dvd", "dann", 1)
+    assert not bench.claim(str(tmp_path / "grid"), "books:dvd", "dann", 1)  # a second process skips it
+    assert bench.claim(str(tmp_path / "grid"), "books:dvd", "dann", 2)
+    assert bench.claim(str(tmp_path / "grid"), "books+dvd:electronics", "dann", 1)

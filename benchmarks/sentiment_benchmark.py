@@ -141,11 +141,14 @@ def budget_of(args, config: AdaptConfig) -> dict:
 
 
 def markdown_table(rows: list[dict], methods: list[str], pairs: list[str]) -> str:
-    """Target accuracy (%) per pair and method, mean +- std over seeds; average over pairs; gain vs source-only."""
+    """Target accuracy (%) per pair and method, mean +- std over seeds; average over pairs; gain vs source-only:
+    the mean of the paired differences (same pair and seed) +- their standard error, which says whether a gain or a
+    negative transfer stands out of the seed-to-seed noise."""
     by = {}
     for r in rows:
         by.setdefault((r["pair"], r["method"]), {})[r["seed"]] = 100 * r["target_accuracy"]
-    header = "| method | " + " | ".join(p.replace(":", " -> ") for p in pairs) + " | average | vs source-only |"
+    header = ("| method | " + " | ".join(p.replace(":", " -> ") for p in pairs)
+              + " | average | vs source-only (± s.e.) |")
     lines = [header, "|---|" + "---:|" * (len(pairs) + 2)]
     for method in methods:
         cells, means, gains = [], [], []
@@ -164,6 +167,8 @@ def markdown_table(rows: list[dict], methods: list[str], pairs: list[str]) -> st
             continue  # no run of this method on these pairs yet
         average = f"{statistics.fmean(means):.2f}" if len(means) == len(pairs) else "—"
         gain = "—" if method == SOURCE_ONLY or not gains else f"{statistics.fmean(gains):+.2f}"
+        if method != SOURCE_ONLY and len(gains) > 1:
+            gain += f" ± {statistics.stdev(gains) / len(gains) ** 0.5:.2f}"
         lines.append(f"| {'source-only' if method == SOURCE_ONLY else method} | " + " | ".join(cells)
                      + f" | {average} | {gain} |")
     return "\n".join(lines)

@@ -19,10 +19,10 @@ def test_table_means_stds_and_paired_gains():
     ]
     table = bench.markdown_table(rows, ["none", "dann"], ["a:b", "b:a"]).splitlines()
     assert table[2] == "| source-only | 81.00 ± 1.41 (n=2) | 70.00 ± 0.00 (n=1) | 75.50 | — |"
-    # gains are paired by seed: (3 + 1 - 1) / 3 = +1.00
-    assert table[3] == "| dann | 83.00 ± 0.00 (n=2) | 69.00 ± 0.00 (n=1) | 76.00 | +1.00 |"
+    # gains are paired by seed: (3 + 1 - 1) / 3 = +1.00, standard error stdev(3, 1, -1) / sqrt(3) = 2 / 1.732
+    assert table[3] == "| dann | 83.00 ± 0.00 (n=2) | 69.00 ± 0.00 (n=1) | 76.00 | +1.00 ± 1.15 |"
     missing = bench.markdown_table(rows[:4], ["none", "dann"], ["a:b", "b:a"]).splitlines()
-    assert missing[3].endswith("| — | — | +2.00 |")
+    assert missing[3].endswith("| — | — | +2.00 ± 1.00 |")  # gains 3 and 1
 
 
 def test_rows_are_tabled_only_with_a_matching_recipe():

@@ -7,8 +7,11 @@ beside them (``benchmarks/results/validators.jsonl``, one row per checkpoint; re
 gives, per validator, over the checkpoints of each pair:
 
 - the Spearman rank correlation between its score and target accuracy (mean over pairs),
-- the target accuracy of the checkpoint it picks, against the best checkpoint (an oracle that reads target labels)
-  and against the last checkpoint of each setting (the usual practice, averaged over settings).
+- the target accuracy of the checkpoint it picks among all of them (a setting and a step), against the best
+  checkpoint (an oracle that reads target labels),
+- within each run, the target accuracy of the checkpoint it picks (what ``LabelFreeValidationCallback`` with
+  ``metric_for_best_model`` keeps), against the run's best and its last checkpoint (the usual practice), averaged
+  over runs.
 
     python benchmarks/validator_benchmark.py                     # every pair and setting (hours on 2 cores)
     python benchmarks/validator_benchmark.py --pairs dvd:electronics --settings none dann
@@ -66,33 +69,38 @@ def complete_pairs(rows: list[dict], settings: list[str]) -> set[tuple[str, int]
 
 
 def selection_table(rows: list[dict], validators: list[str]) -> str:
-    """Markdown: per validator, mean Spearman rho (score vs target accuracy, over each pair's checkpoints) and the
-    mean target accuracy (%) of the checkpoint it picks, of the best checkpoint, and of the last checkpoints."""
+    """Markdown: per validator, mean over pairs of the Spearman rho between its score and target accuracy (over the
+    pair's checkpoints) and the target accuracy (%) of the checkpoint it picks among all the pair's checkpoints
+    (choosing a setting and a step: hyperparameter selection) against the best one; then, within each run, of the
+    checkpoint it picks (what ``metric_for_best_model`` with the callback keeps) against the run's best and last
+    checkpoints (means over runs)."""
     pairs = sorted({r["pair"] for r in rows})
-    header = ["| validator | Spearman rho (mean over pairs) | picked checkpoint | best checkpoint | last checkpoint |",
-              "|---|---:|---:|---:|---:|"]
+    header = ["| validator | Spearman rho (mean over pairs) | picked checkpoint | best checkpoint "
+              "| picked within each run | best within each run | last checkpoint |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     lines = []
     for name in validators:
-        rhos, picked, best, last = [], [], [], []
+        rhos, picked, best, run_picked, run_best, run_last = [], [], [], [], [], []
         for pair in pairs:
             points = [r for r in rows if r["pair"] == pair and name in r["scores"]]
             if len(points) < 3:
                 continue
             accuracy = [r["target_accuracy"] for r in points]
-            score = [r["scores"][name] for r in points]
-            rho = spearmanr(score, accuracy).statistic
+            rho = spearmanr([r["scores"][name] for r in points], accuracy).statistic
             rhos.append(0.0 if rho != rho else float(rho))  # a constant score has no rank correlation
             picked.append(max(points, key=lambda r: r["scores"][name])["target_accuracy"])
             best.append(max(accuracy))
-            finals = {}
+            runs: dict[tuple[str, int], list[dict]] = {}
             for r in points:
-                key = (r["setting"], r["seed"])
-                if key not in finals or r["step"] > finals[key]["step"]:
-                    finals[key] = r
-            last.append(statistics.mean(r["target_accuracy"] for r in finals.values()))
+                runs.setdefault((r["setting"], r["seed"]), []).append(r)
+            for run in runs.values():
+                run_picked.append(max(run, key=lambda r: r["scores"][name])["target_accuracy"])
+                run_best.append(max(r["target_accuracy"] for r in run))
+                run_last.append(max(run, key=lambda r: r["step"])["target_accuracy"])
         if rhos:
-            lines.append(f"| {name} | {statistics.mean(rhos):+.2f} | {100 * statistics.mean(picked):.2f} | "
-                         f"{100 * statistics.mean(best):.2f} | {100 * statistics.mean(last):.2f} |")
+            cells = [statistics.mean(v) for v in (picked, best, run_picked, run_best, run_last)]
+            lines.append(f"| {name} | {statistics.mean(rhos):+.2f} | "
+                         + " | ".join(f"{100 * c:.2f}" for c in cells) + " |")
     return "\n".join(header + lines)
 
 

@@ -77,9 +77,11 @@ def test_validator_selection_table_by_hand():
         {"pair": "a:b", "setting": "dann", "seed": 1, "step": 20, "target_accuracy": 0.78, "scores": {"good": 4, "bad": 1}},
     ]
     lines = vb.selection_table(rows, ["good", "bad"]).splitlines()
-    # good: ranks 1,2,3,4 vs accuracies ranked 1,2,4,3 -> rho = 1 - 6*2/(4*15) = 0.8; picks step 20 of dann (78.00)
-    assert lines[2] == "| good | +0.80 | 78.00 | 80.00 | 76.50 |"
-    assert lines[3] == "| bad | -0.80 | 70.00 | 80.00 | 76.50 |"
+    # good: ranks 1,2,3,4 vs accuracies ranked 1,2,4,3 -> rho = 1 - 6*2/(4*15) = 0.8; picks step 20 of dann (78.00);
+    # within each run it picks step 20 of none (75) and of dann (78): 76.50; the runs' best 75 and 80, last 75 and 78
+    assert lines[2] == "| good | +0.80 | 78.00 | 80.00 | 76.50 | 77.50 | 76.50 |"
+    # bad picks step 10 of none (70) overall; within each run step 10: 70 and 80
+    assert lines[3] == "| bad | -0.80 | 70.00 | 80.00 | 75.00 | 77.50 | 76.50 |"
     # only pairs with every setting are tabled
     assert vb.complete_pairs(rows, ["none", "dann"]) == {("a:b", 1)}
     assert vb.complete_pairs(rows[:2], ["none", "dann"]) == set()

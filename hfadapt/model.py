@@ -111,6 +111,7 @@ class AdaptModel(nn.Module):
 
     @property
     def target_domain(self) -> int:
+        """The domain id of the target rows (``num_domains - 1``; sources are ``0 .. num_domains - 2``)."""
         return self.num_domains - 1
 
     def set_grl_coefficient(self, value: float) -> None:

@@ -82,6 +82,7 @@ class DomainBalancedSampler(Sampler[int]):
 
     @property
     def num_batches(self) -> int:
+        """Batches in one pass: as many as fill ``n_source`` source rows each (a short last one is dropped)."""
         return len(self.source_index) // self.n_source
 
     def set_epoch(self, epoch: int) -> None:

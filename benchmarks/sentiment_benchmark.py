@@ -55,7 +55,9 @@ def parse(argv: list[str] | None):
                         help="multi-source pairs, tabled separately (two domains -> the third)")
     parser.add_argument("--multi_source_methods", nargs="*", default=None,
                         help="methods for the multi-source pairs (default: --methods)")
-    parser.add_argument("--methods", nargs="+", default=[SOURCE_ONLY, *sorted(ALIGNMENT_METHODS)])
+    parser.add_argument("--methods", nargs="+", default=[SOURCE_ONLY, *sorted(ALIGNMENT_METHODS)],
+                        help="method names, combinations (dann+mmd) or a method with settings of its own "
+                             "(none:source_weighting=auto)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--max_steps", type=int, default=100, help="optimizer steps per run (reduced budget)")
     parser.add_argument("--max_length", type=int, default=64,
@@ -95,10 +97,26 @@ def load_results(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
-def recipe_of(config: AdaptConfig, method: str) -> dict:
-    """The adaptation settings a run of ``method`` depends on (:meth:`AdaptConfig.adaptation_settings`), so that
-    retuning one method does not void the rows of the others."""
-    return config.adaptation_settings(method)
+def parse_setting(spec: str) -> tuple[str, dict]:
+    """A method with settings of its own: ``"dann:grl_max_lambda=1.0,dann_weight=0.5"`` -> ``("dann",
+    {"grl_max_lambda": 1.0, "dann_weight": 0.5})``; a value that is not JSON is a string (``source_weighting=auto``)."""
+    method, _, rest = spec.partition(":")
+    overrides = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return method, overrides
+
+
+def recipe_of(config: AdaptConfig, spec: str) -> dict:
+    """The adaptation settings a run of ``spec`` (a method, or a method with settings: :func:`parse_setting`)
+    depends on (:meth:`AdaptConfig.adaptation_settings`), so that retuning one method does not void the rows of the
+    others."""
+    method, overrides = parse_setting(spec)
+    return dataclasses.replace(config, **overrides).adaptation_settings(method)
 
 
 def config_defaults() -> dict:
@@ -212,8 +230,9 @@ def main(argv: list[str] | None = None) -> None:
             for method in todo:
                 if not claim(args.claim_dir, pair, method, seed):
                     continue
-                config = dataclasses.replace(base_config, method=method, seed=seed, max_steps=args.max_steps,
-                                             train_sampling_strategy=args.train_sampling_strategy)
+                name, overrides = parse_setting(method)
+                config = dataclasses.replace(base_config, method=name, seed=seed, max_steps=args.max_steps,
+                                             train_sampling_strategy=args.train_sampling_strategy, **overrides)
                 run = train_and_evaluate(make_model, config, splits, tokenizer, save=False)
                 row = {"pair": pair, "method": method, "seed": seed, "budget": budget, "recipe": recipe(method), **run}
                 with results_path.open("a") as f:

@@ -34,7 +34,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from sentiment_benchmark import DEFAULT_PAIRS, RECIPE_DATA_KEYS, tokenised_splits  # noqa: E402
+from sentiment_benchmark import DEFAULT_PAIRS, RECIPE_DATA_KEYS, parse_setting, tokenised_splits  # noqa: E402
 
 from hfadapt import AdaptConfig, AdaptTrainer  # noqa: E402
 from hfadapt.cli_args import parse_with_config  # noqa: E402
@@ -48,16 +48,6 @@ DEFAULT_SETTINGS = ["none", "dann", "dann:grl_max_lambda=1.0", "mcc", "entropy:e
                     "cdan", "im"]
 """Methods with the recipe's settings, plus two deliberately aggressive ones, so checkpoints range from good to
 harmful (a validator must tell them apart)."""
-
-
-def parse_setting(spec: str) -> tuple[str, dict]:
-    """``"dann:grl_max_lambda=1.0,dann_weight=0.5"`` -> ``("dann", {"grl_max_lambda": 1.0, "dann_weight": 0.5})``."""
-    method, _, rest = spec.partition(":")
-    overrides = {}
-    for item in filter(None, rest.split(",")):
-        key, _, value = item.partition("=")
-        overrides[key] = json.loads(value)
-    return method, overrides
 
 
 def complete_pairs(rows: list[dict], settings: list[str]) -> set[tuple[str, int]]:

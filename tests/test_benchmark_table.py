@@ -49,6 +49,10 @@ def test_a_method_s_recipe_leaves_out_the_other_methods_fields(tmp_path):
     jan = bench.recipe_of(config, "jan")
     assert "jan_weight" in jan and "mmd_kernel_multipliers" in jan  # JAN reads the MMD kernel settings
     assert "dann_weight" not in bench.recipe_of(config, "none")
+    # a method with settings of its own records them (a bare word is a string setting)
+    assert bench.parse_setting("none:source_weighting=auto") == ("none", {"source_weighting": "auto"})
+    assert bench.recipe_of(config, "none:source_weighting=auto")["source_weighting"] == "auto"
+    assert bench.recipe_of(config, "none")["source_weighting"] == "uniform"
 
 
 def _load_validator_benchmark():

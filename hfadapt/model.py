@@ -304,5 +304,9 @@ class AdaptModel(nn.Module):
             else:
                 alignment = alignment + weight * method_loss
             components[f"{name}_weight"] = weight
+        penalty = getattr(outputs, "soft_sharing_penalty", None)  # a multi-task model's soft sharing (multitask.py)
+        if penalty is not None and loss is not None:
+            loss = loss + penalty
+            components["loss_soft_sharing"] = penalty.detach()
         loss = alignment if loss is None else loss + alignment
         return AdaptModelOutput(loss=loss, logits=logits, components=components)

@@ -7,6 +7,12 @@ with ``AutoConfig`` / ``AutoModel``: after ``import hfadapt``, ``AutoModel.from_
 The first task is the *main* task: its logits are ``outputs.logits`` and it reads the usual ``labels`` column;
 every other task reads the column named after it (``rating``). All heads read the same pooled representation,
 the input of the ``classifier`` module, which is also what hfadapt's alignment methods compare across domains.
+
+Soft sharing (optional): the tasks other than the main one can get their own copy of chosen backbone parameters
+(``soft_sharing_modules``, name prefixes such as ``encoder.layer.5``), tied to the main task's by an L2 penalty
+``soft_sharing_weight * sum_t sum_p ||theta_p^(t) - theta_p||^2`` (Duong et al., "Low Resource Dependency Parsing:
+Cross-lingual Parameter Sharing in a Neural Network Parser", ACL 2015). Each soft-shared task then runs the backbone
+once more with its copies in place (``torch.func.functional_call``), so it costs one backbone forward per task.
 """
 
 from __future__ import annotations
@@ -34,17 +40,20 @@ class MultiTaskConfig(PretrainedConfig):
             model keeps its main task); default: the order of ``tasks``.
         task_weights: ``{task_name: lambda_i}``; missing tasks weigh 1.
         classifier_dropout: dropout on the pooled representation before the heads.
+        soft_sharing_modules: backbone parameter-name prefixes (``["encoder.layer.5"]``) of which every task but
+            the main one gets its own copy (soft parameter sharing); default: none (hard sharing only).
+        soft_sharing_weight: the L2 coefficient tying each copy to the main task's parameters.
 
     Raises:
         ValueError: no task, a task with fewer than 2 labels, a bad name, a negative weight or a weight for an
-            unknown task.
+            unknown task, a negative ``soft_sharing_weight``.
     """
 
     model_type = "hfadapt-multitask"
     sub_configs = {"backbone_config": AutoConfig}
 
     def __init__(self, backbone_config=None, tasks=None, task_weights=None, classifier_dropout: float = 0.1,
-                 task_order=None, **kwargs):
+                 task_order=None, soft_sharing_modules=None, soft_sharing_weight: float = 0.0, **kwargs):
         if isinstance(backbone_config, dict):
             backbone_config = AutoConfig.for_model(**backbone_config)
         self.backbone_config = backbone_config
@@ -55,6 +64,10 @@ class MultiTaskConfig(PretrainedConfig):
         self.task_order = list(tasks)
         self.task_weights = {name: float((task_weights or {}).get(name, 1.0)) for name in self.tasks}
         self.classifier_dropout = classifier_dropout
+        self.soft_sharing_modules = list(soft_sharing_modules or [])
+        self.soft_sharing_weight = float(soft_sharing_weight)
+        if self.soft_sharing_weight < 0:
+            raise ValueError(f"soft_sharing_weight must be >= 0, got {soft_sharing_weight}")
         bad = [n for n, k in self.tasks.items() if not str(n).isidentifier() or n == "labels" or int(k) < 2]
         if bad:
             raise ValueError(f"tasks must map identifier names (not 'labels') to num_labels >= 2; bad: {bad}")
@@ -87,6 +100,8 @@ class MultiTaskOutput(ModelOutput):
         logits: ``(N, C_main)`` of the main task.
         task_logits: ``{task: (N, C_task)}`` for every task.
         task_losses: ``{task: CE_task}`` for the tasks with labels given.
+        soft_sharing_penalty: ``soft_sharing_weight * sum ||theta^(t) - theta||^2`` (in ``loss`` when labels are
+            given); ``None`` without soft sharing.
         hidden_states: the backbone's hidden states when asked.
     """
 
@@ -94,6 +109,7 @@ class MultiTaskOutput(ModelOutput):
     logits: torch.Tensor | None = None
     task_logits: dict[str, torch.Tensor] | None = None
     task_losses: dict[str, torch.Tensor] | None = None
+    soft_sharing_penalty: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
@@ -105,9 +121,11 @@ class MultiTaskHeads(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.heads = nn.ModuleDict({name: nn.Linear(hidden_size, n) for name, n in tasks.items()})
 
-    def forward(self, pooled: torch.Tensor) -> dict[str, torch.Tensor]:
-        pooled = self.dropout(pooled)
-        return {name: head(pooled) for name, head in self.heads.items()}
+    def forward(self, pooled: torch.Tensor, task_pooled: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """``pooled (N, H)``: the shared representation; ``task_pooled``: ``{task: (N, H)}`` for tasks with their
+        own (soft sharing). Returns ``{task: (N, C_task)}``."""
+        task_pooled = task_pooled or {}
+        return {name: head(self.dropout(task_pooled.get(name, pooled))) for name, head in self.heads.items()}
 
 
 def _pool(outputs, attention_mask: torch.Tensor | None) -> torch.Tensor:
@@ -139,7 +157,34 @@ class MultiTaskModel(PreTrainedModel):
         self.backbone = backbone if backbone is not None else AutoModel.from_config(config.backbone_config)
         hidden = config.backbone_config.hidden_size
         self.classifier = MultiTaskHeads(hidden, config.tasks, config.classifier_dropout)
+        self.soft_shared = self._task_copies(config)
         self.post_init()
+
+    def _task_copies(self, config: MultiTaskConfig) -> nn.ModuleDict:
+        """``{task: ParameterDict}`` of each extra task's copies of the soft-shared backbone parameters (keys: the
+        parameter names with ``.`` as ``__``), initialised from the backbone's current values."""
+        prefixes = config.soft_sharing_modules
+        names = [n for n, _ in self.backbone.named_parameters()
+                 if any(n == p or n.startswith(p + ".") for p in prefixes)]
+        unmatched = [p for p in prefixes if not any(n == p or n.startswith(p + ".") for n in names)]
+        if unmatched:
+            layers = sorted({n.rsplit(".", 1)[0] for n, _ in self.backbone.named_parameters()})
+            raise ValueError(f"soft_sharing_modules {unmatched} name no backbone parameter; modules with "
+                             f"parameters: {layers[:8]} ...")
+        params = dict(self.backbone.named_parameters())
+        return nn.ModuleDict({
+            task: nn.ParameterDict({n.replace(".", "__"): nn.Parameter(params[n].detach().clone()) for n in names})
+            for task in (config.extra_tasks if names else [])
+        })
+
+    def soft_sharing_penalty(self) -> torch.Tensor | None:
+        """``soft_sharing_weight * sum_t sum_p ||theta_p^(t) - theta_p||^2``; ``None`` without soft sharing."""
+        if not len(self.soft_shared):
+            return None
+        params = dict(self.backbone.named_parameters())
+        total = sum(((copy - params[key.replace("__", ".")]) ** 2).sum()
+                    for copies in self.soft_shared.values() for key, copy in copies.items())
+        return self.config.soft_sharing_weight * total
 
     def _init_weights(self, module):
         if isinstance(module, MultiTaskHeads):
@@ -150,10 +195,13 @@ class MultiTaskModel(PreTrainedModel):
 
     @classmethod
     def from_backbone(cls, name_or_path: str, tasks: dict[str, int], task_weights: dict[str, float] | None = None,
+                      soft_sharing_modules: list[str] | None = None, soft_sharing_weight: float = 0.0,
                       **kwargs) -> MultiTaskModel:
-        """A multi-task model over a pretrained encoder (``AutoModel.from_pretrained(name_or_path)``), new heads."""
+        """A multi-task model over a pretrained encoder (``AutoModel.from_pretrained(name_or_path, **kwargs)``), new
+        heads; soft-shared copies (see :class:`MultiTaskConfig`) start from the pretrained values."""
         backbone = AutoModel.from_pretrained(name_or_path, **kwargs)
-        config = MultiTaskConfig(backbone_config=backbone.config, tasks=tasks, task_weights=task_weights)
+        config = MultiTaskConfig(backbone_config=backbone.config, tasks=tasks, task_weights=task_weights,
+                                 soft_sharing_modules=soft_sharing_modules, soft_sharing_weight=soft_sharing_weight)
         return cls(config, backbone=backbone)
 
     def get_input_embeddings(self) -> nn.Module:
@@ -178,18 +226,28 @@ class MultiTaskModel(PreTrainedModel):
         if token_type_ids is not None:
             backbone_inputs["token_type_ids"] = token_type_ids
         outputs = self.backbone(**backbone_inputs, output_hidden_states=output_hidden_states)
-        task_logits = self.classifier(_pool(outputs, attention_mask))
+        task_pooled = {  # each soft-shared task: the backbone again, with its own copies in place
+            task: _pool(torch.func.functional_call(
+                self.backbone, {k.replace("__", "."): v for k, v in copies.items()}, (), backbone_inputs,
+                strict=False), attention_mask)
+            for task, copies in self.soft_shared.items()
+        }
+        task_logits = self.classifier(_pool(outputs, attention_mask), task_pooled)
         losses = {}
         for name, y in task_labels.items():
             keep = y != -100
             if keep.any():
                 losses[name] = F.cross_entropy(task_logits[name][keep].float(), y[keep])
         loss = sum(self.config.task_weights[n] * v for n, v in losses.items()) if losses else None
+        penalty = self.soft_sharing_penalty()
+        if loss is not None and penalty is not None:
+            loss = loss + penalty
         return MultiTaskOutput(
             loss=loss,
             logits=task_logits[self.config.main_task],
             task_logits=task_logits,
             task_losses=losses or None,
+            soft_sharing_penalty=penalty,
             hidden_states=getattr(outputs, "hidden_states", None),
         )
 

@@ -30,10 +30,15 @@ def wrap_with_peft(model: nn.Module, peft_config) -> nn.Module:
     """Wrap ``model`` with ``peft.get_peft_model``, making sure its classification head stays trainable.
 
     Raises:
-        ValueError: if ``peft_config.target_modules`` matches no module (peft's message, with a hint).
+        ValueError: if ``peft_config.target_modules`` matches no module (peft's message, with a hint), or if the
+            model is a multi-task model with soft-shared layers (per-task copies of whole layers and adapters on
+            them do not mix).
     """
     from peft import get_peft_model
 
+    if len(getattr(model, "soft_shared", ())):
+        raise ValueError("a MultiTaskModel with soft_sharing_modules copies whole layers per task, which LoRA would "
+                         "rename and freeze: train it without use_peft, or build it without soft sharing")
     head_name, _ = find_classification_head(model)
     peft_config = copy.deepcopy(peft_config)
     to_save = list(peft_config.modules_to_save or [])

@@ -76,7 +76,12 @@ class MultiTaskConfig(PretrainedConfig):
             raise ValueError(f"task_weights must be >= 0 and name known tasks {list(self.tasks)}; got {task_weights}")
         main = next(iter(self.tasks), None)
         kwargs.setdefault("num_labels", self.tasks[main] if main else 2)
+        attention = getattr(backbone_config, "_attn_implementation", None)
         super().__init__(**kwargs)
+        if attention is not None and kwargs.get("attn_implementation") is None:
+            # PretrainedConfig.__init__ sets every sub-config's attention to None, which BERT reads as "eager
+            # without a padding mask"; keep the backbone's own (SDPA for a loaded BERT)
+            backbone_config._attn_implementation = attention
 
     @property
     def main_task(self) -> str:

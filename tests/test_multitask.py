@@ -150,3 +150,20 @@ def test_soft_sharing_with_lora_is_refused_before_training(tmp_path):
     config = make_config(tmp_path, use_peft=True, lora_target_modules=["query", "value"])
     with pytest.raises(ValueError, match="without use_peft"):
         AdaptTrainer(soft_shared_multitask(0.1), config, train_dataset=source, target_dataset=target)
+
+
+@pytest.mark.parametrize("built", ["from_config", "from_backbone"])
+def test_padding_is_masked_in_the_shared_backbone(tmp_path, built):
+    # PretrainedConfig.__init__ used to reset the backbone's attention implementation to None, which BERT runs as
+    # eager attention *without* the padding mask: a padded row then differed from the same row unpadded
+    model = tiny_multitask()
+    if built == "from_backbone":
+        model.backbone.save_pretrained(tmp_path / "bert")
+        model = MultiTaskModel.from_backbone(str(tmp_path / "bert"), {"sentiment": 2, "rating": 4})
+    model.eval()
+    ids = torch.randint(1, VOCAB, (2, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 5:] = 0
+    padded = model(input_ids=ids, attention_mask=mask).task_logits["rating"][1]
+    alone = model(input_ids=ids[1:, :5]).task_logits["rating"][0]
+    assert torch.allclose(padded, alone, atol=1e-5)

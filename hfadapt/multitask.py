@@ -126,7 +126,8 @@ class MultiTaskHeads(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.heads = nn.ModuleDict({name: nn.Linear(hidden_size, n) for name, n in tasks.items()})
 
-    def forward(self, pooled: torch.Tensor, task_pooled: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, pooled: torch.Tensor,
+                task_pooled: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """``pooled (N, H)``: the shared representation; ``task_pooled``: ``{task: (N, H)}`` for tasks with their
         own (soft sharing). Returns ``{task: (N, C_task)}``."""
         task_pooled = task_pooled or {}

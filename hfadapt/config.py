@@ -88,6 +88,15 @@ class AdaptConfig(TrainingArguments):
     udalm_mask_probability: float = field(
         default=0.15, metadata={"help": "Share of target tokens UDALM masks (BERT's 0.15)."}
     )
+    udalm_train_output_embedding: bool = field(
+        default=True,
+        metadata={
+            "help": "Whether UDALM's MLM loss trains the decoder's tied output matrix (the input word embeddings). "
+            "Its softmax over the vocabulary sends a gradient to every word's row each step, and AdamW scales each "
+            "row's step to the learning rate however small that gradient is (the loss weight does not shrink it); "
+            "False detaches the matrix, so only the rows of words in the batch move, as with the other methods."
+        },
+    )
     iw_clip: float = field(
         default=10.0, metadata={"help": "Importance weights p_t(x)/p_s(x) are clipped to [1/iw_clip, iw_clip] (>= 1)."}
     )

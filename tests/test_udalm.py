@@ -93,3 +93,22 @@ def test_head_warmup_keeps_the_mlm_gradient_out_of_the_encoder():
     out = udalm(torch.zeros(2, 4), torch.tensor([0, 1]), hidden_states=hidden, mlm_labels=labels)
     out.loss.backward()
     assert hidden.grad is not None and out.metrics["warmup"].item() == 0.0
+
+
+def test_a_detached_output_matrix_keeps_the_mlm_gradient_off_the_rows_of_absent_words():
+    # the tied decoder's softmax reaches every word's embedding row; detached, only the input side does
+    def embedding_rows_with_gradient(train_output_embedding):
+        torch.manual_seed(0)
+        model = tiny_bert()
+        udalm = TargetMaskedLM(train_output_embedding=train_output_embedding)
+        udalm.bind(model, tiny_tokenizer())
+        ids = torch.tensor([[1, 10, 11, 12, 2], [1, 20, 21, 22, 2]])
+        hidden = model.bert(input_ids=ids).last_hidden_state
+        labels = torch.full_like(ids, -100)
+        labels[1, 2] = 21
+        udalm(torch.zeros(2, 4), torch.tensor([0, 1]), hidden_states=hidden, mlm_labels=labels).loss.backward()
+        grad = model.get_input_embeddings().weight.grad
+        return set(torch.nonzero(grad.abs().sum(-1)).flatten().tolist())
+
+    assert len(embedding_rows_with_gradient(True)) == 64  # the whole vocabulary of the tiny model
+    assert embedding_rows_with_gradient(False) == {1, 2, 20, 21, 22}  # the words of the row with a masked position

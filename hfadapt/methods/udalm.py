@@ -19,6 +19,11 @@ For the first ``head_warmup`` fraction of training the head therefore learns on 
 (linear probing before fine-tuning, as LP-FT: Kumar et al., ICLR 2022); only then does the MLM loss train the
 encoder. The default weight (``udalm_weight`` 0.1) levels the remaining ~10x.
 
+The output matrix being the input embeddings, the softmax over the vocabulary sends a gradient to every word's
+embedding row at every step; AdamW then moves each row by about the learning rate however small its gradient, so
+the loss weight does not shrink that drift. ``train_output_embedding=False`` detaches the output matrix: the
+embeddings then move only through the encoder's input, for the words in the batch, as under the other methods.
+
 The same forward serves every method: the masked target rows are also what the other methods' target features
 are computed from (a mild input noise); source rows are never masked.
 """
@@ -100,8 +105,10 @@ class TargetMaskedLM(AlignmentMethod):
     name = "udalm"
     needs_hidden_states = True
 
-    def __init__(self, num_domains: int = 2, mask_probability: float = 0.15, head_warmup: float = 0.0):
+    def __init__(self, num_domains: int = 2, mask_probability: float = 0.15, head_warmup: float = 0.0,
+                 train_output_embedding: bool = True):
         super().__init__(num_domains)
+        self.train_output_embedding = bool(train_output_embedding)
         if not 0.0 < mask_probability < 1.0:
             raise ValueError(f"udalm_mask_probability must be in (0, 1), got {mask_probability}")
         if not 0.0 <= head_warmup <= 1.0:
@@ -116,7 +123,8 @@ class TargetMaskedLM(AlignmentMethod):
 
     @classmethod
     def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> TargetMaskedLM:
-        return cls(num_domains, config.udalm_mask_probability, config.udalm_head_warmup)
+        return cls(num_domains, config.udalm_mask_probability, config.udalm_head_warmup,
+                   config.udalm_train_output_embedding)
 
     def set_progress(self, progress: float) -> None:
         self.progress = float(progress)
@@ -179,6 +187,8 @@ class TargetMaskedLM(AlignmentMethod):
         output_embedding = embedding.weight
         if self.warming_up:
             hidden, output_embedding = hidden.detach(), output_embedding.detach()
+        elif not self.train_output_embedding:
+            output_embedding = output_embedding.detach()
         token_logits = self.head(hidden, output_embedding)
         targets = mlm_labels[chosen]
         loss = F.cross_entropy(token_logits.float(), targets)

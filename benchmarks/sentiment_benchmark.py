@@ -234,7 +234,8 @@ def main(argv: list[str] | None = None) -> None:
                 config = dataclasses.replace(base_config, method=name, seed=seed, max_steps=args.max_steps,
                                              train_sampling_strategy=args.train_sampling_strategy, **overrides)
                 run = train_and_evaluate(make_model, config, splits, tokenizer, save=False)
-                row = {"pair": pair, "method": method, "seed": seed, "budget": budget, "recipe": recipe(method), **run}
+                # the spec, not run's method name: "none:source_weighting=auto" must not read as plain "none"
+                row = {**run, "pair": pair, "method": method, "seed": seed, "budget": budget, "recipe": recipe(method)}
                 with results_path.open("a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(f"{pair} {method} seed {seed}: target {100 * run['target_accuracy']:.2f} "

@@ -169,27 +169,35 @@ class MultiTaskModel(PreTrainedModel):
     def _task_copies(self, config: MultiTaskConfig) -> nn.ModuleDict:
         """``{task: ParameterDict}`` of each extra task's copies of the soft-shared backbone parameters (keys: the
         parameter names with ``.`` as ``__``), initialised from the backbone's current values."""
+        params = dict(self.backbone.named_parameters())
+
+        def under(name: str, prefix: str) -> bool:
+            return name == prefix or name.startswith(prefix + ".")
+
         prefixes = config.soft_sharing_modules
-        names = [n for n, _ in self.backbone.named_parameters()
-                 if any(n == p or n.startswith(p + ".") for p in prefixes)]
-        unmatched = [p for p in prefixes if not any(n == p or n.startswith(p + ".") for n in names)]
+        names = [n for n in params if any(under(n, p) for p in prefixes)]
+        unmatched = [p for p in prefixes if not any(under(n, p) for n in names)]
         if unmatched:
-            layers = sorted({n.rsplit(".", 1)[0] for n, _ in self.backbone.named_parameters()})
+            layers = sorted({n.rsplit(".", 1)[0] for n in params})
             raise ValueError(f"soft_sharing_modules {unmatched} name no backbone parameter; modules with "
                              f"parameters: {layers[:8]} ...")
-        params = dict(self.backbone.named_parameters())
         return nn.ModuleDict({
             task: nn.ParameterDict({n.replace(".", "__"): nn.Parameter(params[n].detach().clone()) for n in names})
             for task in (config.extra_tasks if names else [])
         })
 
+    def task_parameters(self, task: str) -> dict[str, nn.Parameter]:
+        """``task``'s soft-shared copies keyed by the backbone parameter names they stand in for."""
+        return {key.replace("__", "."): copy for key, copy in self.soft_shared[task].items()}
+
     def soft_sharing_penalty(self) -> torch.Tensor | None:
-        """``soft_sharing_weight * sum_t sum_p ||theta_p^(t) - theta_p||^2``; ``None`` without soft sharing."""
+        """``soft_sharing_weight * sum_t sum_p ||theta_p^(t) - theta_p||^2`` (a scalar); ``None`` without soft
+        sharing (Duong et al., ACL 2015)."""
         if not len(self.soft_shared):
             return None
         params = dict(self.backbone.named_parameters())
-        total = sum(((copy - params[key.replace("__", ".")]) ** 2).sum()
-                    for copies in self.soft_shared.values() for key, copy in copies.items())
+        total = sum(((copy - params[name]) ** 2).sum()
+                    for task in self.soft_shared for name, copy in self.task_parameters(task).items())
         return self.config.soft_sharing_weight * total
 
     def _init_weights(self, module):
@@ -233,10 +241,9 @@ class MultiTaskModel(PreTrainedModel):
             backbone_inputs["token_type_ids"] = token_type_ids
         outputs = self.backbone(**backbone_inputs, output_hidden_states=output_hidden_states)
         task_pooled = {  # each soft-shared task: the backbone again, with its own copies in place
-            task: _pool(torch.func.functional_call(
-                self.backbone, {k.replace("__", "."): v for k, v in copies.items()}, (), backbone_inputs,
-                strict=False), attention_mask)
-            for task, copies in self.soft_shared.items()
+            task: _pool(torch.func.functional_call(self.backbone, self.task_parameters(task), (), backbone_inputs,
+                                                   strict=False), attention_mask)
+            for task in self.soft_shared
         }
         task_logits = self.classifier(_pool(outputs, attention_mask), task_pooled)
         losses = {}

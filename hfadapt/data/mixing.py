@@ -17,12 +17,12 @@ LABEL_COLUMNS = ("labels", "label", "label_ids")
 DOMAIN_COLUMN = "domain"
 
 
-
 def model_input_names(model) -> list[str]:
     """The input names of a (PEFT-wrapped or plain) transformers model's ``forward``, labels excluded: the dataset
     columns it reads."""
     parameters = inspect.signature(unwrap_peft(model).forward).parameters.values()
     return [p.name for p in parameters if p.name not in LABEL_COLUMNS and p.kind != p.VAR_KEYWORD]
+
 
 def _label_column(ds: datasets.Dataset) -> str | None:
     return next((c for c in LABEL_COLUMNS if c in ds.column_names), None)

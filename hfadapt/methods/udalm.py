@@ -108,13 +108,13 @@ class TargetMaskedLM(AlignmentMethod):
     def __init__(self, num_domains: int = 2, mask_probability: float = 0.15, head_warmup: float = 0.0,
                  train_output_embedding: bool = True):
         super().__init__(num_domains)
-        self.train_output_embedding = bool(train_output_embedding)
         if not 0.0 < mask_probability < 1.0:
             raise ValueError(f"udalm_mask_probability must be in (0, 1), got {mask_probability}")
         if not 0.0 <= head_warmup <= 1.0:
             raise ValueError(f"udalm_head_warmup must be in [0, 1], got {head_warmup}")
         self.mask_probability = float(mask_probability)
         self.head_warmup = float(head_warmup)
+        self.train_output_embedding = bool(train_output_embedding)
         self.progress = 0.0
         self.head: MaskedLMHead | None = None
         self._embedding: list[nn.Embedding] = []  # a list keeps the shared embedding out of this module's parameters

@@ -5,7 +5,8 @@ a user loads (merged for PEFT). Resuming needs more: the alignment heads (domain
 weights unmerged, and the optimizer state of all of them. A checkpoint folder of ``AdaptTrainer`` therefore also
 holds :data:`ADAPT_STATE_NAME`, the ``state_dict`` of the whole :class:`~hfadapt.model.AdaptModel`; optimizer,
 scheduler, RNG and ``trainer_state.json`` (whose ``global_step`` fixes the gradient-reversal and loss-weight
-schedules and the sampler's position) are Trainer's own files.
+schedules and the sampler's position) are Trainer's own files; beside each process's RNG file,
+``method_rng_state_<process>.pth`` holds the methods' own random stream (:mod:`hfadapt.rng`).
 
 A checkpoint is written under :data:`STAGING_DIR` and renamed to ``checkpoint-<step>`` when every file is on disk
 (``os.replace`` within one file system is atomic), so a run killed while saving leaves no ``checkpoint-<step>``
@@ -18,6 +19,7 @@ import os
 import shutil
 
 import safetensors.torch
+import torch
 from torch import nn
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_callback import TrainerState
@@ -56,6 +58,11 @@ def load_adapt_state(model: nn.Module, folder: str) -> None:
             f"{path} does not match this run's model (missing keys {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}); "
             "resume with the same model, method and PEFT settings as the run that wrote it."
         )
+
+
+def method_rng_path(folder: str, process_index: int) -> str:
+    """The file of a checkpoint folder with one process's random stream of the methods (:mod:`hfadapt.rng`)."""
+    return os.path.join(folder, f"method_rng_state_{process_index}.pth")
 
 
 def last_checkpoint(folder: str | os.PathLike) -> str | None:
@@ -123,6 +130,20 @@ class ResumableCheckpointsMixin:
                 losses = [e["loss"] for e in state.log_history if "loss" in e]
                 return TrainOutput(state.global_step, losses[-1] if losses else float("nan"), {})
         return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
+
+    def _save_rng_state(self, output_dir: str) -> None:
+        """Trainer's RNG file plus this process's stream of the methods (:mod:`hfadapt.rng`)."""
+        super()._save_rng_state(output_dir)
+        os.makedirs(output_dir, exist_ok=True)
+        torch.save(self.adapt_model.method_rng.state_dict(), method_rng_path(output_dir, self.args.process_index))
+
+    def _load_rng_state(self, checkpoint: str | None) -> None:
+        """Trainer's RNG states plus the methods' stream, where the checkpoint has it (older ones do not: the
+        stream then starts afresh)."""
+        super()._load_rng_state(checkpoint)
+        path = method_rng_path(checkpoint, self.args.process_index) if checkpoint is not None else None
+        if path is not None and os.path.isfile(path):
+            self.adapt_model.method_rng.load_state_dict(torch.load(path, weights_only=True))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         """Restore the whole ``AdaptModel`` (task model, heads, LoRA) from an ``AdaptTrainer`` checkpoint."""

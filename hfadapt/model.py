@@ -14,6 +14,7 @@ from transformers.utils import ModelOutput
 from .balancing import ALIGNMENT_BALANCINGS, feature_gradient_norm, gradient_ratio
 from .distributed import gather_rows, world_size
 from .features import FEATURE_SOURCES, HeadInputCapture, find_classification_head, mean_pooled, unwrap_peft
+from .rng import RandomStream
 
 
 @dataclass
@@ -59,6 +60,9 @@ class AdaptModel(nn.Module):
             method whose loss scale follows the feature scale (``feature_scale_dependent``: MMD, JAN, CORAL) becomes a
             share of the task loss's gradient on the features (see :mod:`hfadapt.balancing`; logged as
             ``<name>_balance``).
+        method_seed: seed of the random stream the methods draw from (discriminator dropout, UDALM's masks;
+            :mod:`hfadapt.rng`), kept apart from the global one so that the backbone's dropout masks are the
+            source-only run's.
 
     Inputs of ``forward``: the task model's inputs (``input_ids (N, L)``, ``attention_mask (N, L)``, ...),
     ``labels (N,)`` long with -100 on unlabelled rows, ``domain (N,)`` long (absent in evaluation).
@@ -77,6 +81,7 @@ class AdaptModel(nn.Module):
         source_domain_weights: Sequence[float] | None = None,
         skip_target_rows: bool = False,
         alignment_balancing: str = "fixed",
+        method_seed: int = 0,
     ):
         super().__init__()
         if alignment_balancing not in ALIGNMENT_BALANCINGS:
@@ -90,6 +95,7 @@ class AdaptModel(nn.Module):
         self.skip_target_rows = skip_target_rows
         self.alignment_balancing = alignment_balancing
         self.weight_factor = 1.0
+        self.method_rng = RandomStream(method_seed)
         self.num_domains = num_domains
         self.domain_names = list(domain_names) if domain_names is not None else [
             *(f"source{d}" for d in range(num_domains - 1)), "target"
@@ -247,8 +253,9 @@ class AdaptModel(nn.Module):
 
         contexts: dict[str, dict] = {}
         if aligning:
-            for name, method in self.methods.items():
-                inputs, contexts[name] = method.prepare_inputs(inputs, domain)
+            with self.method_rng.active(domain.device):  # UDALM's masks: the backbone's dropout stays the baseline's
+                for name, method in self.methods.items():
+                    inputs, contexts[name] = method.prepare_inputs(inputs, domain)
         need_hidden = aligning and any(m.needs_hidden_states for m in self.methods.values())
         outputs, features = self._run(inputs, with_features=aligning, hidden_states=need_hidden)
         logits = outputs.logits
@@ -263,27 +270,30 @@ class AdaptModel(nn.Module):
         gathered = None
         if aligning:
             has_both = bool((domain == self.target_domain).any()) and bool((domain != self.target_domain).any())
-            for name, method in self.methods.items():
-                if not has_both:
-                    # Keep every head in the graph so DDP's reducer sees all parameters on every step.
-                    alignment = alignment + sum(p.sum() * 0.0 for p in method.parameters())
-                    continue
-                context = contexts.get(name, {})
-                if method.needs_hidden_states:
-                    context = {**context, "hidden_states": outputs.hidden_states[-1]}
-                if method.batch_statistic and world_size() > 1:
-                    if gathered is None:  # every process's rows, gradients flowing back (hfadapt.distributed)
-                        gathered = (gather_rows(features), gather_rows(domain), gather_rows(logits))
-                    out = method(*gathered, **context)
-                else:
-                    out = method(features, domain, logits, **context)
-                method_losses[name] = out.loss
-                components[f"loss_{name}"] = out.loss.detach()
-                components.update({f"{name}_{k}": v.detach() for k, v in out.metrics.items()})
-                if out.source_weights is not None:
-                    if source_weights is not None:
-                        raise ValueError("two methods of this run weight the source rows; combine at most one of them")
-                    source_weights = out.source_weights.detach()
+            # method heads draw (dropout) from a stream of their own: the backbone's dropout stays the baseline's
+            with self.method_rng.active(logits.device):
+                for name, method in self.methods.items():
+                    if not has_both:
+                        # Keep every head in the graph so DDP's reducer sees all parameters on every step.
+                        alignment = alignment + sum(p.sum() * 0.0 for p in method.parameters())
+                        continue
+                    context = contexts.get(name, {})
+                    if method.needs_hidden_states:
+                        context = {**context, "hidden_states": outputs.hidden_states[-1]}
+                    if method.batch_statistic and world_size() > 1:
+                        if gathered is None:  # every process's rows, gradients flowing back (hfadapt.distributed)
+                            gathered = (gather_rows(features), gather_rows(domain), gather_rows(logits))
+                        out = method(*gathered, **context)
+                    else:
+                        out = method(features, domain, logits, **context)
+                    method_losses[name] = out.loss
+                    components[f"loss_{name}"] = out.loss.detach()
+                    components.update({f"{name}_{k}": v.detach() for k, v in out.metrics.items()})
+                    if out.source_weights is not None:
+                        if source_weights is not None:
+                            raise ValueError("two methods of this run weight the source rows; combine at most one "
+                                             "of them")
+                        source_weights = out.source_weights.detach()
         loss = None
         if labels is not None:
             loss, per_domain = self._all_task_losses(outputs, labels, task_labels, domain, source_weights)

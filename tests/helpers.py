@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from hfadapt import AdaptConfig, AdaptTrainer
 
 
@@ -31,3 +33,20 @@ def make_trainer(model, source, target, tmp_path, eval_dataset=None, **overrides
 def trainable_state(trainer) -> dict:
     """Copies of every trainable parameter of the trainer's whole model (task model and heads)."""
     return {n: p.detach().clone() for n, p in trainer.adapt_model.named_parameters() if p.requires_grad}
+
+
+def backbone_after_training(tmp_path, **overrides) -> dict:
+    """The task model's parameters after a short run of a tiny BERT *with dropout* (so that a shifted random stream
+    shows) on token data, a tokenizer given (UDALM needs it)."""
+    from conftest import tiny_bert, tiny_tokenizer, token_dataset
+
+    source, target = token_dataset(32, seed=1), token_dataset(32, seed=2, shift=8, labels=False)
+    trainer = AdaptTrainer(tiny_bert(dropout=0.1), make_config(tmp_path, **overrides), train_dataset=source,
+                           target_dataset=target, processing_class=tiny_tokenizer())
+    trainer.train()
+    return {n: p for n, p in trainable_state(trainer).items() if not n.startswith("methods.")}
+
+
+def assert_same_parameters(a: dict, b: dict, atol: float = 1e-6) -> None:
+    assert a.keys() == b.keys()
+    assert [n for n in a if not torch.allclose(a[n], b[n], atol=atol)] == []

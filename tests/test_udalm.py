@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import tiny_bert, tiny_tokenizer, token_dataset
-from helpers import make_config, trainable_state
+from helpers import assert_same_parameters, backbone_after_training, make_config, trainable_state
 
 from hfadapt import AdaptTrainer
 from hfadapt.methods.udalm import TargetMaskedLM, mask_tokens
@@ -56,32 +56,10 @@ def test_prepare_inputs_masks_target_rows_only_and_never_special_tokens():
     assert torch.equal(inputs["input_ids"][:2], ids[:2])
 
 
-def test_masks_come_from_the_methods_own_generator_not_the_global_one():
-    def masks(seed):
-        udalm = TargetMaskedLM(mask_probability=0.5, seed=seed)
-        udalm.bind(tiny_bert(), tiny_tokenizer())
-        ids = torch.tensor([[1] + [10] * 30 + [2]] * 2)
-        state = torch.get_rng_state()
-        _, context = udalm.prepare_inputs({"input_ids": ids}, torch.tensor([1, 1]))
-        assert torch.equal(torch.get_rng_state(), state)  # the backbone's dropout draws what it would without UDALM
-        return context["mlm_labels"]
-
-    assert torch.equal(masks(0), masks(0)) and not torch.equal(masks(0), masks(1))
-
-
 def test_udalm_at_weight_zero_trains_the_backbone_exactly_as_the_source_only_baseline(tmp_path):
     # a paired comparison: the baseline forwards the target rows too, so only UDALM's loss may tell the runs apart
-    def backbone_after_training(**overrides):
-        source, target = token_dataset(32, seed=1), token_dataset(32, seed=2, shift=8, labels=False)
-        trainer = AdaptTrainer(tiny_bert(dropout=0.1), make_config(tmp_path, **overrides), train_dataset=source,
-                               target_dataset=target, processing_class=tiny_tokenizer())
-        trainer.train()
-        return {n: p for n, p in trainable_state(trainer).items() if not n.startswith("methods.")}
-
-    baseline = backbone_after_training(method="none")
-    udalm = backbone_after_training(method="udalm", udalm_weight=0.0)
-    assert baseline.keys() == udalm.keys()
-    assert [n for n in baseline if not torch.allclose(baseline[n], udalm[n], atol=1e-6)] == []
+    assert_same_parameters(backbone_after_training(tmp_path, method="none"),
+                           backbone_after_training(tmp_path, method="udalm", udalm_weight=0.0))
 
 
 def test_udalm_trains_a_tiny_model_with_dann(tmp_path):

@@ -24,13 +24,12 @@ embedding row at every step; AdamW then moves each row by about the learning rat
 the loss weight does not shrink that drift. ``train_output_embedding=False`` detaches the output matrix: the
 embeddings then move only through the encoder's input, for the words in the batch, as under the other methods.
 
-Masks are drawn from the method's own random generator, seeded with the run's seed (plus the process index), not
-from torch's global one: the backbone's dropout then draws the same numbers as the source-only run of the same seed
-(which forwards the target rows too, ``AdaptConfig.source_only_full_batch``), and UDALM differs from it only by
-its loss, as every other method does. Drawn from the global generator, the masks moved every later dropout mask:
-at ``udalm_weight`` 0 that alone cost 2.4 and 1.5 points of target accuracy (electronics -> books and -> dvd, seed
-1, the benchmark's budget), the size of the negative transfer measured with the loss. The generator's state is not
-checkpointed: a resumed run masks with other draws than an uninterrupted one.
+Masks are drawn while :class:`~hfadapt.model.AdaptModel` has the method heads' own random stream active
+(:mod:`hfadapt.rng`), not torch's global one: the backbone's dropout then draws the same numbers as the
+source-only run of the same seed, and UDALM differs from it only by its loss, as every other method does. Drawn from
+the global generator, the masks moved every later dropout mask: at ``udalm_weight`` 0 that alone cost 2.4 and 1.5
+points of target accuracy (electronics -> books and -> dvd, seed 1, the benchmark's budget), the size of the
+negative transfer first measured with the loss.
 
 The same forward serves every method: the masked target rows are also what the other methods' target features
 are computed from (a mild input noise); source rows are never masked.
@@ -42,7 +41,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..distributed import process_index
 from . import register_method
 from .base import AlignmentMethod, AlignmentOutput
 
@@ -108,14 +106,14 @@ class TargetMaskedLM(AlignmentMethod):
     Needs a model with token inputs (``input_ids``), input embeddings and a tokenizer with a mask token
     (:meth:`bind` raises ``ValueError`` otherwise). Shape: ``hidden_states (N, L, H)``, ``mlm_labels (N, L)``;
     output a scalar loss and ``metrics = {"accuracy": masked-token accuracy, "warmup": 1 while the head learns
-    alone}``. ``seed`` seeds the masks' own random generator (``AdaptConfig.seed`` from the config).
+    alone}``.
     """
 
     name = "udalm"
     needs_hidden_states = True
 
     def __init__(self, num_domains: int = 2, mask_probability: float = 0.15, head_warmup: float = 0.0,
-                 train_output_embedding: bool = True, seed: int = 0):
+                 train_output_embedding: bool = True):
         super().__init__(num_domains)
         if not 0.0 < mask_probability < 1.0:
             raise ValueError(f"udalm_mask_probability must be in (0, 1), got {mask_probability}")
@@ -124,8 +122,6 @@ class TargetMaskedLM(AlignmentMethod):
         self.mask_probability = float(mask_probability)
         self.head_warmup = float(head_warmup)
         self.train_output_embedding = bool(train_output_embedding)
-        self.seed = int(seed)
-        self._generator: torch.Generator | None = None  # made at the first batch, when the process index is known
         self.progress = 0.0
         self.head: MaskedLMHead | None = None
         self._embedding: list[nn.Embedding] = []  # a list keeps the shared embedding out of this module's parameters
@@ -135,7 +131,7 @@ class TargetMaskedLM(AlignmentMethod):
     @classmethod
     def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> TargetMaskedLM:
         return cls(num_domains, config.udalm_mask_probability, config.udalm_head_warmup,
-                   config.udalm_train_output_embedding, config.seed)
+                   config.udalm_train_output_embedding)
 
     def set_progress(self, progress: float) -> None:
         self.progress = float(progress)
@@ -176,10 +172,7 @@ class TargetMaskedLM(AlignmentMethod):
         if inputs.get("attention_mask") is not None:
             maskable &= inputs["attention_mask"].bool()
         maskable &= ~torch.isin(ids, self.special_ids.to(ids.device))
-        if self._generator is None:
-            self._generator = torch.Generator().manual_seed(self.seed + process_index())
-        masked, labels = mask_tokens(ids, maskable, self.mask_token_id, embedding.num_embeddings, self.mask_probability,
-                                     self._generator)
+        masked, labels = mask_tokens(ids, maskable, self.mask_token_id, embedding.num_embeddings, self.mask_probability)
         return {**inputs, "input_ids": masked}, {"mlm_labels": labels}
 
     def forward(

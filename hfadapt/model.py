@@ -62,7 +62,7 @@ class AdaptModel(nn.Module):
             ``<name>_balance``).
         method_seed: seed of the random stream the methods draw from (discriminator dropout, UDALM's masks;
             :mod:`hfadapt.rng`), kept apart from the global one so that the backbone's dropout masks are the
-            source-only run's.
+            source-only run's (``AdaptTrainer`` derives it from the run's seed: :func:`hfadapt.rng.stream_seed`).
 
     Inputs of ``forward``: the task model's inputs (``input_ids (N, L)``, ``attention_mask (N, L)``, ...),
     ``labels (N,)`` long with -100 on unlabelled rows, ``domain (N,)`` long (absent in evaluation).

@@ -14,7 +14,21 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
 import torch
+
+
+def stream_seed(seed: int, process_index: int = 0) -> int:
+    """A seed for the methods' stream of run ``seed`` on process ``process_index``, derived with numpy's
+    ``SeedSequence`` (``seed`` the entropy, the process index the spawn key) so that the stream is independent of
+    the global generators that ``seed`` itself seeds, and of the other processes' streams.
+
+    Raises:
+        ValueError: if ``seed`` or ``process_index`` is negative.
+    """
+    if seed < 0 or process_index < 0:
+        raise ValueError(f"seed and process index must be >= 0, got {seed} and {process_index}")
+    return int(np.random.SeedSequence(seed, spawn_key=(process_index,)).generate_state(1, np.uint64)[0] >> 1)
 
 
 class RandomStream:

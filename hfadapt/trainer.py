@@ -41,6 +41,7 @@ from .methods import build_methods
 from .model import AdaptModel
 from .model_card import ModelCardMixin
 from .peft_utils import is_peft_model, lora_config_from, save_task_model, wrap_with_peft
+from .rng import stream_seed
 from .source_weighting import proximity_weights
 from .validators.callback import LabelFreeValidationCallback
 
@@ -142,7 +143,7 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
                                  domain_names=[*sources, "target"],
                                  skip_target_rows=not args.source_only_full_batch or has_batch_norm,
                                  alignment_balancing=args.alignment_balancing,
-                                 method_seed=args.seed + process_index())
+                                 method_seed=stream_seed(args.seed, process_index()))
         feature_dim = self._probe_feature_dim(adapt_model, first, data_collator, model_inputs)
         self.source_domain_distances = None
         if args.source_weighting == "fixed":

@@ -2,7 +2,7 @@ import pytest
 import torch
 from helpers import assert_same_parameters, backbone_after_training
 
-from hfadapt.rng import RandomStream
+from hfadapt.rng import RandomStream, stream_seed
 
 
 def test_a_stream_leaves_the_global_generator_alone_and_continues_where_it_stopped():
@@ -47,3 +47,11 @@ def test_a_stream_continues_from_its_state_dict():
         expected = torch.rand(4)
     with copy.active():
         assert torch.equal(torch.rand(4), expected)
+
+
+def test_stream_seeds_differ_from_the_run_seed_and_between_processes():
+    seeds = [stream_seed(42, rank) for rank in range(4)]
+    assert len(set(seeds)) == 4 and 42 not in seeds and all(0 <= s < 2**63 for s in seeds)
+    assert stream_seed(42, 1) == seeds[1]  # deterministic
+    with pytest.raises(ValueError, match=">= 0"):
+        stream_seed(-1)

@@ -25,11 +25,6 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-def process_index() -> int:
-    """This process's rank in the default group (0 when ``torch.distributed`` is not initialised)."""
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
 def gather_rows(x: torch.Tensor) -> torch.Tensor:
     """``(n, ...)`` on each of ``N`` processes -> ``(N * n, ...)``, process 0's rows first; differentiable.
 

@@ -34,7 +34,6 @@ from .data.mixing import (
 )
 from .data.sampler import DomainBalancedSampler
 from .data.transforms import keep_only, raw, transform_of
-from .distributed import process_index
 from .features import dataset_features, row_sample, unwrap_peft
 from .grl import GRL_SCHEDULES
 from .methods import build_methods
@@ -143,7 +142,7 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
                                  domain_names=[*sources, "target"],
                                  skip_target_rows=not args.source_only_full_batch or has_batch_norm,
                                  alignment_balancing=args.alignment_balancing,
-                                 method_seed=stream_seed(args.seed, process_index()))
+                                 method_seed=stream_seed(args.seed, args.process_index))
         feature_dim = self._probe_feature_dim(adapt_model, first, data_collator, model_inputs)
         self.source_domain_distances = None
         if args.source_weighting == "fixed":

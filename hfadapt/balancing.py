@@ -13,6 +13,16 @@ where ``f`` ``(N, F)`` are the features the alignment heads read, so the method'
 ``w`` times the norm of the task's. This is the adaptive weight Esser, Rombach & Ommer use to balance an
 adversarial against a reconstruction loss (Taming Transformers, CVPR 2021, eq. 7), applied to domain alignment;
 GradNorm (Chen et al., ICML 2018) balances task losses by the same gradient norms with learned weights.
+
+Adversarial methods (DANN, CDAN) are balanced the same way through their gradient-reversal layer: the reversed
+gradient reaching the features is scaled to ``lambda_p * ||dL_task / df||`` in norm, so the GRL coefficient
+``lambda_p`` (its schedule and ``grl_max_lambda``) is read as the reversed gradient's share of the task's, while
+the discriminator's own gradient is left as it is. Unbalanced, a pretrained encoder's reversed gradient follows
+the discriminator's confidence instead: with ``lambda`` 0.1 it grew from 0.2% of the task's at the first steps to
+39% once the discriminator told the domains apart (all-MiniLM-L6-v2, books -> electronics), enough to push the
+target rows past the source ones and shift their predicted classes. The factor is known only once the method's
+loss exists, so it is applied by :class:`GradientScale`, whose factor is set between the forward and the backward
+pass.
 """
 
 from __future__ import annotations
@@ -26,6 +36,31 @@ ALIGNMENT_BALANCINGS = ("fixed", "gradient")
 
 MAX_RATIO = 1e6
 """Largest factor balancing applies (a loss whose gradient vanishes is not blown up without bound)."""
+
+
+class _ScaleGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: GradientScale) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad_output * ctx.scale.factor, None
+
+
+class GradientScale:
+    """Identity in the forward pass; the backward pass multiplies the gradient by :attr:`factor`, read when the
+    backward runs, so it can be set after the forward (once a balancing ratio is known).
+
+    Shape: input ``(N, *)``, output the same (a view). One instance per forward pass.
+    """
+
+    def __init__(self) -> None:
+        self.factor: float | torch.Tensor = 1.0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return _ScaleGradient.apply(x, self)
 
 
 def feature_gradient_norm(loss: torch.Tensor, features: torch.Tensor) -> torch.Tensor | None:
@@ -64,3 +99,25 @@ def gradient_ratio(
     if norm is None:
         return None
     return (reference_norm / norm.clamp_min(reference_norm / max_ratio).clamp_min(1e-30)).clamp(max=max_ratio)
+
+
+def reversal_factor(
+    reference_norm: torch.Tensor | None, loss: torch.Tensor, features: torch.Tensor, coefficient: float
+) -> torch.Tensor | None:
+    """The factor that scales an adversarial loss's reversed feature gradient to ``coefficient`` times the task's.
+
+    Args:
+        reference_norm: the task loss's feature-gradient norm (:func:`feature_gradient_norm`), a scalar.
+        loss: the adversarial loss, read through a gradient-reversal layer of coefficient ``coefficient``.
+        features: ``(N, F)`` tensor the loss reads (before the reversal layer).
+        coefficient: the GRL coefficient ``lambda >= 0`` the loss was computed with.
+
+    Returns:
+        A detached scalar ``s`` with ``||s * d loss / d features|| = coefficient * reference_norm``, i.e.
+        ``coefficient * r`` for the ratio ``r`` of :func:`gradient_ratio`; ``None`` when ``coefficient`` is 0
+        (nothing is reversed) or either gradient does not exist (the caller leaves the reversed gradient as it is).
+    """
+    if coefficient <= 0:
+        return None
+    ratio = gradient_ratio(reference_norm, loss, features)
+    return None if ratio is None else ratio * coefficient

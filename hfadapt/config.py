@@ -131,11 +131,12 @@ class AdaptConfig(TrainingArguments):
     alignment_balancing: str = field(
         default="fixed",
         metadata={
-            "help": "How the weights of the methods whose loss scale follows the feature scale (MMD, JAN, CORAL) are "
-            "read: 'fixed' (L = L_task + sum_m w_m L_m) or 'gradient' (w_m is the share of the task loss's gradient "
+            "help": "How the weights of the methods whose loss scale follows the feature scale (MMD, JAN, CORAL) and "
+            "the GRL coefficient of the adversarial ones (DANN, CDAN) are read: 'fixed' (L = L_task + sum_m w_m L_m, "
+            "the reversed gradient lambda * dL_d/df) or 'gradient' (w_m is the share of the task loss's gradient "
             "norm on the features that method m gets, re-measured every step: w_m * ||dL_task/df|| / ||dL_m/df||; "
-            "Esser et al., CVPR 2021). Bounded prediction losses (MCC, entropy, IM) and adversarial methods (their "
-            "GRL coefficient) are not rebalanced."
+            "Esser et al., CVPR 2021; an adversarial method's reversed gradient gets lambda * w_m of the task's, its "
+            "discriminator's gradient is unchanged). Bounded prediction losses (MCC, entropy, IM) are not rebalanced."
         },
     )
 
@@ -336,8 +337,9 @@ class AdaptConfig(TrainingArguments):
         own = {prefix for name in names for prefix in (name, *ALIGNMENT_METHODS[name].config_prefixes)}
         others = tuple(f"{name}_" for name in ALIGNMENT_METHODS if name not in own)
         base = {f.name for f in dataclasses.fields(TrainingArguments)} | {"method"}
-        if not any(ALIGNMENT_METHODS[name].feature_scale_dependent for name in names):
-            base.add("alignment_balancing")  # it reweights MMD, JAN and CORAL only
+        if not any(ALIGNMENT_METHODS[name].feature_scale_dependent or ALIGNMENT_METHODS[name].adversarial
+                   for name in names):
+            base.add("alignment_balancing")  # it reweights MMD, JAN, CORAL and the GRL of DANN and CDAN only
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if f.name not in base and not f.name.startswith(others)}
 

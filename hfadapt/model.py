@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.utils import ModelOutput
 
-from .balancing import ALIGNMENT_BALANCINGS, feature_gradient_norm, gradient_ratio
+from .balancing import ALIGNMENT_BALANCINGS, GradientScale, feature_gradient_norm, gradient_ratio, reversal_factor
 from .distributed import gather_rows, world_size
 from .features import FEATURE_SOURCES, HeadInputCapture, find_classification_head, mean_pooled, unwrap_peft
 from .rng import RandomStream
@@ -58,8 +58,9 @@ class AdaptModel(nn.Module):
             forward (half the cost; the dropout masks then differ from a method's run).
         alignment_balancing: ``"fixed"`` (``L_task + sum_m w_m L_m``) or ``"gradient"``: the weight of each
             method whose loss scale follows the feature scale (``feature_scale_dependent``: MMD, JAN, CORAL) becomes a
-            share of the task loss's gradient on the features (see :mod:`hfadapt.balancing`; logged as
-            ``<name>_balance``).
+            share of the task loss's gradient on the features, and so does the GRL coefficient of each adversarial
+            method (DANN, CDAN: its reversed gradient, not its discriminator's); see :mod:`hfadapt.balancing`,
+            logged as ``<name>_balance``.
         method_seed: seed of the random stream the methods draw from (discriminator dropout, UDALM's masks;
             :mod:`hfadapt.rng`), kept apart from the global one so that the backbone's dropout masks are the
             source-only run's (``AdaptTrainer`` derives it from the run's seed: :func:`hfadapt.rng.stream_seed`).
@@ -123,7 +124,7 @@ class AdaptModel(nn.Module):
     def set_grl_coefficient(self, value: float) -> None:
         """Set the gradient-reversal coefficient of every method that has one."""
         for method in self.methods.values():
-            if hasattr(method, "set_grl_coefficient"):
+            if method.adversarial:
                 method.set_grl_coefficient(value)
 
     def set_source_domain_weights(self, weights: Sequence[float] | None) -> None:
@@ -157,7 +158,7 @@ class AdaptModel(nn.Module):
 
     def _is_scheduled(self, name: str) -> bool:
         """Non-adversarial methods follow the weight schedule and balancing; adversarial ones their GRL."""
-        return not hasattr(self.methods[name], "set_grl_coefficient")
+        return not self.methods[name].adversarial
 
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None):
         """Delegate to the task model (the heads are too small to checkpoint)."""
@@ -267,6 +268,7 @@ class AdaptModel(nn.Module):
         alignment = logits.sum() * 0.0
         source_weights = None
         method_losses: dict[str, torch.Tensor] = {}
+        reversal_scales: dict[str, GradientScale] = {}
         gathered = None
         if aligning:
             has_both = bool((domain == self.target_domain).any()) and bool((domain != self.target_domain).any())
@@ -280,12 +282,18 @@ class AdaptModel(nn.Module):
                     context = contexts.get(name, {})
                     if method.needs_hidden_states:
                         context = {**context, "hidden_states": outputs.hidden_states[-1]}
+                    method_features = features
+                    if self.alignment_balancing == "gradient" and not self._is_scheduled(name):
+                        # the reversed gradient is rescaled once the task's gradient is known (below)
+                        reversal_scales[name] = GradientScale()
+                        method_features = reversal_scales[name](features)
                     if method.batch_statistic and world_size() > 1:
                         if gathered is None:  # every process's rows, gradients flowing back (hfadapt.distributed)
                             gathered = (gather_rows(features), gather_rows(domain), gather_rows(logits))
-                        out = method(*gathered, **context)
+                        rows = gathered if method_features is features else (gather_rows(method_features), *gathered[1:])
+                        out = method(*rows, **context)
                     else:
-                        out = method(features, domain, logits, **context)
+                        out = method(method_features, domain, logits, **context)
                     method_losses[name] = out.loss
                     components[f"loss_{name}"] = out.loss.detach()
                     components.update({f"{name}_{k}": v.detach() for k, v in out.metrics.items()})
@@ -306,7 +314,13 @@ class AdaptModel(nn.Module):
             weight = torch.tensor(self.effective_weight(name), device=method_loss.device)
             balanced = self._is_scheduled(name) and self.methods[name].feature_scale_dependent
             ratio = gradient_ratio(task_norm, method_loss, features) if balanced else None
-            if ratio is not None:
+            if name in reversal_scales:
+                factor = reversal_factor(task_norm, method_loss, features, self.methods[name].grl_coefficient)
+                if factor is not None:
+                    reversal_scales[name].factor = factor
+                    components[f"{name}_balance"] = factor
+                alignment = alignment + weight * method_loss
+            elif ratio is not None:
                 # gradient r * w * dL_m, value w * L_m: the logged loss stays comparable with a fixed-weight run
                 alignment = alignment + weight * (ratio * method_loss - (ratio - 1) * method_loss.detach())
                 weight = weight * ratio

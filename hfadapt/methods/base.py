@@ -52,6 +52,10 @@ class AlignmentMethod(nn.Module):
     covariances): with ``alignment_balancing="gradient"`` its weight becomes a share of the task's feature gradient
     (:mod:`hfadapt.balancing`). Losses over predicted probabilities (MCC, entropy, IM) are bounded and keep their
     weight as it is."""
+    adversarial: ClassVar[bool] = False
+    """Whether the method reads the features through a gradient-reversal layer (DANN, CDAN): it then has
+    ``set_grl_coefficient`` and ``grl_coefficient``, follows the GRL schedule instead of the loss-weight schedule,
+    and with ``alignment_balancing="gradient"`` its reversed gradient is balanced (:mod:`hfadapt.balancing`)."""
     needs_hidden_states: ClassVar[bool] = False
     """Whether :meth:`forward` needs the last hidden state (``hidden_states`` keyword, ``(N, L, H)``)."""
 

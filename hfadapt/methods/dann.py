@@ -78,6 +78,7 @@ class DomainAdversarialLoss(AlignmentMethod):
     """
 
     name = "dann"
+    adversarial = True
 
     def __init__(
         self,
@@ -104,6 +105,11 @@ class DomainAdversarialLoss(AlignmentMethod):
     def set_grl_coefficient(self, value: float) -> None:
         """Set the gradient-reversal coefficient ``lambda``."""
         self.grl.set_coefficient(value)
+
+    @property
+    def grl_coefficient(self) -> float:
+        """The current gradient-reversal coefficient ``lambda``."""
+        return self.grl.coefficient
 
     def discriminator_input(self, reversed_features: torch.Tensor, logits: torch.Tensor | None) -> torch.Tensor:
         """What the discriminator reads: the reversed features ``(N, F)`` (CDAN conditions them on predictions)."""

@@ -221,15 +221,17 @@ def main(argv: list[str] | None = None) -> None:
             todo = [m for m in methods if (pair, m, seed) not in done]
             if not todo:
                 continue
-            splits = tokenised_splits(data_dir, pair, seed, tokenizer, args.max_length, args.max_train_samples,
-                                      args.max_eval_samples)
-
-            def make_model(names=splits.label_names):
-                return AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=len(names))
-
+            splits = None  # tokenised once this process has claimed a run of the pair (the other may hold them all)
             for method in todo:
                 if not claim(args.claim_dir, pair, method, seed):
                     continue
+                if splits is None:
+                    splits = tokenised_splits(data_dir, pair, seed, tokenizer, args.max_length,
+                                              args.max_train_samples, args.max_eval_samples)
+
+                def make_model(names=splits.label_names):
+                    return AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=len(names))
+
                 name, overrides = parse_setting(method)
                 config = dataclasses.replace(base_config, method=name, seed=seed, max_steps=args.max_steps,
                                              train_sampling_strategy=args.train_sampling_strategy, **overrides)

@@ -21,7 +21,7 @@ the discriminator's own gradient is left as it is. Unbalanced, a pretrained enco
 the discriminator's confidence instead: with ``lambda`` 0.1 it grew from 0.2% of the task's at the first steps to
 39% once the discriminator told the domains apart (all-MiniLM-L6-v2, books -> electronics), enough to push the
 target rows past the source ones and shift their predicted classes. The factor is known only once the method's
-loss exists, so it is applied by :class:`GradientScale`, whose factor is set between the forward and the backward
+loss exists, so it is applied by :class:`hfadapt.grl.GradientScale`, whose factor is set between the forward and the backward
 pass.
 """
 
@@ -36,31 +36,6 @@ ALIGNMENT_BALANCINGS = ("fixed", "gradient")
 
 MAX_RATIO = 1e6
 """Largest factor balancing applies (a loss whose gradient vanishes is not blown up without bound)."""
-
-
-class _ScaleGradient(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: GradientScale) -> torch.Tensor:
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return grad_output * ctx.scale.factor, None
-
-
-class GradientScale:
-    """Identity in the forward pass; the backward pass multiplies the gradient by :attr:`factor`, read when the
-    backward runs, so it can be set after the forward (once a balancing ratio is known).
-
-    Shape: input ``(N, *)``, output the same (a view). One instance per forward pass.
-    """
-
-    def __init__(self) -> None:
-        self.factor: float | torch.Tensor = 1.0
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return _ScaleGradient.apply(x, self)
 
 
 def feature_gradient_norm(loss: torch.Tensor, features: torch.Tensor) -> torch.Tensor | None:
@@ -104,7 +79,8 @@ def gradient_ratio(
 def reversal_factor(
     reference_norm: torch.Tensor | None, loss: torch.Tensor, features: torch.Tensor, coefficient: float
 ) -> torch.Tensor | None:
-    """The factor that scales an adversarial loss's reversed feature gradient to ``coefficient`` times the task's.
+    """The factor that scales an adversarial loss's reversed feature gradient to ``coefficient`` times the task's:
+    Esser et al.'s adaptive weight (CVPR 2021, eq. 7), as :func:`gradient_ratio`, applied behind the GRL.
 
     Args:
         reference_norm: the task loss's feature-gradient norm (:func:`feature_gradient_norm`), a scalar.

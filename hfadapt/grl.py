@@ -13,15 +13,33 @@ import torch
 from torch import nn
 
 
-class _GradientReversalFunction(torch.autograd.Function):
+class _ScaleGradient(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, coefficient: float) -> torch.Tensor:
-        ctx.coefficient = coefficient
+    def forward(ctx, x: torch.Tensor, scale: GradientScale) -> torch.Tensor:
+        ctx.scale = scale
         return x.view_as(x)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return -ctx.coefficient * grad_output, None
+        return grad_output * ctx.scale.factor, None
+
+
+class GradientScale:
+    """Identity in the forward pass; the backward pass multiplies the gradient by :attr:`factor`, read when the
+    backward runs, so it can be set after the forward (gradient balancing sets it once its ratio is known,
+    :mod:`hfadapt.balancing`). The gradient-reversal layer is the case ``factor = -lambda``.
+
+    Shape: input ``(N, *)``, output the same (a view). Raises nothing; one instance per forward pass.
+
+    Args:
+        factor: the initial factor (a float or a scalar tensor).
+    """
+
+    def __init__(self, factor: float | torch.Tensor = 1.0) -> None:
+        self.factor = factor
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return _ScaleGradient.apply(x, self)
 
 
 def reverse_gradient(x: torch.Tensor, coefficient: float) -> torch.Tensor:
@@ -34,7 +52,7 @@ def reverse_gradient(x: torch.Tensor, coefficient: float) -> torch.Tensor:
     Returns:
         ``x`` unchanged (a view), shape as ``x``.
     """
-    return _GradientReversalFunction.apply(x, float(coefficient))
+    return GradientScale(-float(coefficient))(x)
 
 
 class GradientReversalLayer(nn.Module):

@@ -11,9 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.utils import ModelOutput
 
-from .balancing import ALIGNMENT_BALANCINGS, GradientScale, feature_gradient_norm, gradient_ratio, reversal_factor
+from .balancing import ALIGNMENT_BALANCINGS, feature_gradient_norm, gradient_ratio, reversal_factor
 from .distributed import gather_rows, world_size
 from .features import FEATURE_SOURCES, HeadInputCapture, find_classification_head, mean_pooled, unwrap_peft
+from .grl import GradientScale
 from .rng import RandomStream
 
 

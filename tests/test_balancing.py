@@ -4,8 +4,8 @@ from conftest import tiny_bert
 from helpers import make_trainer
 from torch import nn
 
-from hfadapt.balancing import MAX_RATIO, GradientScale, feature_gradient_norm, gradient_ratio, reversal_factor
-from hfadapt.grl import grl_warm_start, reverse_gradient
+from hfadapt.balancing import MAX_RATIO, feature_gradient_norm, gradient_ratio, reversal_factor
+from hfadapt.grl import GradientScale, grl_warm_start, reverse_gradient
 from hfadapt.methods.dann import DomainAdversarialLoss
 from hfadapt.model import AdaptModel
 

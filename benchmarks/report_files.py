@@ -11,7 +11,8 @@ import torch
 
 def run_header(script: str, argv: list[str]) -> dict:
     """``date`` and ``machine`` (threads, torch version) of this run, and the ``command`` that made it."""
-    return {"date": time.strftime("%Y-%m-%d"), "machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}",
+    return {"date": time.strftime("%Y-%m-%d"),
+            "machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}",
             "command": f"python benchmarks/{script} {' '.join(argv)}".rstrip()}
 
 

@@ -91,7 +91,8 @@ def time_steps(method: str, model_path: str, length: int, batch_size: int, steps
             trainer = Trainer(model, args_for(TrainingArguments, out, batch_size, steps + warmup),
                               train_dataset=token_rows(n, length, seed=1), callbacks=[timer])
         else:
-            # UDALM masks tokens with the tokenizer's [MASK]; the others take the rows as they are, as plain Trainer does
+            # UDALM masks tokens with the tokenizer's [MASK]; the others take the rows as they are,
+            # as plain Trainer does
             tokenizer = AutoTokenizer.from_pretrained(model_path) if "udalm" in method else None
             trainer = AdaptTrainer(model, args_for(AdaptConfig, out, batch_size, steps + warmup, method=method),
                                    train_dataset=token_rows(n, length, seed=1),
@@ -210,17 +211,21 @@ def main(argv: list[str] | None = None) -> None:
     for lora in (False, True):
         report["memory"]["lora" if lora else "full"] = peak_memory(model_path, length, args.batch_size, lora)
     full, lora = report["memory"]["full"], report["memory"]["lora"]
-    lines += [f"\nPeak memory training adds to the loaded model, 3 DANN steps at length {length}, batch {args.batch_size}",
+    lines += [f"\nPeak memory training adds to the loaded model, 3 DANN steps at length {length}, "
+              f"batch {args.batch_size}",
               "| | trainable | allocated peak MiB | RSS peak MiB |", "|---|---:|---:|---:|"]
-    lines += [f"| {name} | {100 * m['trainable_fraction']:.2f}% | {m['allocated_peak_mib']:.0f} | {m['rss_peak_mib']:.0f} |"
+    lines += [f"| {name} | {100 * m['trainable_fraction']:.2f}% | {m['allocated_peak_mib']:.0f} | "
+              f"{m['rss_peak_mib']:.0f} |"
               for name, m in (("full fine-tuning", full), ("LoRA r=8, query/value", lora))]
     lines += [f"| LoRA / full | | {lora['allocated_peak_mib'] / full['allocated_peak_mib']:.3f} | "
               f"{lora['rss_peak_mib'] / full['rss_peak_mib']:.3f} |"]
     report["mmd_head"] = mmd_head_cost(args.mmd_rows)
     encoder = report["steps"][length][SOURCE_ONLY]
-    lines += [f"\nMK-MMD head (forward + backward, 384-d features) vs the encoder step ({encoder:.3f} s at length {length})",
+    lines += [f"\nMK-MMD head (forward + backward, 384-d features) vs the encoder step "
+              f"({encoder:.3f} s at length {length})",
               "| rows | quadratic s | linear s | quadratic / step | linear / step |", "|---:|---:|---:|---:|---:|"]
-    lines += [f"| {b} | {c['unbiased']:.5f} | {c['linear']:.5f} | {c['unbiased'] / encoder:.4f} | {c['linear'] / encoder:.4f} |"
+    lines += [f"| {b} | {c['unbiased']:.5f} | {c['linear']:.5f} | {c['unbiased'] / encoder:.4f} | "
+              f"{c['linear'] / encoder:.4f} |"
               for b, c in report["mmd_head"].items()]
     text = "\n".join(lines)
     print(text)

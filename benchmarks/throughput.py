@@ -102,7 +102,8 @@ def tokenisation_seconds(data_dir: Path, model: str, config: AdaptConfig, recipe
         env = {**os.environ, "HF_DATASETS_CACHE": cache}
         argv = [sys.executable, "-c", TOKENISE_ONCE, str(data_dir), model, recipe["source"], recipe["target"],
                 str(config.seed), str(recipe["max_length"])]
-        first, again = (float(subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout.split()[-1])
+        first, again = (float(subprocess.run(argv, env=env, capture_output=True, text=True,
+                                             check=True).stdout.split()[-1])
                         for _ in range(2))
     return first, again
 
@@ -126,7 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     data_dir = resolve_data_dir(None, (REPO.parent / "shared" / "data" / "amazon-msd",))
     model_path = str(packaged_minilm_path())
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    splits = transfer_splits(load_amazon_reviews(data_dir, recipe["source"]), load_amazon_reviews(data_dir, recipe["target"]),
+    splits = transfer_splits(load_amazon_reviews(data_dir, recipe["source"]),
+                             load_amazon_reviews(data_dir, recipe["target"]),
                              validation_fraction=recipe["validation_fraction"], seed=config.seed)
     tokenised = {padding: splits.map(lambda b, p=padding: tokenizer(b["text"], truncation=True, padding=p,
                                                                      max_length=recipe["max_length"]), batched=True)
@@ -154,11 +156,14 @@ def main(argv: list[str] | None = None) -> None:
     base = train[BEFORE]
     lines = [f"Training, {recipe['source']} -> {recipe['target']}, {config.method}, {recipe['max_length']} tokens, "
              f"batch {config.per_device_train_batch_size}: median over {args.rounds} rounds of {args.steps} steps",
-             "| pipeline | real tokens / s | ratio | padded tokens / step | ratio | s / step |", "|---|---:|---:|---:|---:|---:|"]
+             "| pipeline | real tokens / s | ratio | padded tokens / step | ratio | s / step |",
+             "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {name} | {r['tokens_per_s']:.0f} | {r['tokens_per_s'] / base['tokens_per_s']:.2f} | "
-              f"{r['padded_tokens_per_step']:.0f} | {r['padded_tokens_per_step'] / base['padded_tokens_per_step']:.2f} | "
+              f"{r['padded_tokens_per_step']:.0f} | "
+              f"{r['padded_tokens_per_step'] / base['padded_tokens_per_step']:.2f} | "
               f"{r['s_per_step']:.2f} |" for name, r in train.items()]
-    lines += [f"\nEvaluation (forward only, {len(eval_rows)} target-test reviews)", "| order, batch size | reviews / s | ratio |",
+    lines += [f"\nEvaluation (forward only, {len(eval_rows)} target-test reviews)",
+              "| order, batch size | reviews / s | ratio |",
               "|---|---:|---:|"]
     eval_base = evaluation[f"random, batch {config.per_device_train_batch_size}"]
     lines += [f"| {name} | {v:.1f} | {v / eval_base:.2f} |" for name, v in evaluation.items()]

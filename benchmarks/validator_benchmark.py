@@ -112,8 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--table_only", action="store_true")
     args = parser.parse_args(argv)
     validators = sorted(VALIDATORS)
-    budget = {k: getattr(args, k) for k in ("max_steps", "eval_steps", "max_length", "max_eval_samples", "validator_rows",
-                                            "train_sampling_strategy")}
+    budget = {k: getattr(args, k) for k in ("max_steps", "eval_steps", "max_length", "max_eval_samples",
+                                            "validator_rows", "train_sampling_strategy")}
     results_path = Path(args.results)
     rows = [json.loads(x) for x in results_path.read_text().splitlines()] if results_path.is_file() else []
     rows = [r for r in rows if r.get("budget") == budget]  # checkpoints of another budget are not compared
@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> None:
                     model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2)
                     trainer = AdaptTrainer(model, config, train_dataset=splits.source_train,
                                            target_dataset=splits.target_train,
-                                           eval_dataset={"source_val": splits.source_val, "target_test": splits.target_test},
+                                           eval_dataset={"source_val": splits.source_val,
+                                                         "target_test": splits.target_test},
                                            processing_class=tokenizer, compute_metrics=classification_metrics)
                     trainer.train()
                     history = trainer.state.log_history
@@ -153,7 +154,8 @@ def main(argv: list[str] | None = None) -> None:
                             if "eval_target_test_accuracy" not in entry:
                                 continue
                             scores = next(e for e in history if e.get("step") == entry["step"] and "eval_snd" in e)
-                            row = {"pair": pair, "setting": setting, "seed": seed, "step": entry["step"], "budget": budget,
+                            row = {"pair": pair, "setting": setting, "seed": seed, "step": entry["step"],
+                                   "budget": budget,
                                    "target_accuracy": entry["eval_target_test_accuracy"],
                                    "scores": {v: scores[f"eval_{v}"] for v in validators}}
                             rows.append(row)

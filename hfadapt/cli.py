@@ -102,7 +102,8 @@ def evaluate_model(args: argparse.Namespace) -> dict[str, float]:
         rows, processor = _amazon_rows(args, model_dir)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(model, TrainingArguments(tmp, per_device_eval_batch_size=args.batch_size, report_to="none",
-                                                   use_cpu=args.cpu, remove_unused_columns=args.domain not in DIGIT_DOMAINS),
+                                                   use_cpu=args.cpu,
+                                                   remove_unused_columns=args.domain not in DIGIT_DOMAINS),
                           processing_class=processor, compute_metrics=classification_metrics)
         metrics = trainer.evaluate(rows, metric_key_prefix=args.domain)
     metrics = {k: v for k, v in metrics.items() if not k.endswith(("_runtime", "_per_second"))}
@@ -119,7 +120,8 @@ def report(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``hfadapt`` argument parser with its ``train``, ``evaluate`` and ``report`` subcommands."""
-    parser = argparse.ArgumentParser(prog="hfadapt", description="Cross-domain transfer learning for HuggingFace models.")
+    parser = argparse.ArgumentParser(prog="hfadapt",
+                                     description="Cross-domain transfer learning for HuggingFace models.")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("train", help="train a recipe (source-only baseline and a method) from a YAML config; "
                             "more --flags after the file override it")

@@ -55,19 +55,24 @@ class AdaptConfig(TrainingArguments):
         default="dann",
         metadata={
             "help": "Alignment method(s): 'none' (source-only baseline), 'dann', 'cdan', 'mmd', 'jan', 'coral', "
-            "'mcc', 'entropy', 'im', 'iw' (importance weighting), 'udalm' (target masked LM), or several joined by '+' (e.g. 'dann+mmd')."
+            "'mcc', 'entropy', 'im', 'iw' (importance weighting), 'udalm' (target masked LM), or several joined by '+' "
+            "(e.g. 'dann+mmd')."
         },
     )
     dann_weight: float = field(default=1.0, metadata={"help": "Weight of the DANN domain-discriminator loss."})
     cdan_weight: float = field(default=1.0, metadata={"help": "Weight of the CDAN conditional discriminator loss."})
     mmd_weight: float = field(default=1.0, metadata={"help": "Weight of the MK-MMD loss."})
-    jan_weight: float = field(default=1.0, metadata={"help": "Weight of the JAN joint MMD loss (uses the MMD kernel settings)."})
+    jan_weight: float = field(
+        default=1.0, metadata={"help": "Weight of the JAN joint MMD loss (uses the MMD kernel settings)."}
+    )
     coral_weight: float = field(default=1.0, metadata={"help": "Weight of the Deep CORAL loss."})
     mcc_weight: float = field(default=1.0, metadata={"help": "Weight of the minimum class confusion loss."})
     entropy_weight: float = field(default=0.1, metadata={"help": "Weight of target entropy minimisation."})
     im_weight: float = field(default=0.1, metadata={"help": "Weight of target information maximisation."})
     iw_weight: float = field(
-        default=1.0, metadata={"help": "Weight of the importance-weighting domain classifier's loss (it trains only that classifier)."}
+        default=1.0,
+        metadata={"help": "Weight of the importance-weighting domain classifier's loss "
+                  "(it trains only that classifier)."},
     )
     udalm_weight: float = field(
         default=0.1,
@@ -116,7 +121,8 @@ class AdaptConfig(TrainingArguments):
     )
     grl_max_lambda: float = field(default=1.0, metadata={"help": "Largest gradient-reversal coefficient."})
     grl_gamma: float = field(
-        default=10.0, metadata={"help": "Steepness gamma of the warm-start schedules (gradient reversal and loss weights)."}
+        default=10.0,
+        metadata={"help": "Steepness gamma of the warm-start schedules (gradient reversal and loss weights)."},
     )
     weight_schedule: str = field(
         default="warm_start",
@@ -158,12 +164,15 @@ class AdaptConfig(TrainingArguments):
     )
 
     # --- domain discriminator (DANN) ----------------------------------------------------------------------
-    discriminator_hidden_size: int = field(default=256, metadata={"help": "Width of the discriminator's hidden layers."})
+    discriminator_hidden_size: int = field(
+        default=256, metadata={"help": "Width of the discriminator's hidden layers."}
+    )
     discriminator_num_layers: int = field(default=2, metadata={"help": "Number of hidden layers of the discriminator."})
     discriminator_dropout: float = field(default=0.1, metadata={"help": "Dropout between discriminator layers."})
     discriminator_lr_multiplier: float = field(
         default=10.0,
-        metadata={"help": "The discriminator's learning rate is learning_rate times this (a fresh head learns faster)."},
+        metadata={"help": "The discriminator's learning rate is learning_rate times this "
+                  "(a fresh head learns faster)."},
     )
 
     # --- CDAN, MCC ----------------------------------------------------------------------------------------
@@ -244,7 +253,8 @@ class AdaptConfig(TrainingArguments):
     )
     peft_save: str = field(
         default="merged",
-        metadata={"help": "What save_model writes with PEFT: 'merged' (a plain model) or 'adapter' (the LoRA adapter)."},
+        metadata={"help": "What save_model writes with PEFT: 'merged' (a plain model) "
+                  "or 'adapter' (the LoRA adapter)."},
     )
 
     # --- TrainingArguments defaults that differ -------------------------------------------------------------
@@ -284,15 +294,22 @@ class AdaptConfig(TrainingArguments):
                 "'group_by_length' also groups rows of similar length within each domain"
             )
         if self.alignment_balancing not in ALIGNMENT_BALANCINGS:
-            raise ValueError(f"alignment_balancing must be one of {ALIGNMENT_BALANCINGS}, got {self.alignment_balancing!r}")
+            raise ValueError(
+                f"alignment_balancing must be one of {ALIGNMENT_BALANCINGS}, got {self.alignment_balancing!r}"
+            )
         if self.source_weighting not in SOURCE_WEIGHTINGS:
             raise ValueError(f"source_weighting must be one of {SOURCE_WEIGHTINGS}, got {self.source_weighting!r}")
         if (self.source_weighting == "fixed") != (self.source_domain_weights is not None):
-            raise ValueError("source_domain_weights are used with source_weighting='fixed' and only then; set both or neither")
+            raise ValueError(
+                "source_domain_weights are used with source_weighting='fixed' and only then; set both or neither"
+            )
         if self.source_domain_weights is not None and (
-            any(not math.isfinite(w) or w < 0 for w in self.source_domain_weights) or sum(self.source_domain_weights) <= 0
+            any(not math.isfinite(w) or w < 0 for w in self.source_domain_weights)
+            or sum(self.source_domain_weights) <= 0
         ):
-            raise ValueError(f"source_domain_weights must be finite numbers >= 0, not all 0; got {self.source_domain_weights}")
+            raise ValueError(
+                f"source_domain_weights must be finite numbers >= 0, not all 0; got {self.source_domain_weights}"
+            )
         if self.source_weighting_samples < 2:
             raise ValueError(f"source_weighting_samples must be >= 2, got {self.source_weighting_samples}")
         if not 0.0 <= self.udalm_head_warmup <= 1.0:
@@ -310,7 +327,10 @@ class AdaptConfig(TrainingArguments):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.mmd_kernel_multipliers or any(not m > 0 for m in self.mmd_kernel_multipliers):
-            raise ValueError(f"mmd_kernel_multipliers must be a non-empty list of positive numbers, got {self.mmd_kernel_multipliers}")
+            raise ValueError(
+                "mmd_kernel_multipliers must be a non-empty list of positive numbers, "
+                f"got {self.mmd_kernel_multipliers}"
+            )
         if self.mmd_estimator not in MMD_ESTIMATORS:
             raise ValueError(f"mmd_estimator must be one of {MMD_ESTIMATORS}, got {self.mmd_estimator!r}")
         if self.feature_source not in FEATURE_SOURCES:

@@ -106,7 +106,8 @@ def train_and_evaluate(
     # a seeded random sample of each side: the test files are sorted by label
     probe = None
     if pad_rows:
-        probe = (row_sample(splits.source_val, pad_rows, config.seed), row_sample(splits.target_test, pad_rows, config.seed))
+        probe = (row_sample(splits.source_val, pad_rows, config.seed),
+                 row_sample(splits.target_test, pad_rows, config.seed))
         snapshots["before"] = trainer.domain_features(*probe, pad_rows)
     start = time.perf_counter()
     train_output = trainer.train(resume_from_checkpoint=checkpoint_to_resume(config))
@@ -174,7 +175,8 @@ def compare_with_source_only(
     runs = []
     for method in methods:
         is_method = method == config.method
-        run_config = dataclasses.replace(config, method=method, output_dir=str(Path(config.output_dir) / run_name(method)),
+        run_config = dataclasses.replace(config, method=method,
+                                         output_dir=str(Path(config.output_dir) / run_name(method)),
                                          push_to_hub=config.push_to_hub and is_method)
         details = {**(card_details or {})}
         if is_method and runs:  # the baseline ran first, same seed and budget

@@ -242,7 +242,8 @@ class AdaptModel(nn.Module):
             components.update(parts)
         return total, components
 
-    def forward(self, labels: torch.Tensor | None = None, domain: torch.Tensor | None = None, **inputs) -> AdaptModelOutput:
+    def forward(self, labels: torch.Tensor | None = None, domain: torch.Tensor | None = None,
+                **inputs) -> AdaptModelOutput:
         task_labels = {t: inputs.pop(t) for t in self.extra_tasks if t in inputs}
         aligning = self.training and domain is not None and len(self.methods) > 0
         if self.training and domain is not None and not aligning and self.skip_target_rows:
@@ -291,7 +292,8 @@ class AdaptModel(nn.Module):
                     if method.batch_statistic and world_size() > 1:
                         if gathered is None:  # every process's rows, gradients flowing back (hfadapt.distributed)
                             gathered = (gather_rows(features), gather_rows(domain), gather_rows(logits))
-                        rows = gathered if method_features is features else (gather_rows(method_features), *gathered[1:])
+                        rows = (gathered if method_features is features
+                                else (gather_rows(method_features), *gathered[1:]))
                         out = method(*rows, **context)
                     else:
                         out = method(method_features, domain, logits, **context)

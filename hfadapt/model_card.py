@@ -85,7 +85,8 @@ def _accuracy_table(results: dict[str, float], baseline: dict[str, float] | None
     rows.append(f"| {method_title(method)} (this model) | {fmt(results, 'target_accuracy')} | "
                 f"{fmt(results, 'target_macro_f1')} | {fmt(results, 'source_val_accuracy')} |")
     text = "\n".join(rows)
-    if baseline and isinstance(results.get("target_accuracy"), float) and isinstance(baseline.get("target_accuracy"), float):
+    if (baseline and isinstance(results.get("target_accuracy"), float)
+            and isinstance(baseline.get("target_accuracy"), float)):
         gain = 100 * (results["target_accuracy"] - baseline["target_accuracy"])
         verdict = "negative transfer: worse than the baseline" if gain < 0 else "gain over the baseline"
         text += f"\n\nTarget accuracy vs source-only: {gain:+.2f} points ({verdict})."
@@ -159,7 +160,8 @@ def adaptation_model_card(
     for label, run in (("target accuracy", results), ("source-only baseline target accuracy", baseline)):
         if run and isinstance(run.get("target_accuracy"), float):
             eval_results.append(EvalResult(
-                task_type=task_type, dataset_type=dataset_id or dataset_name, dataset_name=f"{dataset_name}: {target_domain}",
+                task_type=task_type, dataset_type=dataset_id or dataset_name,
+                dataset_name=f"{dataset_name}: {target_domain}",
                 dataset_split="target test", metric_type="accuracy", metric_name=label,
                 metric_value=round(run["target_accuracy"], 4),
             ))
@@ -197,7 +199,8 @@ Method `{method}`; its settings:
 Training: {", ".join(f"`{k}={v}`" for k, v in training.items())}.
 
 PEFT: {", ".join(f"`{k}={v}`" for k, v in public_value(peft).items()) if peft else "none (full fine-tuning)"}; saved as
-{"a LoRA adapter" if saved_as == "adapter" else "a multi-task model" if saved_as == "multitask" else "a plain transformers model (adapters merged)" if peft else "a plain transformers model"}.
+{"a LoRA adapter" if saved_as == "adapter" else "a multi-task model" if saved_as == "multitask"
+ else "a plain transformers model (adapters merged)" if peft else "a plain transformers model"}.
 
 ## How to load
 

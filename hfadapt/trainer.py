@@ -106,22 +106,27 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
             raise TypeError(f"args must be an hfadapt.AdaptConfig, got {type(args).__name__}")
         args.source_per_batch(args.per_device_train_batch_size)  # both domains fit in a batch
         if not isinstance(unwrap_peft(model), PreTrainedModel):
-            raise TypeError(f"model must be a transformers PreTrainedModel (or a PEFT model of one), got {type(model).__name__}")
+            raise TypeError("model must be a transformers PreTrainedModel (or a PEFT model of one), "
+                            f"got {type(model).__name__}")
         num_labels = unwrap_peft(model).config.num_labels
         if num_labels < 2:
             raise ValueError(f"hfadapt adapts classifiers; the model has num_labels={num_labels} (regression)")
 
         model_inputs = model_input_names(model)
         sources = self._named_sources(train_dataset)
-        evals = eval_dataset if isinstance(eval_dataset, dict) else ({"eval": eval_dataset} if eval_dataset is not None else {})
-        extra_tasks = self._check_datasets(args, unwrap_peft(model).config, sources, target_dataset, evals, model_inputs)
+        evals = (eval_dataset if isinstance(eval_dataset, dict)
+                 else ({"eval": eval_dataset} if eval_dataset is not None else {}))
+        extra_tasks = self._check_datasets(args, unwrap_peft(model).config, sources, target_dataset, evals,
+                                           model_inputs)
         first = next(iter(sources.values()))
         # A dataset's own `domain` column (e.g. a domain name) is not the domain id the model takes.
-        evals = {name: ds.remove_columns(DOMAIN_COLUMN) if DOMAIN_COLUMN in ds.column_names else ds for name, ds in evals.items()}
+        evals = {name: ds.remove_columns(DOMAIN_COLUMN) if DOMAIN_COLUMN in ds.column_names else ds
+                 for name, ds in evals.items()}
         evals = {name: keep_only(ds, [*model_inputs, *LABEL_COLUMNS, *extra_tasks]) for name, ds in evals.items()}
         if eval_dataset is not None:
             eval_dataset = evals if isinstance(eval_dataset, dict) else evals["eval"]
-        mixed = build_training_set(list(sources.values()), target_dataset, model_inputs, extra_label_columns=list(extra_tasks))
+        mixed = build_training_set(list(sources.values()), target_dataset, model_inputs,
+                                   extra_label_columns=list(extra_tasks))
         self._model_input_names = model_inputs
         self._extra_task_columns = list(extra_tasks)
 
@@ -132,7 +137,8 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
 
         if data_collator is None:
             data_collator = (
-                DataCollatorWithPadding(processing_class) if isinstance(processing_class, PreTrainedTokenizerBase) else default_data_collator
+                DataCollatorWithPadding(processing_class) if isinstance(processing_class, PreTrainedTokenizerBase)
+                else default_data_collator
             )
         num_domains = len(sources) + 1
         # With batch normalisation the target rows of a batch would shape the baseline's statistics (AdaBN, Li et
@@ -268,7 +274,8 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
     def _set_signature_columns_if_needed(self):
         # Keep the task model's inputs plus labels and the domain id (Trainer would read AdaptModel's signature).
         if self._signature_columns is None:
-            self._signature_columns = [*self._model_input_names, *LABEL_COLUMNS, *self._extra_task_columns, DOMAIN_COLUMN]
+            self._signature_columns = [*self._model_input_names, *LABEL_COLUMNS, *self._extra_task_columns,
+                                       DOMAIN_COLUMN]
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset

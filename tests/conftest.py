@@ -49,4 +49,5 @@ def token_dataset(n: int, seed: int, shift: int = 0, labels: bool = True, num_la
 @pytest.fixture
 def domains():
     """(source train, target train, target test) datasets of token ids."""
-    return token_dataset(32, seed=1), token_dataset(32, seed=2, shift=8, labels=False), token_dataset(16, seed=3, shift=8)
+    return (token_dataset(32, seed=1), token_dataset(32, seed=2, shift=8, labels=False),
+            token_dataset(16, seed=3, shift=8))

@@ -45,7 +45,8 @@ def test_a_method_s_recipe_leaves_out_the_other_methods_fields(tmp_path):
 
     config = AdaptConfig(output_dir=str(tmp_path), use_cpu=True)
     dann = bench.recipe_of(config, "dann")
-    assert "grl_max_lambda" in dann and "dann_weight" in dann and "mmd_weight" not in dann and "udalm_weight" not in dann
+    assert ("grl_max_lambda" in dann and "dann_weight" in dann and "mmd_weight" not in dann
+            and "udalm_weight" not in dann)
     jan = bench.recipe_of(config, "jan")
     assert "jan_weight" in jan and "mmd_kernel_multipliers" in jan  # JAN reads the MMD kernel settings
     assert "dann_weight" not in bench.recipe_of(config, "none")
@@ -75,10 +76,14 @@ def test_validator_selection_table_by_hand():
                                                                                   "dann_weight": 0.5})
     assert vb.parse_setting("mcc") == ("mcc", {})
     rows = [  # one pair, two settings x two checkpoints; "good" ranks them exactly, "bad" in reverse
-        {"pair": "a:b", "setting": "none", "seed": 1, "step": 10, "target_accuracy": 0.70, "scores": {"good": 1, "bad": 4}},
-        {"pair": "a:b", "setting": "none", "seed": 1, "step": 20, "target_accuracy": 0.75, "scores": {"good": 2, "bad": 3}},
-        {"pair": "a:b", "setting": "dann", "seed": 1, "step": 10, "target_accuracy": 0.80, "scores": {"good": 3, "bad": 2}},
-        {"pair": "a:b", "setting": "dann", "seed": 1, "step": 20, "target_accuracy": 0.78, "scores": {"good": 4, "bad": 1}},
+        {"pair": "a:b", "setting": "none", "seed": 1, "step": 10, "target_accuracy": 0.70,
+         "scores": {"good": 1, "bad": 4}},
+        {"pair": "a:b", "setting": "none", "seed": 1, "step": 20, "target_accuracy": 0.75,
+         "scores": {"good": 2, "bad": 3}},
+        {"pair": "a:b", "setting": "dann", "seed": 1, "step": 10, "target_accuracy": 0.80,
+         "scores": {"good": 3, "bad": 2}},
+        {"pair": "a:b", "setting": "dann", "seed": 1, "step": 20, "target_accuracy": 0.78,
+         "scores": {"good": 4, "bad": 1}},
     ]
     lines = vb.selection_table(rows, ["good", "bad"]).splitlines()
     # good: ranks 1,2,3,4 vs accuracies ranked 1,2,4,3 -> rho = 1 - 6*2/(4*15) = 0.8; picks step 20 of dann (78.00);

@@ -39,7 +39,8 @@ def test_evaluate_a_saved_model_on_a_domain(tmp_path, capsys):
     metrics = cli.evaluate_model(cli.build_parser().parse_args(
         ["evaluate", str(model_dir), "--domain", "electronics", "--data_dir", str(DATA), "--max_samples", "16",
          "--max_length", "12", "--cpu"]))
-    assert 0.0 <= metrics["electronics_accuracy"] <= 1.0 and {"electronics_macro_f1", "electronics_recall_0"} <= metrics.keys()
+    assert (0.0 <= metrics["electronics_accuracy"] <= 1.0
+            and {"electronics_macro_f1", "electronics_recall_0"} <= metrics.keys())
     assert json.loads(capsys.readouterr().out)["electronics_accuracy"] == metrics["electronics_accuracy"]
 
 

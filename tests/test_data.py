@@ -96,7 +96,8 @@ def test_both_layouts_of_the_real_data_agree():
     jsonl = load_amazon_reviews(SHARED, "electronics", prefer="jsonl")
     review = load_amazon_reviews(SHARED, "electronics", prefer="review")
     assert len(jsonl) == len(review) == 2000
-    assert sorted(zip(jsonl["text"], jsonl["label"], strict=True)) == sorted(zip(review["text"], review["label"], strict=True))
+    assert (sorted(zip(jsonl["text"], jsonl["label"], strict=True))
+            == sorted(zip(review["text"], review["label"], strict=True)))
 
 
 def test_transfer_splits_follow_the_protocol():
@@ -131,7 +132,8 @@ def test_transfer_splits_with_several_source_domains():
     labels = datasets.ClassLabel(names=["negative", "positive"])
 
     def domain(prefix, n):
-        ds = datasets.Dataset.from_dict({"text": [f"{prefix}{i}" for i in range(n)], "label": [i % 2 for i in range(n)]})
+        ds = datasets.Dataset.from_dict({"text": [f"{prefix}{i}" for i in range(n)],
+                                         "label": [i % 2 for i in range(n)]})
         return ds.cast_column("label", labels)
 
     splits = transfer_splits({"books": domain("b", 50), "dvd": domain("d", 20)}, domain("t", 30), seed=0)

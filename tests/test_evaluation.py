@@ -77,5 +77,6 @@ def test_row_sample_is_a_seeded_random_sample_not_the_first_rows():
     sorted_by_label = datasets.Dataset.from_dict({"x": list(range(100)), "label": [0] * 50 + [1] * 50})
     sample = row_sample(sorted_by_label, 20, seed=0)
     assert len(sample) == 20 and set(sample["label"]) == {0, 1}  # the first 20 rows would all be negative
-    assert list(sample["x"]) == sorted(sample["x"]) and list(row_sample(sorted_by_label, 20, seed=0)["x"]) == list(sample["x"])
+    assert (list(sample["x"]) == sorted(sample["x"])
+            and list(row_sample(sorted_by_label, 20, seed=0)["x"]) == list(sample["x"]))
     assert row_sample(sorted_by_label, 500) is sorted_by_label

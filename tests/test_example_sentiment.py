@@ -84,7 +84,8 @@ def test_example_pushes_the_adapted_model_with_its_card(tmp_path, monkeypatch):
     finally:
         sys.path.pop(0)
     sentiment_transfer.main([
-        "--max_train_samples", "16", "--max_eval_samples", "8", "--max_steps", "1", "--per_device_train_batch_size", "8",
+        "--max_train_samples", "16", "--max_eval_samples", "8", "--max_steps", "1",
+        "--per_device_train_batch_size", "8",
         "--max_length", "32", "--output_dir", str(tmp_path / "run"), "--disable_tqdm", "true", "--use_cpu", "true",
         "--push_to_hub", "true", "--hub_model_id", "someone/minilm-books-electronics",
     ])
@@ -92,7 +93,8 @@ def test_example_pushes_the_adapted_model_with_its_card(tmp_path, monkeypatch):
     folder = hub.folder("someone/minilm-books-electronics")
     card = ModelCard.load(folder / "README.md")
     assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
-    assert {r.metric_name for r in card.data.eval_results} == {"target accuracy", "source-only baseline target accuracy"}
+    assert ({r.metric_name for r in card.data.eval_results}
+            == {"target accuracy", "source-only baseline target accuracy"})
     assert "books" in card.text and "electronics" in card.text and str(tmp_path) not in card.text
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

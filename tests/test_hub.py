@@ -96,7 +96,8 @@ def test_push_multitask_model_loads_with_and_without_hfadapt(hub, tmp_path):
     model = tiny_multitask({"rating": 0.5})
     ds = with_rating(token_dataset(32, seed=1))
     cfg = make_config(tmp_path, method="dann", push_to_hub=True, hub_model_id="someone/multitask")
-    trainer = AdaptTrainer(model, cfg, train_dataset=ds, target_dataset=token_dataset(32, seed=2, shift=8, labels=False))
+    trainer = AdaptTrainer(model, cfg, train_dataset=ds,
+                           target_dataset=token_dataset(32, seed=2, shift=8, labels=False))
     trainer.train()
     trainer.card_details = dict(CARD)
     trainer.push_to_hub()

@@ -90,7 +90,8 @@ def test_cdan_e_weights_rows_by_confidence_and_reverses_gradient():
 
 
 def test_cdan_randomized_map_for_wide_inputs():
-    cdan = ConditionalDomainAdversarialLoss(feature_dim=512, num_classes=10, max_multilinear_dim=4096, randomized_dim=64)
+    cdan = ConditionalDomainAdversarialLoss(feature_dim=512, num_classes=10, max_multilinear_dim=4096,
+                                            randomized_dim=64)
     assert cdan.randomized and cdan.discriminator[0].in_features == 64
     out = cdan(torch.randn(6, 512), torch.tensor([0, 0, 0, 1, 1, 1]), torch.randn(6, 10))
     assert out.loss.ndim == 0 and torch.isfinite(out.loss)
@@ -134,7 +135,8 @@ def test_density_ratio_weights_hand_computed():
         density_ratio_weights(p, clip=0.5)
     # flattening: the clipped ratios to the power lambda, then mean 1; lambda 0 leaves every row at 1
     flat = [r**0.5 for r in raw]
-    assert density_ratio_weights(p, flattening=0.5).tolist() == pytest.approx([r / (sum(flat) / 4) for r in flat], rel=1e-5)
+    assert (density_ratio_weights(p, flattening=0.5).tolist()
+            == pytest.approx([r / (sum(flat) / 4) for r in flat], rel=1e-5))
     assert density_ratio_weights(p, flattening=0.0).tolist() == pytest.approx([1.0] * 4)
     with pytest.raises(ValueError, match="flattening"):
         density_ratio_weights(p, flattening=1.5)

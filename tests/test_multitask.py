@@ -1,4 +1,5 @@
-"""Multi-task model: several heads over one backbone, Auto registration, save/reload, adaptation with L = sum_i lambda_i L_i."""
+"""Multi-task model: several heads over one backbone, Auto registration, save/reload,
+adaptation with L = sum_i lambda_i L_i."""
 
 import pytest
 import torch
@@ -43,7 +44,8 @@ def test_loss_is_the_weighted_sum_of_task_losses():
     labels, rating = torch.tensor([0, 1, 1, -100]), torch.tensor([3, -100, 0, 2])
     out = model(input_ids=ids, labels=labels, rating=rating)
     ce = torch.nn.functional.cross_entropy
-    expected = ce(out.task_logits["sentiment"][:3], labels[:3]) + 0.25 * ce(out.task_logits["rating"][[0, 2, 3]], rating[[0, 2, 3]])
+    expected = (ce(out.task_logits["sentiment"][:3], labels[:3])
+                + 0.25 * ce(out.task_logits["rating"][[0, 2, 3]], rating[[0, 2, 3]]))
     assert out.loss.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
@@ -74,7 +76,8 @@ def test_multitask_bad_input(tmp_path):
         MultiTaskConfig(backbone_config=BertConfig(), tasks={"sentiment": 2}, task_weights={"stars": 1.0})
     target = token_dataset(16, seed=2, labels=False)
     with pytest.raises(ValueError, match="no 'rating' column"):
-        AdaptTrainer(tiny_multitask(), make_config(tmp_path), train_dataset=token_dataset(16, seed=1), target_dataset=target)
+        AdaptTrainer(tiny_multitask(), make_config(tmp_path), train_dataset=token_dataset(16, seed=1),
+                     target_dataset=target)
     bad = token_dataset(16, seed=1).map(lambda row: {"rating": 7})
     with pytest.raises(ValueError, match="outside"):
         AdaptTrainer(tiny_multitask(), make_config(tmp_path), train_dataset=bad, target_dataset=target)

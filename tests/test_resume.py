@@ -93,7 +93,8 @@ def test_checkpoint_to_resume(tmp_path):
     (tmp_path / "out" / "checkpoint-2").mkdir(parents=True)
     (tmp_path / "out" / "checkpoint-10").mkdir()
     (tmp_path / "out" / STAGING_DIR / "checkpoint-12").mkdir(parents=True)  # half-written: never picked
-    assert checkpoint_to_resume(make_config(tmp_path, resume_from_checkpoint="true")) == str(tmp_path / "out" / "checkpoint-10")
+    assert (checkpoint_to_resume(make_config(tmp_path, resume_from_checkpoint="true"))
+            == str(tmp_path / "out" / "checkpoint-10"))
     assert checkpoint_to_resume(make_config(tmp_path, resume_from_checkpoint="/x/checkpoint-3")) == "/x/checkpoint-3"
 
 
@@ -101,7 +102,8 @@ def test_resuming_a_finished_run_trains_no_extra_step(domains, tmp_path):
     source, target, _ = domains
     first = make_trainer(tiny_bert(), source, target, tmp_path, method="dann", save_strategy="steps", save_steps=2)
     first.train()
-    again = make_trainer(tiny_bert(seed=3), source, target, tmp_path, method="dann", save_strategy="steps", save_steps=2)
+    again = make_trainer(tiny_bert(seed=3), source, target, tmp_path, method="dann", save_strategy="steps",
+                         save_steps=2)
     output = again.train(resume_from_checkpoint=True)
     assert output.global_step == 4 and again.state.global_step == 4
     assert not (tmp_path / "out" / "checkpoint-5").exists()

@@ -11,7 +11,8 @@ from hfadapt.grl import grl_warm_start
 from hfadapt.methods import AlignmentOutput
 
 
-@pytest.mark.parametrize("method", ["dann", "mmd", "dann+mmd", "cdan", "jan", "coral", "mcc", "entropy", "im", "iw", "iw+dann"])
+@pytest.mark.parametrize("method", ["dann", "mmd", "dann+mmd", "cdan", "jan", "coral", "mcc", "entropy", "im", "iw",
+                                    "iw+dann"])
 def test_every_trainable_parameter_changes(domains, tmp_path, method):
     source, target, _ = domains
     trainer = make_trainer(tiny_bert(), source, target, tmp_path, method=method)
@@ -110,7 +111,8 @@ def test_loss_weights_of_non_adversarial_methods_follow_the_weight_schedule(doma
     factors = [grl_warm_start(step / 4) if schedule == "warm_start" else 1.0 for step in range(4)]
     assert [e["mmd_weight"] for e in logged] == pytest.approx([0.5 * f for f in factors], abs=1e-4)
     assert [e["dann_weight"] for e in logged] == [1.0] * 4  # DANN is scheduled by its GRL coefficient
-    assert [e["dann_lambda"] for e in logged] == pytest.approx([grl_warm_start(step / 4) for step in range(4)], abs=1e-4)
+    assert ([e["dann_lambda"] for e in logged]
+            == pytest.approx([grl_warm_start(step / 4) for step in range(4)], abs=1e-4))
 
 
 def test_permuted_target_labels_give_bit_identical_weights(tmp_path):

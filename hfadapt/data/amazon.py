@@ -38,7 +38,8 @@ def resolve_data_dir(data_dir: str | None, default_candidates: tuple[str | Path,
         chosen = next((str(c) for c in default_candidates if Path(c).is_dir()), None)
     if chosen is None:
         raise FileNotFoundError(
-            f"no data folder: pass --data_dir or set {DATA_DIR_ENV} (looked in {[str(c) for c in default_candidates]}). "
+            f"no data folder: pass --data_dir or set {DATA_DIR_ENV} "
+            f"(looked in {[str(c) for c in default_candidates]}). "
             + DATASET_HELP
         )
     path = Path(chosen).expanduser()

@@ -92,7 +92,8 @@ def load_usps(data_dir: str | os.PathLike, split: str = "train") -> datasets.Dat
     return digits_dataset(images, labels, max_value=255.0 if images.dtype == np.uint8 else float(images.max()))
 
 
-def load_digits_domain(name: str, split: str, usps_dir: str | os.PathLike | None = None, seed: int = 0) -> datasets.Dataset:
+def load_digits_domain(name: str, split: str, usps_dir: str | os.PathLike | None = None,
+                       seed: int = 0) -> datasets.Dataset:
     """One split of a digits domain by name (``"optdigits"`` or ``"usps"``).
 
     Raises:

@@ -57,7 +57,8 @@ def check_columns(ds: datasets.Dataset, name: str, model_inputs: Iterable[str], 
         raise ValueError(
             f"{name} has no model input column (its rows have {keys}; the model takes {sorted(model_inputs)}). "
             "Tokenise text first, e.g. ds.map(lambda b: tokenizer(b['text'], truncation=True), batched=True); "
-            "for images, set the image processor as a lazy transform: ds.with_transform(hfadapt.data.image_transform(processor))."
+            "for images, set the image processor as a lazy transform: "
+            "ds.with_transform(hfadapt.data.image_transform(processor))."
         )
     if need_labels and _label_column(ds) is None:
         raise ValueError(f"{name} has no label column: expected one of {LABEL_COLUMNS}, got columns {ds.column_names}")

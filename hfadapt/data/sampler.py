@@ -53,7 +53,8 @@ class DomainBalancedSampler(Sampler[int]):
                  lengths: Sequence[int] | None = None, megabatch_blocks: int = 50):
         domain_t = torch.as_tensor(list(domain), dtype=torch.long)
         self.source_index = torch.nonzero(domain_t != target_domain).flatten()
-        self.domain_index = [torch.nonzero(domain_t == d).flatten() for d in sorted(set(domain_t.tolist()) - {target_domain})]
+        self.domain_index = [torch.nonzero(domain_t == d).flatten()
+                             for d in sorted(set(domain_t.tolist()) - {target_domain})]
         self.target_index = torch.nonzero(domain_t == target_domain).flatten()
         if not 1 <= n_source < batch_size:
             raise ValueError(f"n_source must be in [1, batch_size), got {n_source} of {batch_size}")
@@ -110,7 +111,8 @@ class DomainBalancedSampler(Sampler[int]):
         if len(self.domain_index) == 1:
             sources = [self._stream(self.source_index, self.seed + self.epoch)]  # one pass: num_batches fits in it
         else:
-            sources = [self._stream(index, self.seed + self.epoch + 2_000_003 * d) for d, index in enumerate(self.domain_index)]
+            sources = [self._stream(index, self.seed + self.epoch + 2_000_003 * d)
+                       for d, index in enumerate(self.domain_index)]
         counts = [self.n_source] if len(sources) == 1 else self.per_domain_counts()
         for _ in range(self.num_batches):
             parts = [[next(stream) for _ in range(count)] for stream, count in zip(sources, counts, strict=True)]

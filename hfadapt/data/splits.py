@@ -80,7 +80,8 @@ def transfer_splits(
     names = target.features[label_column].names
     for name, ds in sources.items():
         if ds.features[label_column].names != names:
-            raise ValueError(f"source {name!r} classes {ds.features[label_column].names} differ from target classes {names}")
+            raise ValueError(f"source {name!r} classes {ds.features[label_column].names} "
+                             f"differ from target classes {names}")
     trains, vals = {}, []
     for name, ds in sources.items():
         split = ds.train_test_split(test_size=validation_fraction, seed=seed, stratify_by_column=label_column)

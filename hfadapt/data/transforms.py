@@ -88,7 +88,8 @@ class KeepKeys:
 
     def __call__(self, batch: dict) -> dict:
         out = self.transform(dict(batch))
-        merged = {**{k: v for k, v in batch.items() if k in self.keep}, **{k: v for k, v in out.items() if k in self.keep}}
+        merged = {**{k: v for k, v in batch.items() if k in self.keep},
+                  **{k: v for k, v in out.items() if k in self.keep}}
         return merged
 
 

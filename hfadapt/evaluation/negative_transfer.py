@@ -31,7 +31,8 @@ def negative_transfer_warnings(runs: list[dict], tolerance: float = 0.0) -> list
             drop = baseline["target_accuracy"] - run["target_accuracy"]
             if drop > tolerance:
                 warnings.append(f"negative transfer: {run['method']} is {100 * drop:.2f} points below source-only on "
-                                f"the target ({100 * run['target_accuracy']:.2f} vs {100 * baseline['target_accuracy']:.2f})")
+                                f"the target ({100 * run['target_accuracy']:.2f} vs "
+                                f"{100 * baseline['target_accuracy']:.2f})")
             continue
         worse = [name for name, score in (run.get("validators") or {}).items()
                  if score < (baseline.get("validators") or {}).get(name, float("-inf"))]

@@ -50,7 +50,8 @@ def parse_method_names(spec: str | list[str]) -> list[str]:
     """
     names = [n.strip().lower() for n in (spec.split("+") if isinstance(spec, str) else spec) if n.strip()]
     if not names:
-        raise ValueError(f"method is empty; use {SOURCE_ONLY!r} for the source-only baseline or one of {sorted(ALIGNMENT_METHODS)}")
+        raise ValueError(f"method is empty; use {SOURCE_ONLY!r} for the source-only baseline "
+                         f"or one of {sorted(ALIGNMENT_METHODS)}")
     if names == [SOURCE_ONLY]:
         return []
     unknown = [n for n in names if n not in ALIGNMENT_METHODS]

@@ -62,7 +62,8 @@ class AlignmentMethod(nn.Module):
     def __init__(self, num_domains: int = 2):
         super().__init__()
         if num_domains < 2:
-            raise ValueError(f"alignment needs at least one source and one target domain, got num_domains={num_domains}")
+            raise ValueError("alignment needs at least one source and one target domain, "
+                             f"got num_domains={num_domains}")
         self.num_domains = num_domains
 
     @property
@@ -76,7 +77,8 @@ class AlignmentMethod(nn.Module):
         classifier of ``num_classes`` labels."""
         raise NotImplementedError
 
-    def forward(self, features: torch.Tensor, domain: torch.Tensor, logits: torch.Tensor | None = None) -> AlignmentOutput:
+    def forward(self, features: torch.Tensor, domain: torch.Tensor,
+                logits: torch.Tensor | None = None) -> AlignmentOutput:
         """Compute the alignment loss.
 
         Args:

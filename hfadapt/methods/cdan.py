@@ -59,11 +59,14 @@ class ConditionalDomainAdversarialLoss(DomainAdversarialLoss):
         self.randomized = randomized
         if randomized:
             generator = torch.Generator().manual_seed(0)
-            self.register_buffer("random_f", torch.randn(feature_dim, randomized_dim, generator=generator), persistent=False)
-            self.register_buffer("random_g", torch.randn(num_classes, randomized_dim, generator=generator), persistent=False)
+            self.register_buffer("random_f", torch.randn(feature_dim, randomized_dim, generator=generator),
+                                 persistent=False)
+            self.register_buffer("random_g", torch.randn(num_classes, randomized_dim, generator=generator),
+                                 persistent=False)
 
     @classmethod
-    def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> ConditionalDomainAdversarialLoss:
+    def from_config(cls, config, feature_dim: int, num_domains: int,
+                    num_classes: int) -> ConditionalDomainAdversarialLoss:
         return cls(
             feature_dim,
             num_classes,

@@ -47,6 +47,7 @@ class CorrelationAlignmentLoss(AlignmentMethod):
     def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> CorrelationAlignmentLoss:
         return cls(num_domains)
 
-    def forward(self, features: torch.Tensor, domain: torch.Tensor, logits: torch.Tensor | None = None) -> AlignmentOutput:
+    def forward(self, features: torch.Tensor, domain: torch.Tensor,
+                logits: torch.Tensor | None = None) -> AlignmentOutput:
         source, target = self.split(features, domain)
         return AlignmentOutput(coral_loss(source, target))

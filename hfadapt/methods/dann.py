@@ -32,7 +32,8 @@ class DomainDiscriminator(nn.Sequential):
 
     def __init__(self, in_features: int, hidden_size: int, num_layers: int, num_domains: int, dropout: float = 0.1):
         if num_layers < 1 or hidden_size < 1:
-            raise ValueError(f"discriminator needs num_layers >= 1 and hidden_size >= 1, got {num_layers}, {hidden_size}")
+            raise ValueError("discriminator needs num_layers >= 1 and hidden_size >= 1, "
+                             f"got {num_layers}, {hidden_size}")
         layers: list[nn.Module] = []
         width = in_features
         for _ in range(num_layers):
@@ -119,7 +120,8 @@ class DomainAdversarialLoss(AlignmentMethod):
         """Per-row weights of the discriminator loss ``(N,)``; ``None``: equal (CDAN+E weighs by confidence)."""
         return None
 
-    def forward(self, features: torch.Tensor, domain: torch.Tensor, logits: torch.Tensor | None = None) -> AlignmentOutput:
+    def forward(self, features: torch.Tensor, domain: torch.Tensor,
+                logits: torch.Tensor | None = None) -> AlignmentOutput:
         disc_logits = self.discriminator(self.discriminator_input(self.grl(features), logits))
         loss = domain_balanced_cross_entropy(disc_logits, domain, self.num_domains, self.row_weights(logits, domain))
         with torch.no_grad():

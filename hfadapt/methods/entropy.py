@@ -46,7 +46,8 @@ class EntropyMinimisationLoss(_TargetPredictionLoss):
 
     name = "entropy"
 
-    def forward(self, features: torch.Tensor, domain: torch.Tensor, logits: torch.Tensor | None = None) -> AlignmentOutput:
+    def forward(self, features: torch.Tensor, domain: torch.Tensor,
+                logits: torch.Tensor | None = None) -> AlignmentOutput:
         return AlignmentOutput(prediction_entropy(self.target_logits(domain, logits)).mean())
 
 
@@ -57,5 +58,6 @@ class InformationMaximisationLoss(_TargetPredictionLoss):
     name = "im"
     batch_statistic = True
 
-    def forward(self, features: torch.Tensor, domain: torch.Tensor, logits: torch.Tensor | None = None) -> AlignmentOutput:
+    def forward(self, features: torch.Tensor, domain: torch.Tensor,
+                logits: torch.Tensor | None = None) -> AlignmentOutput:
         return AlignmentOutput(information_maximisation(self.target_logits(domain, logits)))

@@ -96,7 +96,8 @@ class ImportanceWeighting(AlignmentMethod):
         return cls(feature_dim, num_domains, config.discriminator_hidden_size, config.discriminator_num_layers,
                    config.discriminator_dropout, config.iw_clip, config.iw_flattening)
 
-    def forward(self, features: torch.Tensor, domain: torch.Tensor, logits: torch.Tensor | None = None) -> AlignmentOutput:
+    def forward(self, features: torch.Tensor, domain: torch.Tensor,
+                logits: torch.Tensor | None = None) -> AlignmentOutput:
         domain_logits = self.classifier(features.detach())
         loss = domain_balanced_cross_entropy(domain_logits, domain, self.num_domains)
         is_target = domain == self.target_domain

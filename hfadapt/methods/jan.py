@@ -61,7 +61,8 @@ class JointMMDLoss(MultiKernelMMDLoss):
     name = "jan"
     config_prefixes = ("mmd",)
 
-    def forward(self, features: torch.Tensor, domain: torch.Tensor, logits: torch.Tensor | None = None) -> AlignmentOutput:
+    def forward(self, features: torch.Tensor, domain: torch.Tensor,
+                logits: torch.Tensor | None = None) -> AlignmentOutput:
         logits = self.require_logits(logits, self.name)
         is_target = domain == self.target_domain
         return AlignmentOutput(

@@ -50,6 +50,7 @@ class MinimumClassConfusionLoss(AlignmentMethod):
     def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> MinimumClassConfusionLoss:
         return cls(num_domains, config.mcc_temperature)
 
-    def forward(self, features: torch.Tensor, domain: torch.Tensor, logits: torch.Tensor | None = None) -> AlignmentOutput:
+    def forward(self, features: torch.Tensor, domain: torch.Tensor,
+                logits: torch.Tensor | None = None) -> AlignmentOutput:
         target = self.require_logits(logits, self.name)[domain == self.target_domain]
         return AlignmentOutput(minimum_class_confusion(target, self.temperature))

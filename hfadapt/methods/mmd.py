@@ -65,7 +65,8 @@ def multi_kernel_mmd(
             widths, non-positive multipliers or an unknown estimator.
     """
     if source.ndim != 2 or target.ndim != 2 or source.shape[1] != target.shape[1]:
-        raise ValueError(f"MMD needs (N_s, F) and (N_t, F) features, got {tuple(source.shape)} and {tuple(target.shape)}")
+        raise ValueError(f"MMD needs (N_s, F) and (N_t, F) features, got {tuple(source.shape)} "
+                         f"and {tuple(target.shape)}")
     check_estimate(len(source), len(target), multipliers, estimator)
     if estimator == "linear":
         return linear_time_mmd(source, target, multipliers, base_bandwidth)
@@ -181,7 +182,8 @@ class MultiKernelMMDLoss(AlignmentMethod):
     def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> MultiKernelMMDLoss:
         return cls(num_domains, config.mmd_kernel_multipliers, config.mmd_estimator)
 
-    def forward(self, features: torch.Tensor, domain: torch.Tensor, logits: torch.Tensor | None = None) -> AlignmentOutput:
+    def forward(self, features: torch.Tensor, domain: torch.Tensor,
+                logits: torch.Tensor | None = None) -> AlignmentOutput:
         source, target = self.split(features, domain)
         return AlignmentOutput(multi_kernel_mmd(source, target, self.multipliers, estimator=self.estimator))
 

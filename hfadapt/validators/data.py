@@ -46,7 +46,8 @@ class ValidationData:
                 raise ValueError(f"{name} must be probabilities (rows summing to 1); pass softmax(logits)")
 
     @classmethod
-    def from_logits(cls, source_features, source_logits, source_labels, target_features, target_logits) -> ValidationData:
+    def from_logits(cls, source_features, source_logits, source_labels, target_features,
+                    target_logits) -> ValidationData:
         """Build from logits ``(N, C)`` (softmax applied here)."""
         return cls(source_features.float(), source_logits.float().softmax(-1), source_labels.long(),
                    target_features.float(), target_logits.float().softmax(-1))

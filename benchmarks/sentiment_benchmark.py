@@ -12,6 +12,10 @@ pairs, and the difference to source-only on the same pairs and seeds.
     # two 1-thread processes sharing the grid (each run is claimed by one of them)
     HFADAPT_NUM_THREADS=1 python benchmarks/sentiment_benchmark.py --claim_dir /tmp/grid &
     HFADAPT_NUM_THREADS=1 python benchmarks/sentiment_benchmark.py --claim_dir /tmp/grid
+    # the converged reference budget: 128 tokens, at least 300 steps, until source validation stops rising
+    python benchmarks/sentiment_benchmark.py --max_length 128 --max_steps 600 --eval_steps 50 \\
+        --methods none self_training --results benchmarks/results/sentiment_converged.jsonl \\
+        --table benchmarks/results/sentiment_converged.md --multi_source_pairs
     # only rebuild the table from the results file
     python benchmarks/sentiment_benchmark.py --table_only
 """
@@ -23,6 +27,7 @@ import dataclasses
 import itertools
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -45,6 +50,8 @@ MULTI_SOURCE_PAIRS = [f"{'+'.join(d for d in DOMAINS if d != t)}:{t}" for t in D
 RECIPE_DATA_KEYS = ("source", "target", "max_length", "validation_fraction")  # set per run by this script
 BUDGET_KEYS = ("max_steps", "max_length", "max_train_samples", "max_eval_samples", "per_device_train_batch_size",
                "learning_rate", "train_sampling_strategy")
+CONVERGENCE_KEYS = ("eval_steps", "early_stopping_patience", "min_steps")
+"""Budget keys of a run that trains until source validation stops rising (recorded only with ``--eval_steps``)."""
 
 
 def parse(argv: list[str] | None):
@@ -62,6 +69,14 @@ def parse(argv: list[str] | None):
     parser.add_argument("--max_steps", type=int, default=100, help="optimizer steps per run (reduced budget)")
     parser.add_argument("--max_length", type=int, default=64,
                         help="tokens per review (64 halves the cost of the example's 128 on 2 CPU cores)")
+    parser.add_argument("--eval_steps", type=int, default=0,
+                        help="evaluate on source validation every N steps and keep the best checkpoint by it (0: "
+                             "no evaluation during training, the quick screen)")
+    parser.add_argument("--early_stopping_patience", type=int, default=4,
+                        help="with --eval_steps: stop after this many evaluations without a better source-"
+                             "validation accuracy")
+    parser.add_argument("--min_steps", type=int, default=300,
+                        help="with --eval_steps: optimizer steps before early stopping may end a run")
     parser.add_argument("--max_train_samples", type=int, default=None)
     parser.add_argument("--max_eval_samples", type=int, default=1000)
     parser.add_argument("--train_sampling_strategy", default="random", choices=["random", "group_by_length"],
@@ -155,7 +170,18 @@ def tokenised_splits(data_dir, pair: str, seed: int, tokenizer, max_length: int,
 
 def budget_of(args, config: AdaptConfig) -> dict:
     values = {**vars(args), **{k: getattr(config, k) for k in ("per_device_train_batch_size", "learning_rate")}}
-    return {k: values[k] for k in BUDGET_KEYS}
+    return {k: values[k] for k in BUDGET_KEYS + (CONVERGENCE_KEYS if args.eval_steps else ())}
+
+
+def convergence_settings(args, output_dir: str) -> dict:
+    """``AdaptConfig`` overrides that train until source-validation accuracy stops rising (early stopping after
+    ``min_steps``, the best checkpoint by source validation kept); empty without ``--eval_steps``."""
+    if not args.eval_steps:
+        return {}
+    return {"output_dir": output_dir, "eval_strategy": "steps", "eval_steps": args.eval_steps,
+            "save_strategy": "steps", "save_steps": args.eval_steps, "save_total_limit": 1,
+            "load_best_model_at_end": True, "metric_for_best_model": "source_val_accuracy",
+            "early_stopping_patience": args.early_stopping_patience, "early_stopping_min_steps": args.min_steps}
 
 
 def markdown_table(rows: list[dict], methods: list[str], pairs: list[str]) -> str:
@@ -233,9 +259,12 @@ def main(argv: list[str] | None = None) -> None:
                     return AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=len(names))
 
                 name, overrides = parse_setting(method)
+                run_dir = Path(scratch) / f"{pair}_{method}_{seed}".replace(":", "-")
                 config = dataclasses.replace(base_config, method=name, seed=seed, max_steps=args.max_steps,
-                                             train_sampling_strategy=args.train_sampling_strategy, **overrides)
+                                             train_sampling_strategy=args.train_sampling_strategy,
+                                             **convergence_settings(args, str(run_dir)), **overrides)
                 run = train_and_evaluate(make_model, config, splits, tokenizer, save=False)
+                shutil.rmtree(run_dir, ignore_errors=True)  # the run's checkpoints
                 # the spec, not run's method name: "none:source_weighting=auto" must not read as plain "none"
                 row = {**run, "pair": pair, "method": method, "seed": seed, "budget": budget, "recipe": recipe(method)}
                 with results_path.open("a") as f:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from transformers import TrainerCallback
+from transformers import EarlyStoppingCallback, TrainerCallback
 
 Setter = Callable[[float], None]
 Schedule = Callable[[float], float]
@@ -40,3 +40,27 @@ class AdaptationScheduleCallback(TrainerCallback):
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._apply(state)
+
+
+class MinStepsEarlyStoppingCallback(EarlyStoppingCallback):
+    """``transformers.EarlyStoppingCallback`` that never stops before ``min_steps`` optimizer steps.
+
+    Stops once ``metric_for_best_model`` (for a converged source-only baseline: source-validation accuracy, never a
+    target metric) has not improved for ``early_stopping_patience`` evaluations and ``min_steps`` are done; with
+    ``load_best_model_at_end`` the best checkpoint is then restored. Evaluations before ``min_steps`` still count
+    towards the patience, so training stops at the first evaluation after ``min_steps`` if the metric has already
+    stalled for that long.
+
+    Args:
+        early_stopping_patience: evaluations without improvement before stopping (>= 1).
+        min_steps: optimizer steps before stopping is allowed (>= 0).
+    """
+
+    def __init__(self, early_stopping_patience: int = 1, min_steps: int = 0):
+        super().__init__(early_stopping_patience=early_stopping_patience)
+        self.min_steps = min_steps
+
+    def on_evaluate(self, args, state, control, metrics, **kwargs):
+        super().on_evaluate(args, state, control, metrics, **kwargs)
+        if state.global_step < self.min_steps:
+            control.should_training_stop = False

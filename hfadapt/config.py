@@ -55,7 +55,8 @@ class AdaptConfig(TrainingArguments):
         default="dann",
         metadata={
             "help": "Alignment method(s): 'none' (source-only baseline), 'dann', 'cdan', 'mmd', 'jan', 'coral', "
-            "'mcc', 'entropy', 'im', 'iw' (importance weighting), 'udalm' (target masked LM), or several joined by '+' "
+            "'mcc', 'entropy', 'im', 'iw' (importance weighting), 'udalm' (target masked LM), 'self_training' (class-"
+            "balanced pseudo-labels), or several joined by '+' "
             "(e.g. 'dann+mmd')."
         },
     )
@@ -109,6 +110,29 @@ class AdaptConfig(TrainingArguments):
         default=1.0,
         metadata={"help": "Exponent lambda in [0, 1] of the clipped importance weights (Shimodaira 2000's flattening: "
                           "0 = unweighted, 1 = the full density ratio)."},
+    )
+
+    # --- self-training ------------------------------------------------------------------------------------
+    self_training_weight: float = field(
+        default=1.0, metadata={"help": "Weight of the pseudo-label loss on the target rows (self_training)."}
+    )
+    self_training_threshold: float = field(
+        default=0.0,
+        metadata={"help": "Confidence floor in [0, 1) a target row's prediction needs to count as a pseudo-label, "
+                  "on top of the class-balanced selection."},
+    )
+    self_training_class_fraction: float = field(
+        default=0.5,
+        metadata={"help": "Share of each predicted class's target rows kept as pseudo-labels, the most confident "
+                  "first (class-balanced self-training, Zou et al., ECCV 2018)."},
+    )
+    self_training_warmup: float = field(
+        default=0.1,
+        metadata={"help": "Fraction of training before pseudo-labels count; their weight then ramps up linearly "
+                  "over the same span (Lee 2013)."},
+    )
+    self_training_queue_size: int = field(
+        default=512, metadata={"help": "Recent target confidences per class that the class-balanced ranking uses."}
     )
 
     # --- gradient reversal (DANN) -------------------------------------------------------------------------
@@ -242,6 +266,17 @@ class AdaptConfig(TrainingArguments):
         default=256, metadata={"help": "Rows per domain whose features 'auto' source weighting compares."}
     )
 
+    # --- convergence --------------------------------------------------------------------------------------
+    early_stopping_patience: int = field(
+        default=0,
+        metadata={"help": "Stop training once metric_for_best_model (e.g. source_val_accuracy) has not improved "
+                  "for this many evaluations (0: off); needs eval_strategy, save_strategy and "
+                  "load_best_model_at_end, as transformers.EarlyStoppingCallback does."},
+    )
+    early_stopping_min_steps: int = field(
+        default=0, metadata={"help": "Optimizer steps before early stopping may end training."}
+    )
+
     # --- PEFT ---------------------------------------------------------------------------------------------
     use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters instead of the whole backbone."})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
@@ -316,6 +351,12 @@ class AdaptConfig(TrainingArguments):
             raise ValueError(f"udalm_head_warmup must be in [0, 1], got {self.udalm_head_warmup}")
         if not 0.0 < self.udalm_mask_probability < 1.0:
             raise ValueError(f"udalm_mask_probability must be in (0, 1), got {self.udalm_mask_probability}")
+        if self.early_stopping_patience < 0 or self.early_stopping_min_steps < 0:
+            raise ValueError("early_stopping_patience and early_stopping_min_steps must be >= 0, got "
+                             f"{self.early_stopping_patience} and {self.early_stopping_min_steps}")
+        if self.early_stopping_patience and not (self.load_best_model_at_end and self.metric_for_best_model):
+            raise ValueError("early_stopping_patience needs load_best_model_at_end=True and a metric_for_best_model "
+                             "(e.g. source_val_accuracy), with matching eval_strategy and save_strategy")
         if not self.iw_clip >= 1:
             raise ValueError(f"iw_clip must be >= 1, got {self.iw_clip}")
         if not 0.0 <= self.iw_flattening <= 1.0:

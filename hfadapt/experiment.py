@@ -13,6 +13,7 @@ import torch
 from accelerate import PartialState
 from transformers import PreTrainedModel, set_seed
 
+from .callbacks import MinStepsEarlyStoppingCallback
 from .checkpointing import last_checkpoint
 from .config import AdaptConfig
 from .data.splits import TransferSplits
@@ -59,6 +60,17 @@ def save_run_analysis(run_dir: str, log_history: list[dict], snapshots: dict,
                     "labels": labels, "label_names": list(label_names)}, Path(run_dir) / ANALYSIS_FILE)
 
 
+def source_val_curve(log_history: list[dict]) -> list[list[float]]:
+    """``[[step, accuracy], ...]`` of the source-validation evaluations during training (empty without periodic
+    evaluation): the curve that shows whether a run converged."""
+    key = f"eval_{SOURCE_EVAL}_accuracy"
+    curve = {}
+    for entry in log_history:
+        if key in entry and "step" in entry:
+            curve.setdefault(entry["step"], entry[key])  # the final evaluation repeats the last step's
+    return [[step, accuracy] for step, accuracy in curve.items()]
+
+
 def checkpoint_to_resume(config: AdaptConfig) -> str | None:
     """The checkpoint a run continues from: ``config.resume_from_checkpoint`` if it is a folder; with ``"true"``,
     the last complete ``checkpoint-<step>`` under ``config.output_dir`` (``None``, a fresh start, if there is none
@@ -89,19 +101,28 @@ def train_and_evaluate(
     each) is measured before and after training.
 
     Returns:
-        ``{"method", "source_val_accuracy", "target_accuracy", "target_macro_f1", "train_steps", "wall_time_s",
-        "model_dir"}``, accuracies in ``[0, 1]``, wall time in seconds (training, evaluation and saving).
+        ``{"method", "source_val_accuracy", "target_accuracy", "target_macro_f1", "train_steps",
+        "source_val_curve", "wall_time_s", "model_dir"}``, accuracies in ``[0, 1]``, wall time in seconds (training,
+        evaluation and saving). With ``config.eval_strategy`` set, the evaluations during training read source
+        validation only (``source_val_curve``; with ``load_best_model_at_end`` the best of them is kept).
     """
     set_seed(config.seed)
+    final_evals = {SOURCE_EVAL: splits.source_val, TARGET_EVAL: splits.target_test}
+    # Evaluations during training (early stopping, the best checkpoint) read source validation only: the target
+    # test set is scored once, at the end, and never chooses anything.
+    periodic = config.eval_strategy != "no"
     trainer = AdaptTrainer(
         make_model(),
         config,
         train_dataset=splits.source_train,
         target_dataset=splits.target_train,
-        eval_dataset={SOURCE_EVAL: splits.source_val, TARGET_EVAL: splits.target_test},
+        eval_dataset=final_evals,
         processing_class=processing_class,
         compute_metrics=classification_metrics,
     )
+    final_evals = trainer.eval_dataset  # as the trainer prepared them (model inputs and labels only)
+    if periodic:
+        trainer.eval_dataset = {SOURCE_EVAL: final_evals[SOURCE_EVAL]}
     snapshots = {}
     # a seeded random sample of each side: the test files are sorted by label
     probe = None
@@ -111,7 +132,8 @@ def train_and_evaluate(
         snapshots["before"] = trainer.domain_features(*probe, pad_rows)
     start = time.perf_counter()
     train_output = trainer.train(resume_from_checkpoint=checkpoint_to_resume(config))
-    metrics = trainer.evaluate()
+    trainer.remove_callback(MinStepsEarlyStoppingCallback)  # the final evaluation is no training signal
+    metrics = trainer.evaluate(final_evals)
     if pad_rows:
         snapshots["after"] = trainer.domain_features(*probe, pad_rows)
     pad = {when: proxy_a_distance(*features, seed=config.seed) for when, features in snapshots.items()}
@@ -133,6 +155,7 @@ def train_and_evaluate(
         "proxy_a_distance_before": pad.get("before"),
         "proxy_a_distance_after": pad.get("after"),
         "train_steps": train_output.global_step,
+        "source_val_curve": source_val_curve(trainer.state.log_history),
         "wall_time_s": round(time.perf_counter() - start, 1),
         "model_dir": config.output_dir if save else None,
     }

@@ -20,7 +20,7 @@ from transformers import (
     set_seed,
 )
 
-from .callbacks import AdaptationScheduleCallback
+from .callbacks import AdaptationScheduleCallback, MinStepsEarlyStoppingCallback
 from .checkpointing import ResumableCheckpointsMixin
 from .config import AdaptConfig
 from .data.mixing import (
@@ -187,6 +187,9 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
                 (adapt_model.set_progress, float),
             )
         )
+        if args.early_stopping_patience:
+            self.add_callback(MinStepsEarlyStoppingCallback(args.early_stopping_patience,
+                                                            args.early_stopping_min_steps))
         self._components: dict[str, list[torch.Tensor]] = defaultdict(list)
         self.label_free = None
         """The :class:`~hfadapt.validators.selection.LabelFreeValidation` of ``args.label_free_validators``, scored

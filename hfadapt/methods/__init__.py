@@ -2,7 +2,7 @@
 
 >>> from hfadapt.methods import ALIGNMENT_METHODS, parse_method_names
 >>> sorted(ALIGNMENT_METHODS)
-['cdan', 'coral', 'dann', 'entropy', 'im', 'iw', 'jan', 'mcc', 'mmd', 'udalm']
+['cdan', 'coral', 'dann', 'entropy', 'im', 'iw', 'jan', 'mcc', 'mmd', 'self_training', 'udalm']
 >>> parse_method_names("dann+mmd")
 ['dann', 'mmd']
 """
@@ -76,7 +76,7 @@ def build_methods(config: AdaptConfig, feature_dim: int, num_domains: int = 2, n
 
 
 # Importing the modules registers them.
-from . import cdan, coral, dann, entropy, importance, jan, mcc, mmd, udalm  # noqa: E402,F401
+from . import cdan, coral, dann, entropy, importance, jan, mcc, mmd, self_training, udalm  # noqa: E402,F401
 
 __all__ = [
     "ALIGNMENT_METHODS",

@@ -1,0 +1,113 @@
+"""Model fusion: prediction ensembles, model soups, WiSE-FT, the weight EMA during training and `hfadapt fuse`."""
+
+import pytest
+import torch
+from conftest import tiny_bert
+from transformers import (
+    BertForSequenceClassification,
+    ViTConfig,
+    ViTForImageClassification,
+)
+
+from hfadapt.fusion import (
+    average_state_dicts,
+    greedy_soup,
+    uniform_soup,
+    wise_ft,
+)
+
+
+def float_params(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+
+def tiny_vit(seed: int) -> ViTForImageClassification:
+    torch.manual_seed(seed)
+    return ViTForImageClassification(ViTConfig(image_size=16, patch_size=4, hidden_size=32, num_hidden_layers=1,
+                                               num_attention_heads=2, intermediate_size=37, num_labels=3))
+
+
+# ---- weight averaging ------------------------------------------------------------------------------------------
+
+
+def test_uniform_soup_is_the_mean_of_the_parameters():
+    a, b = tiny_bert(seed=0), tiny_bert(seed=1)
+    before_a, before_b = float_params(a), float_params(b)
+    soup = uniform_soup([a, b])
+    assert type(soup) is BertForSequenceClassification and soup is not a
+    got = float_params(soup)
+    assert got.keys() == before_a.keys()
+    assert [k for k in got if not torch.allclose(got[k], (before_a[k] + before_b[k]) / 2, atol=1e-7)] == []
+    assert all(torch.equal(before_a[k], v) for k, v in float_params(a).items())  # inputs unchanged
+    weighted = float_params(uniform_soup([a, b], weights=[3, 1]))
+    key = "classifier.weight"
+    assert torch.allclose(weighted[key], 0.75 * before_a[key] + 0.25 * before_b[key], atol=1e-7)
+
+
+def test_integer_buffers_are_copied_from_the_first_model_not_averaged():
+    first = {"w": torch.tensor([1.0, 3.0]), "ids": torch.tensor([0, 1, 2]), "flag": torch.tensor([True, False])}
+    second = {"w": torch.tensor([3.0, 5.0]), "ids": torch.tensor([7, 8, 9]), "flag": torch.tensor([False, True])}
+    out = average_state_dicts([first, second], [0.5, 0.5])
+    assert out["w"].tolist() == [2.0, 4.0] and out["ids"].tolist() == [0, 1, 2]
+    assert out["flag"].tolist() == [True, False]
+    half = average_state_dicts([{"w": first["w"].half()}, {"w": second["w"].half()}], [0.25, 0.75])["w"]
+    assert half.dtype == torch.float16 and half.tolist() == [2.5, 4.5]
+
+
+def test_wise_ft_gives_the_endpoints_and_the_midpoint():
+    source_only, adapted = tiny_bert(seed=0), tiny_bert(seed=1)
+    theta_0, theta_1 = float_params(source_only), float_params(adapted)
+    at_0, at_1 = float_params(wise_ft(source_only, adapted, 0.0)), float_params(wise_ft(source_only, adapted, 1.0))
+    middle = float_params(wise_ft(source_only, adapted, 0.5))
+    for k in theta_0:
+        assert torch.equal(at_0[k], theta_0[k]) and torch.equal(at_1[k], theta_1[k])
+        assert torch.allclose(middle[k], (theta_0[k] + theta_1[k]) / 2, atol=1e-7)
+    with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]"):
+        wise_ft(source_only, adapted, 1.5)
+
+
+def test_mismatched_models_raise_naming_the_difference():
+    two, three = tiny_bert(num_labels=2), tiny_bert(num_labels=3)
+    with pytest.raises(ValueError, match="num_labels: member 1 has 3, member 0 has 2"):
+        uniform_soup([two, three])
+    renamed = tiny_bert(seed=1)
+    renamed.config.id2label = {0: "negative", 1: "positive"}
+    with pytest.raises(ValueError, match="id2label"):
+        wise_ft(two, renamed)
+    half = tiny_bert(seed=1).half()
+    with pytest.raises(ValueError, match=r"'bert.embeddings.word_embeddings.weight' is \(64, 32\) torch.float16"):
+        uniform_soup([two, half])
+    wider = tiny_bert(seed=1)
+    wider.classifier = torch.nn.Linear(32, 2, bias=False)
+    with pytest.raises(ValueError, match="member 1 has no tensor 'classifier.bias'"):
+        uniform_soup([two, wider])
+    with pytest.raises(ValueError, match="one class"):
+        uniform_soup([two, tiny_bert().bert])
+    with pytest.raises(ValueError, match="weights must be 2 finite numbers"):
+        uniform_soup([two, tiny_bert(seed=1)], weights=[1.0, -1.0])
+
+
+def with_bias(seed: int, value: float) -> BertForSequenceClassification:
+    model = tiny_bert(seed=seed)
+    with torch.no_grad():
+        model.classifier.bias.fill_(value)
+    return model
+
+
+def test_greedy_soup_skips_a_model_that_lowers_the_score():
+    # the scorer prefers a classifier bias of 0.5: a (1.0) and b (0.0) score -0.25 alone and 0 together; c (-5)
+    # drags the soup of all three to a bias of -4/3
+    c, a, b = with_bias(2, -5.0), with_bias(0, 1.0), with_bias(1, 0.0)
+    calls = []
+
+    def score(model) -> float:
+        calls.append(model.training)
+        return -float((model.classifier.bias[0].detach() - 0.5) ** 2)
+
+    result = greedy_soup([c, a, b], score)
+    assert result.ingredients == [1, 2]  # a then b (sorted by score, ties in input order); c is left out
+    assert result.score == 0.0 and result.individual_scores == [-30.25, -0.25, -0.25]
+    expected = float_params(uniform_soup([a, b]))
+    assert all(torch.equal(v, expected[k]) for k, v in float_params(result.model).items())
+    assert not any(calls)  # every model is scored in eval mode
+    assert len(calls) == 3 + 2  # each model alone, then the soups with b and with c

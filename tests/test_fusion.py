@@ -2,14 +2,19 @@
 
 import pytest
 import torch
-from conftest import tiny_bert
+from conftest import VOCAB, tiny_bert, token_dataset
 from transformers import (
+    AutoModelForImageClassification,
+    AutoModelForSequenceClassification,
     BertForSequenceClassification,
+    Trainer,
+    TrainingArguments,
     ViTConfig,
     ViTForImageClassification,
 )
 
 from hfadapt.fusion import (
+    EnsembleForClassification,
     average_state_dicts,
     greedy_soup,
     uniform_soup,
@@ -111,3 +116,52 @@ def test_greedy_soup_skips_a_model_that_lowers_the_score():
     assert all(torch.equal(v, expected[k]) for k, v in float_params(result.model).items())
     assert not any(calls)  # every model is scored in eval mode
     assert len(calls) == 3 + 2  # each model alone, then the soups with b and with c
+
+
+# ---- prediction ensembles --------------------------------------------------------------------------------------
+
+
+def test_ensemble_saved_and_reloaded_averages_the_members_probabilities(tmp_path):
+    members = [tiny_bert(seed=s).eval() for s in range(3)]
+    ensemble = EnsembleForClassification.from_members(members, weights=[1, 1, 2])
+    ensemble.save_pretrained(tmp_path / "ensemble")
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "ensemble").eval()
+    assert isinstance(loaded, EnsembleForClassification) and loaded.config.member_weights == [0.25, 0.25, 0.5]
+    ids, labels = torch.randint(1, VOCAB, (4, 7)), torch.tensor([0, 1, 1, 0])
+    with torch.no_grad():
+        out = loaded(input_ids=ids, labels=labels)
+        by_hand = sum(w * m(input_ids=ids).logits.softmax(-1) for w, m in zip([0.25, 0.25, 0.5], members, strict=True))
+    assert out.logits.shape == (4, 2)
+    assert torch.allclose(out.logits.softmax(-1), by_hand, atol=1e-6)
+    assert torch.allclose(out.logits.exp(), by_hand, atol=1e-6)  # the logits are the log of the mixture
+    assert out.loss.item() == pytest.approx(-by_hand[torch.arange(4), labels].log().mean().item(), rel=1e-5)
+
+
+def test_ensemble_of_image_models_loads_with_the_image_auto_class(tmp_path):
+    members = [tiny_vit(seed=s).eval() for s in range(2)]
+    EnsembleForClassification.from_members(members).save_pretrained(tmp_path / "vit-ensemble")
+    loaded = AutoModelForImageClassification.from_pretrained(tmp_path / "vit-ensemble").eval()
+    pixels = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        by_hand = sum(m(pixel_values=pixels).logits.softmax(-1) for m in members) / 2
+        assert torch.allclose(loaded(pixel_values=pixels).logits.softmax(-1), by_hand, atol=1e-6)
+    assert loaded.main_input_name == "pixel_values" and loaded.config.member_task == "image"
+
+
+def test_ensemble_members_must_share_their_labels():
+    with pytest.raises(ValueError, match="num_labels"):
+        EnsembleForClassification.from_members([tiny_bert(num_labels=2), tiny_bert(num_labels=3)])
+    renamed = tiny_bert(seed=1)
+    renamed.config.id2label = {0: "negative", 1: "positive"}
+    with pytest.raises(ValueError, match="id2label: member 1 has"):
+        EnsembleForClassification.from_members([tiny_bert(), renamed])
+    with pytest.raises(ValueError, match="different inputs"):
+        EnsembleForClassification.from_members([tiny_bert(num_labels=3), tiny_vit(seed=0)])
+
+
+def test_trainer_evaluates_an_ensemble(tmp_path):
+    # the explicit forward arguments keep Trainer's remove_unused_columns from dropping input_ids (hfadapt evaluate)
+    ensemble = EnsembleForClassification.from_members([tiny_bert(seed=0), tiny_bert(seed=1)])
+    args = TrainingArguments(str(tmp_path / "eval"), use_cpu=True, report_to="none", per_device_eval_batch_size=8)
+    metrics = Trainer(ensemble, args).evaluate(token_dataset(8, seed=3))
+    assert metrics["eval_loss"] > 0

@@ -3,11 +3,13 @@
 import pytest
 import torch
 from conftest import VOCAB, tiny_bert, token_dataset
+from helpers import make_config, make_trainer
 from transformers import (
     AutoModelForImageClassification,
     AutoModelForSequenceClassification,
     BertForSequenceClassification,
     Trainer,
+    TrainerCallback,
     TrainingArguments,
     ViTConfig,
     ViTForImageClassification,
@@ -15,6 +17,7 @@ from transformers import (
 
 from hfadapt.fusion import (
     EnsembleForClassification,
+    WeightEMACallback,
     average_state_dicts,
     greedy_soup,
     uniform_soup,
@@ -165,3 +168,77 @@ def test_trainer_evaluates_an_ensemble(tmp_path):
     args = TrainingArguments(str(tmp_path / "eval"), use_cpu=True, report_to="none", per_device_eval_batch_size=8)
     metrics = Trainer(ensemble, args).evaluate(token_dataset(8, seed=3))
     assert metrics["eval_loss"] > 0
+
+
+# ---- EMA of the weights during training ------------------------------------------------------------------------
+
+
+class Recorder(TrainerCallback):
+    """The task model's trainable weights at the start and after every optimizer step."""
+
+    def __init__(self, module):
+        self.module, self.steps = module, []
+
+    def snapshot(self):
+        return [p.detach().clone() for p in self.module.parameters() if p.requires_grad]
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.steps = [self.snapshot()]
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.steps.append(self.snapshot())
+
+
+def train_with_ema(tmp_path, domains, decay):
+    source, target, _ = domains
+    trainer = make_trainer(tiny_bert(), source, target, tmp_path, method="dann", weight_ema_decay=decay)
+    task_model = trainer.adapt_model.task_model
+    recorder = Recorder(task_model)
+    trainer.add_callback(recorder)
+    trainer.train()
+    return trainer, recorder.steps, [p.detach() for p in task_model.parameters() if p.requires_grad]
+
+
+def test_ema_callback_leaves_the_hand_computed_ema_in_the_saved_model(tmp_path, domains):
+    trainer, steps, final = train_with_ema(tmp_path, domains, decay=0.5)
+    assert len(steps) == 1 + 4  # the initial weights, then max_steps=4 optimizer steps
+    ema = steps[0]
+    for k, theta in enumerate(steps[1:], start=1):
+        d = min(0.5, (1 + k) / (10 + k))  # the warm-up decay
+        ema = [d * e + (1 - d) * t for e, t in zip(ema, theta, strict=True)]
+    assert all(torch.allclose(f, e, atol=1e-6) for f, e in zip(final, ema, strict=True))
+    # not the last weights
+    assert any(not torch.allclose(f, t, atol=1e-6) for f, t in zip(final, steps[-1], strict=True))
+    trainer.save_model(str(tmp_path / "saved"))
+    saved = AutoModelForSequenceClassification.from_pretrained(tmp_path / "saved")
+    assert all(torch.allclose(p, e, atol=1e-6) for p, e in zip(saved.parameters(), ema, strict=True))
+
+
+def test_ema_with_a_vanishing_decay_is_the_last_weights(tmp_path, domains):
+    _, steps, final = train_with_ema(tmp_path, domains, decay=1e-12)
+    assert all(torch.allclose(f, t, atol=1e-6) for f, t in zip(final, steps[-1], strict=True))
+
+
+def test_ema_callback_without_warmup_on_a_module():
+    layer = torch.nn.Linear(1, 1, bias=False)
+    callback = WeightEMACallback(decay=0.9, warmup=False, module=layer)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+        callback.on_train_begin(None, None, None)
+        for value in (2.0, 4.0):
+            layer.weight.fill_(value)
+            callback.on_step_end(None, None, None)
+    callback.on_train_end(None, None, None)
+    expected = 0.9 * (0.9 * 1.0 + 0.1 * 2.0) + 0.1 * 4.0
+    assert layer.weight.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_weight_ema_decay_is_validated(tmp_path):
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="weight_ema_decay must be in"):
+            make_config(tmp_path, weight_ema_decay=bad)
+    with pytest.raises(ValueError, match="load_best_model_at_end"):
+        make_config(tmp_path, weight_ema_decay=0.99, load_best_model_at_end=True, eval_strategy="steps",
+                    save_strategy="steps", metric_for_best_model="loss")
+    with pytest.raises(ValueError, match="decay must be in"):
+        WeightEMACallback(decay=1.0)

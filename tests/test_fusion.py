@@ -2,11 +2,12 @@
 
 import pytest
 import torch
-from conftest import VOCAB, tiny_bert, token_dataset
+from conftest import VOCAB, tiny_bert, tiny_tokenizer, token_dataset
 from helpers import make_config, make_trainer
 from transformers import (
     AutoModelForImageClassification,
     AutoModelForSequenceClassification,
+    AutoTokenizer,
     BertForSequenceClassification,
     Trainer,
     TrainerCallback,
@@ -15,6 +16,7 @@ from transformers import (
     ViTForImageClassification,
 )
 
+from hfadapt import cli
 from hfadapt.fusion import (
     EnsembleForClassification,
     WeightEMACallback,
@@ -242,3 +244,72 @@ def test_weight_ema_decay_is_validated(tmp_path):
                     save_strategy="steps", metric_for_best_model="loss")
     with pytest.raises(ValueError, match="decay must be in"):
         WeightEMACallback(decay=1.0)
+
+
+# ---- hfadapt fuse ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def saved_models(tmp_path):
+    """Two tiny BERT folders with a tokenizer each."""
+    dirs = []
+    for seed in (0, 1):
+        path = tmp_path / f"run{seed}"
+        tiny_bert(seed=seed).save_pretrained(path)
+        tiny_tokenizer().save_pretrained(path)
+        dirs.append(path)
+    return dirs
+
+
+@pytest.mark.parametrize(("mode", "extra"), [("ensemble", ["--weights", "1", "3"]), ("uniform_soup", []),
+                                              ("wise_ft", ["--alpha", "0.25"])])
+def test_fuse_writes_a_folder_that_auto_loads(tmp_path, saved_models, capsys, mode, extra):
+    out = tmp_path / "fused"
+    cli.main(["fuse", *map(str, saved_models), "--output_dir", str(out), "--mode", mode, *extra])
+    assert f"written: {out}" in capsys.readouterr().out
+    fused = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    assert AutoTokenizer.from_pretrained(out)("w5 w6")["input_ids"] == [1, 5, 6, 2]
+    a, b = (AutoModelForSequenceClassification.from_pretrained(d).eval() for d in saved_models)
+    ids = torch.randint(1, VOCAB, (3, 6))
+    if mode == "ensemble":
+        assert isinstance(fused, EnsembleForClassification)
+        with torch.no_grad():
+            by_hand = 0.25 * a(input_ids=ids).logits.softmax(-1) + 0.75 * b(input_ids=ids).logits.softmax(-1)
+            assert torch.allclose(fused(input_ids=ids).logits.softmax(-1), by_hand, atol=1e-6)
+    else:
+        alpha = 0.25 if mode == "wise_ft" else 0.5
+        assert type(fused) is BertForSequenceClassification
+        pa, pb, got = float_params(a), float_params(b), float_params(fused)
+        assert all(torch.allclose(got[k], (1 - alpha) * pa[k] + alpha * pb[k], atol=1e-7) for k in pa)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["missing", "--mode", "ensemble"], "does not exist"),
+    (["three", "--mode", "uniform_soup"], "the models must share num_labels"),
+    (["three", "--mode", "wise_ft"], "wise_ft fuses 2 models, got 3"),
+    (["--mode", "wise_ft", "--weights", "1", "2"], "wise_ft takes alpha, not weights"),
+    (["--mode", "wise_ft", "--alpha", "2"], "alpha must be in [0, 1], got 2.0"),
+    (["--mode", "ensemble", "--alpha", "0.3"], "ensemble takes weights, not alpha"),
+    (["--mode", "uniform_soup", "--weights", "1"], "weights must be 2 finite numbers"),
+])
+def test_fuse_errors_are_one_clear_line(tmp_path, saved_models, capsys, args, message):
+    tiny_bert(num_labels=3).save_pretrained(tmp_path / "three")
+    folders = [str(d) for d in saved_models]
+    if args[0] in ("missing", "three"):
+        folders, args = [*folders, str(tmp_path / args[0])], args[1:]
+    capsys.readouterr()  # the progress bars of saving the folders above
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["fuse", *folders, "--output_dir", str(tmp_path / "out"), *args])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and message in err and "\n" not in err and err.startswith("hfadapt fuse: error")
+    assert not (tmp_path / "out").exists()
+
+
+def test_fuse_help_documents_every_argument(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["fuse", "--help"])
+    text = capsys.readouterr().out
+    fuse_parser = next(a for a in cli.build_parser()._subparsers._group_actions).choices["fuse"]
+    for action in fuse_parser._actions:
+        assert action.help, action.dest
+    assert all(flag in text for flag in ("MODEL_DIR", "--output_dir", "--mode", "--alpha", "--weights", "Wortsman"))

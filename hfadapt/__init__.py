@@ -6,6 +6,7 @@ data with alignment losses (DANN, MK-MMD, ...) from the registry in :mod:`hfadap
 
 from .callbacks import AdaptationScheduleCallback
 from .config import AdaptConfig
+from .fusion import EnsembleConfig, EnsembleForClassification, WeightEMACallback
 from .grl import GradientReversalLayer, grl_warm_start, reverse_gradient
 from .methods import ALIGNMENT_METHODS, AlignmentMethod, AlignmentOutput, register_method
 from .model import AdaptModel, AdaptModelOutput
@@ -31,4 +32,7 @@ __all__ = [
     "grl_warm_start",
     "register_method",
     "reverse_gradient",
+    "EnsembleConfig",
+    "EnsembleForClassification",
+    "WeightEMACallback",
 ]

@@ -1,9 +1,10 @@
-"""The ``hfadapt`` command: ``hfadapt train``, ``hfadapt evaluate``, ``hfadapt report``.
+"""The ``hfadapt`` command: ``hfadapt train``, ``hfadapt evaluate``, ``hfadapt report``, ``hfadapt fuse``.
 
 Subcommands in the manner of the HuggingFace CLIs (``hf download``, ``accelerate launch``): each has its own
 ``--help``. ``train`` runs a recipe of ``examples/`` from a YAML config (its keys are the example's arguments, and
 flags after the file override them); ``evaluate`` scores a saved model on one domain; ``report`` draws the plots
-and writes the markdown report of a finished run.
+and writes the markdown report of a finished run; ``fuse`` saves several trained models as one (an ensemble, a
+model soup or a WiSE-FT interpolation).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import tempfile
 from pathlib import Path
 
 import yaml
+
+from .fusion import FUSION_MODES, fuse_folders
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 RECIPES = {"sentiment": "sentiment_transfer.py", "digits": "digits_transfer.py"}
@@ -118,8 +121,13 @@ def report(args: argparse.Namespace) -> None:
     print(f"written: {write_report(args.run_dir)}")
 
 
+def fuse(args: argparse.Namespace) -> None:
+    """Fuse the models in ``args.model_dirs`` into ``args.output_dir`` (:func:`hfadapt.fusion.fuse_folders`)."""
+    print(f"written: {fuse_folders(args.model_dirs, args.output_dir, args.mode, args.alpha, args.weights)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The ``hfadapt`` argument parser with its ``train``, ``evaluate`` and ``report`` subcommands."""
+    """The ``hfadapt`` argument parser with its ``train``, ``evaluate``, ``report`` and ``fuse`` subcommands."""
     parser = argparse.ArgumentParser(prog="hfadapt",
                                      description="Cross-domain transfer learning for HuggingFace models.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +147,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpu", action="store_true", help="evaluate on the CPU even if a GPU is present")
     p = commands.add_parser("report", help="plots and report.md of a finished run (its --output_dir)")
     p.add_argument("run_dir")
+    p = commands.add_parser("fuse", help="save several trained classifiers as one model folder: an ensemble of their "
+                            "predictions, a model soup or a WiSE-FT interpolation of their weights")
+    p.add_argument("model_dirs", nargs="+", metavar="MODEL_DIR",
+                   help="saved model folders (for wise_ft: the source-only model, then the adapted one)")
+    p.add_argument("--output_dir", required=True, help="folder to write the fused model (and the first folder's "
+                   "tokenizer or processor) to")
+    p.add_argument("--mode", choices=sorted(FUSION_MODES), required=True,
+                   help="ensemble: average the members' softmax probabilities (loads after `import hfadapt`); "
+                   "uniform_soup: average the weights of models of one architecture (Wortsman et al., ICML 2022); "
+                   "wise_ft: (1 - alpha) * first + alpha * second (Wortsman et al., CVPR 2022)")
+    p.add_argument("--alpha", type=float, default=None, help="wise_ft only: weight of the second model, in [0, 1] "
+                   "(default 0.5)")
+    p.add_argument("--weights", type=float, nargs="+", default=None,
+                   help="ensemble and uniform_soup only: one weight per model, normalised to sum 1 (default equal)")
     return parser
 
 
@@ -149,8 +171,8 @@ def main(argv: list[str] | None = None) -> None:
     if rest and args.command != "train":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
-        {"train": lambda: train(args, rest), "evaluate": lambda: evaluate_model(args), "report": lambda: report(args)}[
-            args.command]()
+        {"train": lambda: train(args, rest), "evaluate": lambda: evaluate_model(args), "report": lambda: report(args),
+         "fuse": lambda: fuse(args)}[args.command]()
     except (FileNotFoundError, ValueError) as err:
         print(f"hfadapt {args.command}: error: {err}", file=sys.stderr)
         raise SystemExit(2) from err

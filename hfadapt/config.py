@@ -277,6 +277,18 @@ class AdaptConfig(TrainingArguments):
         default=0, metadata={"help": "Optimizer steps before early stopping may end training."}
     )
 
+    # --- weight averaging ---------------------------------------------------------------------------------
+    weight_ema_decay: float | None = field(
+        default=None,
+        metadata={
+            "help": "Keep an exponential moving average of the task model's trainable weights, theta_ema <- d * "
+            "theta_ema + (1 - d) * theta after every optimizer step (d warmed up as min(d, (1 + k) / (10 + k)) at "
+            "update k), and write it into the model when training ends, so the saved model is the EMA model "
+            "(hfadapt.fusion.WeightEMACallback). A decay in (0, 1), e.g. 0.999; None (default) = off. "
+            "Checkpoints and evaluations during training see the raw weights."
+        },
+    )
+
     # --- PEFT ---------------------------------------------------------------------------------------------
     use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters instead of the whole backbone."})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
@@ -381,6 +393,12 @@ class AdaptConfig(TrainingArguments):
         for name in ("lora_dropout", "discriminator_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.weight_ema_decay is not None:
+            if not 0.0 < self.weight_ema_decay < 1.0:
+                raise ValueError(f"weight_ema_decay must be in (0, 1) or None, got {self.weight_ema_decay}")
+            if self.load_best_model_at_end:
+                raise ValueError("weight_ema_decay and load_best_model_at_end exclude each other: the checkpoints "
+                                 "hold the raw weights, and the EMA written at the end would replace the best one")
         if self.peft_save not in PEFT_SAVE_MODES:
             raise ValueError(f"peft_save must be one of {PEFT_SAVE_MODES}, got {self.peft_save!r}")
 

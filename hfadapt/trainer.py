@@ -35,6 +35,7 @@ from .data.mixing import (
 from .data.sampler import DomainBalancedSampler
 from .data.transforms import keep_only, raw, transform_of
 from .features import dataset_features, row_sample, unwrap_peft
+from .fusion.ema import WeightEMACallback
 from .grl import GRL_SCHEDULES
 from .methods import build_methods
 from .model import AdaptModel
@@ -77,7 +78,9 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
 
     The model ``save_model`` writes is the plain task model (merged, for PEFT, unless ``args.peft_save ==
     "adapter"``): ``AutoModelForSequenceClassification.from_pretrained(output_dir)`` loads it without hfadapt.
-    The discriminator and other heads are training-only and are not saved with it.
+    The discriminator and other heads are training-only and are not saved with it. With ``args.weight_ema_decay`` the
+    task model's trainable weights are replaced by their moving average when training ends
+    (:class:`~hfadapt.fusion.WeightEMACallback`).
 
     >>> trainer = AdaptTrainer(model, AdaptConfig("out", method="dann"), train_dataset=source_train,
     ...                        target_dataset=target_unlabelled, eval_dataset={"target": target_test},
@@ -206,6 +209,8 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
             self.label_free = callback.validation
         self.card_details: dict = {}
         """What the model card needs beyond the trainer's own knowledge (see :meth:`create_model_card`)."""
+        if args.weight_ema_decay is not None:  # the EMA covers the task model only, not the training-only heads
+            self.add_callback(WeightEMACallback(args.weight_ema_decay, module=adapt_model.task_model))
 
     # ---- set-up helpers ------------------------------------------------------------------------------------
 

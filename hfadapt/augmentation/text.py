@@ -7,9 +7,9 @@ optionally ``token_type_ids (N, L)``; any other key passes through. Only *eligib
 - ``mask:p``: a share ``p`` of each row's eligible tokens becomes ``[MASK]``.
 - ``delete:p``: a share ``p`` of each row's eligible tokens is deleted; the rest shift left and the row is re-padded
   on the right to the same length ``L``.
-- ``cutoff:r``: span cutoff (Shen, Zheng, Chen, Zhang, Hu, Chen, "A Simple but Tough-to-Beat Data Augmentation
-  Approach for Natural Language Understanding and Generation", arXiv 2020): a contiguous span of a share ``r`` of
-  each row's eligible tokens is masked out of the attention (no token attends to it).
+- ``cutoff:r``: span cutoff (Shen, Zheng, Shen, Qu & Chen, "A Simple but Tough-to-Beat Data Augmentation Approach
+  for Natural Language Understanding and Generation", arXiv 2020): a contiguous span of a share ``r`` of each row's
+  eligible tokens is masked out of the attention (no token attends to it).
 - ``dropout``: the identity; the view differs from another only by the model's dropout (SimCSE's positive pair,
   Gao, Yao & Chen, EMNLP 2021).
 

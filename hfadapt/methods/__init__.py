@@ -2,7 +2,7 @@
 
 >>> from hfadapt.methods import ALIGNMENT_METHODS, parse_method_names
 >>> sorted(ALIGNMENT_METHODS)
-['cdan', 'coral', 'dann', 'entropy', 'im', 'iw', 'jan', 'mcc', 'mmd', 'udalm']
+['adamatch', 'cdan', 'coral', 'dann', 'entropy', 'fixmatch', 'im', 'iw', 'jan', 'mcc', 'mean_teacher', 'mmd', 'udalm']
 >>> parse_method_names("dann+mmd")
 ['dann', 'mmd']
 """
@@ -76,7 +76,20 @@ def build_methods(config: AdaptConfig, feature_dim: int, num_domains: int = 2, n
 
 
 # Importing the modules registers them.
-from . import cdan, coral, dann, entropy, importance, jan, mcc, mmd, udalm  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    adamatch,
+    cdan,
+    coral,
+    dann,
+    entropy,
+    fixmatch,
+    importance,
+    jan,
+    mcc,
+    mean_teacher,
+    mmd,
+    udalm,
+)
 
 __all__ = [
     "ALIGNMENT_METHODS",

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainingArguments
 
+from .augmentation import split_augmentation
 from .balancing import ALIGNMENT_BALANCINGS
 from .features import FEATURE_SOURCES
 from .grl import GRL_SCHEDULES
 from .methods import ALIGNMENT_METHODS, parse_method_names
+from .methods.consistency import DEFAULT_AUGMENTATION
 from .methods.mmd import MMD_ESTIMATORS
 from .validators import VALIDATORS
 
@@ -56,8 +58,8 @@ class AdaptConfig(TrainingArguments):
         metadata={
             "help": "Alignment method(s): 'none' (source-only baseline), 'dann', 'cdan', 'mmd', 'jan', 'coral', "
             "'mcc', 'entropy', 'im', 'iw' (importance weighting), 'udalm' (target masked LM), 'self_training' (class-"
-            "balanced pseudo-labels), or several joined by '+' "
-            "(e.g. 'dann+mmd')."
+            "balanced pseudo-labels), 'fixmatch', 'adamatch', 'mean_teacher' (consistency self-training on augmented "
+            "target rows), or several joined by '+' (e.g. 'dann+mmd', 'dann+fixmatch')."
         },
     )
     dann_weight: float = field(default=1.0, metadata={"help": "Weight of the DANN domain-discriminator loss."})
@@ -135,6 +137,58 @@ class AdaptConfig(TrainingArguments):
         default=512, metadata={"help": "Recent target confidences per class that the class-balanced ranking uses."}
     )
 
+    # --- consistency self-training (FixMatch, AdaMatch, mean teacher) ----------------------------------------
+    fixmatch_weight: float = field(
+        default=1.0,
+        metadata={"help": "Weight of FixMatch's pseudo-label loss on the strong view of the target rows (1 in Sohn et "
+                          "al., NeurIPS 2020)."},
+    )
+    fixmatch_threshold: float = field(
+        default=0.95,
+        metadata={"help": "FixMatch keeps a target row's pseudo-label where the weak view's largest probability is "
+                          ">= this, in [0, 1] (the paper's 0.95)."},
+    )
+    fixmatch_augmentation: str = field(
+        default=DEFAULT_AUGMENTATION,
+        metadata={"help": "FixMatch's strong view: '+'-joined augmentations (hfadapt.augmentation); token models use "
+                          "the text ones (mask:p, delete:p, cutoff:r, dropout), image models the image ones "
+                          "(trivial, randaugment:n, cutout:s, dropout)."},
+    )
+    adamatch_weight: float = field(
+        default=1.0,
+        metadata={"help": "Weight of AdaMatch's pseudo-label loss on the target rows (Berthelot et al., ICLR 2022; "
+                          "its warm-up is weight_schedule)."},
+    )
+    adamatch_tau: float = field(
+        default=0.9,
+        metadata={"help": "AdaMatch's relative threshold, in (0, 1]: pseudo-labels are kept where the aligned "
+                          "target probability is >= tau times the batch's mean source confidence (the paper's 0.9)."},
+    )
+    adamatch_augmentation: str = field(
+        default=DEFAULT_AUGMENTATION, metadata={"help": "AdaMatch's strong view (as fixmatch_augmentation)."}
+    )
+    mean_teacher_weight: float = field(
+        default=1.0,
+        metadata={"help": "Weight of the mean-teacher consistency loss (squared difference of the student's and the "
+                          "EMA teacher's target probabilities; French et al., ICLR 2018)."},
+    )
+    mean_teacher_ema_decay: float = field(
+        default=0.99,
+        metadata={"help": "Decay d in [0, 1) of the teacher's exponential moving average of the student's weights, "
+                          "one update per optimizer step (French et al.'s 0.99)."},
+    )
+    mean_teacher_threshold: float = field(
+        default=0.9,
+        metadata={"help": "Target rows count where the teacher's largest probability is > this, in [0, 1). French "
+                          "et al. use 0.968 on 10-class tasks; 0.9 lets the term act sooner on 2-3 class tasks "
+                          "whose fresh classification head starts near uniform (a choice, not tuned)."},
+    )
+    mean_teacher_augmentation: str = field(
+        default=DEFAULT_AUGMENTATION,
+        metadata={"help": "Augmentation of both the teacher's and the student's view, drawn independently for each "
+                          "(as fixmatch_augmentation)."},
+    )
+
     # --- gradient reversal (DANN) -------------------------------------------------------------------------
     grl_schedule: str = field(
         default="warm_start",
@@ -166,7 +220,8 @@ class AdaptConfig(TrainingArguments):
             "the reversed gradient lambda * dL_d/df) or 'gradient' (w_m is the share of the task loss's gradient "
             "norm on the features that method m gets, re-measured every step: w_m * ||dL_task/df|| / ||dL_m/df||; "
             "Esser et al., CVPR 2021; an adversarial method's reversed gradient gets lambda * w_m of the task's, its "
-            "discriminator's gradient is unchanged). Bounded prediction losses (MCC, entropy, IM) are not rebalanced."
+            "discriminator's gradient is unchanged). Bounded prediction losses (MCC, entropy, IM, FixMatch, AdaMatch, "
+            "mean teacher) are not rebalanced."
         },
     )
 
@@ -373,6 +428,7 @@ class AdaptConfig(TrainingArguments):
             raise ValueError(f"iw_clip must be >= 1, got {self.iw_clip}")
         if not 0.0 <= self.iw_flattening <= 1.0:
             raise ValueError(f"iw_flattening must be in [0, 1], got {self.iw_flattening}")
+        self._check_consistency_fields()
         for name in ("grl_gamma", "discriminator_lr_multiplier", "mcc_temperature"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -401,6 +457,21 @@ class AdaptConfig(TrainingArguments):
                                  "hold the raw weights, and the EMA written at the end would replace the best one")
         if self.peft_save not in PEFT_SAVE_MODES:
             raise ValueError(f"peft_save must be one of {PEFT_SAVE_MODES}, got {self.peft_save!r}")
+
+    def _check_consistency_fields(self) -> None:
+        """Ranges of the FixMatch, AdaMatch and mean-teacher fields; their augmentation specs must parse."""
+        if not 0.0 <= self.fixmatch_threshold <= 1.0:
+            raise ValueError(f"fixmatch_threshold must be in [0, 1], got {self.fixmatch_threshold}")
+        if not 0.0 < self.adamatch_tau <= 1.0:
+            raise ValueError(f"adamatch_tau must be in (0, 1], got {self.adamatch_tau}")
+        for name in ("mean_teacher_ema_decay", "mean_teacher_threshold"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        for name in ("fixmatch_augmentation", "adamatch_augmentation", "mean_teacher_augmentation"):
+            try:
+                split_augmentation(getattr(self, name))
+            except ValueError as err:
+                raise ValueError(f"{name}={getattr(self, name)!r}: {err}") from None
 
     @property
     def method_names(self) -> list[str]:

@@ -25,9 +25,10 @@ def make_config(tmp_path, **overrides) -> AdaptConfig:
     return AdaptConfig(**values)
 
 
-def make_trainer(model, source, target, tmp_path, eval_dataset=None, **overrides) -> AdaptTrainer:
+def make_trainer(model, source, target, tmp_path, eval_dataset=None, processing_class=None,
+                 **overrides) -> AdaptTrainer:
     return AdaptTrainer(model, make_config(tmp_path, **overrides), train_dataset=source, target_dataset=target,
-                        eval_dataset=eval_dataset)
+                        eval_dataset=eval_dataset, processing_class=processing_class)
 
 
 def trainable_state(trainer) -> dict:

@@ -1,7 +1,7 @@
 import datasets
 import pytest
 import torch
-from conftest import SEQ, tiny_bert, token_dataset
+from conftest import SEQ, tiny_bert, tiny_tokenizer, token_dataset
 from helpers import make_config, make_trainer, trainable_state
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification
@@ -12,10 +12,13 @@ from hfadapt.methods import AlignmentOutput
 
 
 @pytest.mark.parametrize("method", ["dann", "mmd", "dann+mmd", "cdan", "jan", "coral", "mcc", "entropy", "im", "iw",
-                                    "iw+dann"])
+                                    "iw+dann", "fixmatch", "adamatch", "mean_teacher", "dann+fixmatch"])
 def test_every_trainable_parameter_changes(domains, tmp_path, method):
     source, target, _ = domains
-    trainer = make_trainer(tiny_bert(), source, target, tmp_path, method=method)
+    # the consistency methods augment target tokens and need the tokenizer's special tokens
+    augments = {"fixmatch", "adamatch", "mean_teacher"} & set(method.split("+"))
+    trainer = make_trainer(tiny_bert(), source, target, tmp_path, method=method,
+                           processing_class=tiny_tokenizer() if augments else None)
     before = trainable_state(trainer)
     first = method.split("+")[0]
     if first in ("dann", "cdan"):

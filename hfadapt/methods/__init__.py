@@ -1,8 +1,9 @@
 """Registry of alignment methods: adding a method is one module, one ``@register_method`` line and its tests.
 
 >>> from hfadapt.methods import ALIGNMENT_METHODS, parse_method_names
->>> sorted(ALIGNMENT_METHODS)
-['cdan', 'coral', 'dann', 'entropy', 'im', 'iw', 'jan', 'mcc', 'mmd', 'self_training', 'udalm']
+>>> sorted(ALIGNMENT_METHODS)  # doctest: +NORMALIZE_WHITESPACE
+['adamatch', 'cdan', 'coral', 'dann', 'entropy', 'fixmatch', 'im', 'iw', 'jan', 'mcc', 'mean_teacher', 'mmd',
+ 'self_training', 'udalm']
 >>> parse_method_names("dann+mmd")
 ['dann', 'mmd']
 """
@@ -76,7 +77,21 @@ def build_methods(config: AdaptConfig, feature_dim: int, num_domains: int = 2, n
 
 
 # Importing the modules registers them.
-from . import cdan, coral, dann, entropy, importance, jan, mcc, mmd, self_training, udalm  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    adamatch,
+    cdan,
+    coral,
+    dann,
+    entropy,
+    fixmatch,
+    importance,
+    jan,
+    mcc,
+    mean_teacher,
+    mmd,
+    self_training,
+    udalm,
+)
 
 __all__ = [
     "ALIGNMENT_METHODS",

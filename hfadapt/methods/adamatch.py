@@ -1,0 +1,108 @@
+"""AdaMatch: FixMatch for domain adaptation, with a threshold relative to the source confidence and distribution
+alignment of the target predictions.
+
+Berthelot, Roelofs, Sohn, Carlini & Kurakin, "AdaMatch: A Unified Approach to Semi-Supervised Learning and Domain
+Adaptation", ICLR 2022. With weak-view probabilities ``p_S`` of the ``N_S`` source rows and ``p_T`` of the ``M``
+target rows of a batch:
+
+- relative confidence threshold: ``c = tau * mean_i max_c p_S,ic`` (``tau = adamatch_tau``, the paper's 0.9);
+- distribution alignment: ``p~_T = normalise(p_T * mean_i p_S,i / mean_i p_T,i)`` (class-wise, then each row
+  renormalised to sum 1), which moves the target predictions' class marginal to the source's;
+- pseudo-label ``argmax p~_T``, kept where ``max p~_T >= c``; loss as FixMatch's,
+  ``L = (1 / M) sum_i mask_i * CE(z_i^strong, pseudo_i)``.
+
+Differences from the paper: *random logit interpolation* (mixing the logits of a source-only forward with those of
+the joint source+target forward, to keep batch-normalisation statistics apart) is skipped: the transformer backbones
+hfadapt adapts have no batch normalisation, and its main forward already runs source and target rows together, as
+the paper's joint pass does. The paper's warm-up of the target loss weight is the run's ``weight_schedule``
+(``warm_start`` by default). Logged: ``adamatch_mask_rate`` and ``adamatch_threshold`` (``c``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import register_method
+from .base import AlignmentOutput
+from .consistency import DEFAULT_AUGMENTATION, ConsistencyMethod
+from .fixmatch import confidence_masked_cross_entropy
+
+
+def distribution_alignment(target_probs: torch.Tensor, source_probs: torch.Tensor) -> torch.Tensor:
+    """``normalise(p_T * mean(p_S) / mean(p_T))``: ``(M, C)`` target and ``(N_S, C)`` source probabilities ->
+    ``(M, C)`` rows that sum to 1."""
+    aligned = target_probs * (source_probs.mean(0) / target_probs.mean(0).clamp_min(1e-12))
+    return aligned / aligned.sum(-1, keepdim=True).clamp_min(1e-12)
+
+
+def adamatch_pseudo_labels(source_logits: torch.Tensor, target_logits: torch.Tensor,
+                           tau: float = 0.9) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """AdaMatch's pseudo-labels of the target rows (no gradient).
+
+    Args:
+        source_logits: ``(N_S, C)`` weak-view logits of the source rows, ``N_S >= 1``.
+        target_logits: ``(M, C)`` weak-view logits of the target rows.
+        tau: relative threshold in ``(0, 1]``.
+
+    Returns:
+        ``(pseudo_labels (M,) long, mask (M,) bool, threshold (scalar))``.
+
+    Raises:
+        ValueError: if there are no source rows or the class counts differ.
+    """
+    if len(source_logits) == 0 or source_logits.shape[-1] != target_logits.shape[-1]:
+        raise ValueError(f"AdaMatch needs source rows with as many classes as the target's, got "
+                         f"{tuple(source_logits.shape)} and {tuple(target_logits.shape)}")
+    source_probs = torch.softmax(source_logits.detach().float(), dim=-1)
+    target_probs = torch.softmax(target_logits.detach().float(), dim=-1)
+    threshold = tau * source_probs.max(-1).values.mean()
+    confidence, pseudo_labels = distribution_alignment(target_probs, source_probs).max(-1)
+    return pseudo_labels, confidence >= threshold, threshold
+
+
+@register_method
+class AdaMatchLoss(ConsistencyMethod):
+    """AdaMatch on the target rows (module docstring). Shape: logits ``(N, C)`` of source and target rows; output a
+    scalar loss and ``metrics = {"mask_rate", "threshold"}``.
+
+    Args:
+        num_domains: source domains + 1 (every source domain's rows count as source).
+        augmentation: the strong view's spec (:mod:`hfadapt.augmentation`).
+        tau: relative confidence threshold in ``(0, 1]``.
+
+    Raises:
+        ValueError: on ``tau`` outside ``(0, 1]`` or a bad spec; in :meth:`bind`, see
+            :class:`~hfadapt.methods.consistency.ConsistencyMethod`.
+    """
+
+    name = "adamatch"
+
+    def __init__(self, num_domains: int = 2, augmentation: str = DEFAULT_AUGMENTATION, tau: float = 0.9):
+        super().__init__(num_domains, augmentation)
+        if not 0.0 < tau <= 1.0:
+            raise ValueError(f"adamatch_tau must be in (0, 1], got {tau}")
+        self.tau = float(tau)
+
+    @classmethod
+    def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> AdaMatchLoss:
+        return cls(num_domains, config.adamatch_augmentation, config.adamatch_tau)
+
+    def forward(self, features: torch.Tensor, domain: torch.Tensor, logits: torch.Tensor | None = None,
+                target_inputs: dict | None = None) -> AlignmentOutput:
+        """AdaMatch's loss on the target rows; the source rows' logits set the threshold and the alignment.
+
+        Args:
+            features: ``(N, F)``, unused.
+            domain: ``(N,)`` domain ids; rows below ``num_domains - 1`` are source rows.
+            logits: ``(N, C)`` of the main forward (detached here: weak views of both domains).
+            target_inputs: the target rows' model inputs, from :meth:`prepare_inputs`.
+
+        Raises:
+            ValueError: if the logits or ``target_inputs`` are missing, or the batch has no source rows.
+        """
+        weak = self.weak_logits(domain, logits)
+        source = logits[domain != self.target_domain]
+        pseudo_labels, mask, threshold = adamatch_pseudo_labels(source, weak, self.tau)
+        strong = self.student_logits(self.augment(self.require_target_inputs(target_inputs)))
+        loss = confidence_masked_cross_entropy(strong, pseudo_labels, mask)
+        return AlignmentOutput(loss, {"mask_rate": mask.float().mean(), "threshold": threshold})

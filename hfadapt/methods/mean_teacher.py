@@ -1,0 +1,167 @@
+"""Mean teacher for domain adaptation: the student's target predictions are pulled towards those of an EMA teacher.
+
+French, Mackiewicz & Fisher, "Self-ensembling for visual domain adaptation", ICLR 2018, after Tarvainen & Valpola,
+"Mean teachers are better role models", NeurIPS 2017. The teacher is a copy of the task model whose weights follow
+the student's as an exponential moving average, once per optimizer step:
+
+    theta_teacher <- d * theta_teacher + (1 - d) * theta_student        (d = mean_teacher_ema_decay, 0.99)
+
+Each batch's target rows get two independent augmentations of the same spec (with dropout, both networks see noise,
+as in the paper); the teacher predicts ``t_i = softmax`` on one (no gradient), the student ``s_i`` on the other, and
+
+    L = (1 / M) sum_i 1[max_c t_ic > theta] * (1 / C) sum_c (s_ic - t_ic)^2
+
+French et al.'s squared difference of probabilities with confidence thresholding (their code's ``mean`` over classes
+and over all ``M`` target rows). Their class-balance loss is left out.
+
+Threshold default (``mean_teacher_threshold`` 0.9 rather than French et al.'s 0.968, chosen for 10-class digits and
+objects): hfadapt fine-tunes pretrained backbones whose classification head starts near uniform, so the teacher
+(which starts as that model) becomes confident only as the task loss trains it; 0.9 lets the consistency term act
+sooner on 2- and 3-class tasks. It is a choice, not a tuned value.
+
+Where the teacher lives: it is a submodule of this method, with ``requires_grad=False``. So it moves with
+``.to(device)``, follows ``train()``/``eval()``, and is part of the ``AdaptModel`` state a checkpoint holds (a resumed
+run continues the same average); ``AdaptTrainer`` optimises only parameters that require a gradient, and saves only
+the task model, so the teacher never enters the optimizer nor the saved model. Buffers (normalisation statistics)
+are copied from the student at each update. Under DDP every process holds its own teacher; they stay identical
+because every process's student holds the same (synchronised) weights and the updates are deterministic.
+
+The update runs in :meth:`MeanTeacher.set_progress`, which the trainer calls once per optimizer step before its
+first micro-batch (and at the start of training): the teacher moves whenever the progress has grown since the last
+call, i.e. once after each optimizer step, and not at the start of a run. The last progress seen is a buffer, so a
+checkpoint holds it with the teacher: a run resumed from a checkpoint written after step ``k`` (whose teacher has not
+yet taken step ``k``'s update) makes that update when it starts, as the uninterrupted run did before step ``k + 1``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from ..features import HeadInputCapture
+from . import register_method
+from .base import AlignmentOutput
+from .consistency import DEFAULT_AUGMENTATION, ConsistencyMethod
+
+
+def mean_teacher_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                      threshold: float = 0.9) -> tuple[torch.Tensor, torch.Tensor]:
+    """French et al.'s consistency loss.
+
+    Args:
+        student_logits: ``(M, C)`` (gradient flows).
+        teacher_logits: ``(M, C)`` (detached here).
+        threshold: rows count where the teacher's largest probability is ``> threshold``.
+
+    Returns:
+        ``(loss, mask)``: the scalar ``mean_i mask_i * mean_c (s_ic - t_ic)^2`` and the ``(M,)`` bool mask.
+
+    Raises:
+        ValueError: if the shapes differ.
+    """
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student and teacher logits differ in shape: {tuple(student_logits.shape)} vs "
+                         f"{tuple(teacher_logits.shape)}")
+    student = torch.softmax(student_logits.float(), dim=-1)
+    teacher = torch.softmax(teacher_logits.detach().float(), dim=-1)
+    mask = teacher.max(-1).values > threshold
+    return (((student - teacher) ** 2).mean(-1) * mask.to(student.dtype)).mean(), mask
+
+
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` with ``requires_grad=False`` everywhere and without the forward pre-hooks of
+    ``AdaptModel``'s feature capture (the student's head has one; the copy's would be a dead duplicate)."""
+    teacher = copy.deepcopy(model)
+    teacher.requires_grad_(False)
+    for module in teacher.modules():
+        for key, hook in list(module._forward_pre_hooks.items()):
+            if isinstance(getattr(hook, "__self__", None), HeadInputCapture):
+                del module._forward_pre_hooks[key]
+    return teacher
+
+
+@register_method
+class MeanTeacher(ConsistencyMethod):
+    """Mean-teacher consistency on the target rows (module docstring). Shape: target inputs of ``M`` rows; output
+    a scalar loss and ``metrics = {"mask_rate": share of target rows the teacher is confident on}``.
+
+    Args:
+        num_domains: source domains + 1.
+        augmentation: spec of both views (:mod:`hfadapt.augmentation`), drawn independently for each.
+        ema_decay: ``d`` in ``[0, 1)``.
+        threshold: teacher confidence in ``[0, 1)``.
+
+    Raises:
+        ValueError: on values out of range or a bad spec; in :meth:`bind`, see
+            :class:`~hfadapt.methods.consistency.ConsistencyMethod`.
+    """
+
+    name = "mean_teacher"
+
+    def __init__(self, num_domains: int = 2, augmentation: str = DEFAULT_AUGMENTATION, ema_decay: float = 0.99,
+                 threshold: float = 0.9):
+        super().__init__(num_domains, augmentation)
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"mean_teacher_ema_decay must be in [0, 1), got {ema_decay}")
+        if not 0.0 <= threshold < 1.0:
+            raise ValueError(f"mean_teacher_threshold must be in [0, 1), got {threshold}")
+        self.ema_decay, self.threshold = float(ema_decay), float(threshold)
+        self.teacher: nn.Module | None = None
+        # progress * 2^40 as an integer (-1: none yet); an integer buffer survives a dtype cast of the model
+        self.register_buffer("progress_seen", torch.tensor(-1, dtype=torch.long))
+
+    @classmethod
+    def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> MeanTeacher:
+        return cls(num_domains, config.mean_teacher_augmentation, config.mean_teacher_ema_decay,
+                   config.mean_teacher_threshold)
+
+    def bind(self, task_model: nn.Module, processing_class=None) -> None:
+        """Bind as :meth:`ConsistencyMethod.bind` and make the teacher, a frozen copy of the task model now."""
+        super().bind(task_model, processing_class)
+        self.teacher = frozen_copy(task_model)
+        self.progress_seen.fill_(-1)
+
+    def set_progress(self, progress: float) -> None:
+        """Move the teacher towards the student if an optimizer step happened since the last call."""
+        mark = round(float(progress) * 2**40)
+        if 0 <= int(self.progress_seen) < mark:
+            self.update_teacher()
+        self.progress_seen.fill_(mark)
+
+    @torch.no_grad()
+    def update_teacher(self) -> None:
+        """One EMA step, ``teacher <- d * teacher + (1 - d) * student``; buffers are copied.
+
+        Raises:
+            ValueError: if the method is not bound.
+        """
+        student = self._require_bound()
+        params, buffers = dict(student.named_parameters()), dict(student.named_buffers())
+        for name, param in self.teacher.named_parameters():
+            param.lerp_(params[name].detach(), 1.0 - self.ema_decay)  # lerp leaves equal weights exactly equal
+        for name, buffer in self.teacher.named_buffers():
+            buffer.copy_(buffers[name])
+
+    def forward(self, features: torch.Tensor, domain: torch.Tensor, logits: torch.Tensor | None = None,
+                target_inputs: dict | None = None) -> AlignmentOutput:
+        """The consistency loss between the teacher's and the student's views of the target rows.
+
+        Args:
+            features, domain, logits: the main forward's (unused: both views are forwarded here).
+            target_inputs: the target rows' model inputs, from :meth:`prepare_inputs`.
+
+        Raises:
+            ValueError: if ``target_inputs`` are missing or the method is not bound.
+        """
+        target_inputs = self.require_target_inputs(target_inputs)
+        teacher_view = self.augment(target_inputs)
+        with torch.no_grad():
+            teacher_logits = self.teacher(**teacher_view).logits
+        student_logits = self.student_logits(self.augment(target_inputs))
+        loss, mask = mean_teacher_loss(student_logits, teacher_logits, self.threshold)
+        return AlignmentOutput(loss, {"mask_rate": mask.float().mean()})
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, ema_decay={self.ema_decay}, threshold={self.threshold}"

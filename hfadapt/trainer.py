@@ -21,7 +21,7 @@ from transformers import (
 )
 
 from .callbacks import AdaptationScheduleCallback, MinStepsEarlyStoppingCallback
-from .checkpointing import ResumableCheckpointsMixin
+from .checkpointing import ResumableCheckpointsMixin, save_folder_atomically
 from .config import AdaptConfig
 from .data.mixing import (
     DOMAIN_COLUMN,
@@ -35,6 +35,7 @@ from .data.mixing import (
 from .data.sampler import DomainBalancedSampler
 from .data.transforms import keep_only, raw, transform_of
 from .features import dataset_features, row_sample, unwrap_peft
+from .fingerprint import run_fingerprint
 from .fusion.ema import WeightEMACallback
 from .grl import GRL_SCHEDULES
 from .methods import build_methods
@@ -137,6 +138,8 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
             peft_config = lora_config_from(args)
         if peft_config is not None and not is_peft_model(model):
             model = wrap_with_peft(model, peft_config)
+        self.run_fingerprint = run_fingerprint(args, model, sources, target_dataset)
+        """What a checkpoint must share with this run to be resumed (:mod:`hfadapt.fingerprint`)."""
 
         if data_collator is None:
             data_collator = (
@@ -386,11 +389,22 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
         """Write the task model only (merged for PEFT unless ``peft_save="adapter"``) and its processor.
 
         Unlike Trainer, no ``training_args.bin``: a pickle of the arguments holds ``hub_token`` and local paths and
-        would be pushed with the model; the model card records the settings instead."""
+        would be pushed with the model; the model card records the settings instead.
+
+        Outside a checkpoint the files are written next to ``output_dir`` first and moved in with a sha256 manifest,
+        the manifest last (:func:`~hfadapt.checkpointing.save_folder_atomically`): a save killed half-way leaves a
+        folder that :func:`~hfadapt.integrity.verify_manifest` refuses, never one that passes for complete."""
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if not self.args.should_save:
             return
         os.makedirs(output_dir, exist_ok=True)
-        save_task_model(self.adapt_model.task_model, output_dir, self.args.peft_save)
-        if self.processing_class is not None:
-            self.processing_class.save_pretrained(output_dir)
+
+        def write(folder: str) -> None:
+            save_task_model(self.adapt_model.task_model, folder, self.args.peft_save)
+            if self.processing_class is not None:
+                self.processing_class.save_pretrained(folder)
+
+        if getattr(self, "_staging_root", None) is not None:
+            write(output_dir)  # inside a staged checkpoint, which gets its manifest once complete
+        else:
+            save_folder_atomically(output_dir, write)

@@ -26,6 +26,7 @@ from .integrity import atomic_replace, atomic_write_text
 from .methods import SOURCE_ONLY, parse_method_names
 from .metrics import classification_metrics
 from .model_card import TRAINING_FIELDS, public_value
+from .preflight import check_evaluation_sizes, check_hub_access
 from .trainer import AdaptTrainer
 
 SOURCE_EVAL = "source_val"
@@ -109,7 +110,16 @@ def train_and_evaluate(
         "source_val_curve", "wall_time_s", "model_dir"}``, accuracies in ``[0, 1]``, wall time in seconds (training,
         evaluation and saving). With ``config.eval_strategy`` set, the evaluations during training read source
         validation only (``source_val_curve``; with ``load_best_model_at_end`` the best of them is kept).
+
+    Raises:
+        ValueError: before training, if the evaluation sets are too small for the proxy A-distance or the
+            label-free validators (:func:`~hfadapt.preflight.check_evaluation_sizes`), if the Hub cannot take the
+            push (:class:`~hfadapt.preflight.HubAccessError`), or if ``AdaptTrainer`` refuses the data, the model or
+            the checkpoint to resume from.
     """
+    check_evaluation_sizes(config, splits, pad_rows)
+    if save:
+        check_hub_access(config)
     set_seed(config.seed)
     final_evals = {SOURCE_EVAL: splits.source_val, TARGET_EVAL: splits.target_test}
     # Evaluations during training (early stopping, the best checkpoint) read source validation only: the target
@@ -197,8 +207,18 @@ def compare_with_source_only(
     Returns:
         ``{"runs": [{"method", "source_val_accuracy", "target_accuracy", "target_gain_vs_source_only",
         "gap_closed", ...}], ...}``.
+
+    Raises:
+        ValueError: before the baseline trains, if the evaluation sets are too small for the proxy A-distance or the
+            label-free validators, or, with ``config.push_to_hub``, if the Hub refuses the token or the repository
+            (:class:`~hfadapt.preflight.HubAccessError`); from ``AdaptTrainer``, on data or a model it refuses.
+
+    ``results.json`` is written last and at once: a run killed before leaves none.
     """
     methods = [SOURCE_ONLY, config.method] if with_baseline and config.method_names else [config.method]
+    # What would fail after the baseline has trained is checked before it trains.
+    check_evaluation_sizes(config, splits, pad_rows)
+    check_hub_access(config, str(Path(config.output_dir) / run_name(config.method)))
     runs = []
     for method in methods:
         is_method = method == config.method

@@ -64,8 +64,8 @@ def check_task_head(model: nn.Module) -> None:
     for suffix, task in OTHER_TASK_HEADS.items():
         if name.endswith(suffix):
             raise ValueError(
-                f"{name} is a model for {task}; hfadapt adapts classifiers of whole examples (one label per sequence or "
-                "image), whose task loss and alignment features it knows. Load the backbone with "
+                f"{name} is a model for {task}; hfadapt adapts classifiers of whole examples (one label per "
+                "sequence or image), whose task loss and alignment features it knows. Load the backbone with "
                 "AutoModelForSequenceClassification or AutoModelForImageClassification."
             )
 

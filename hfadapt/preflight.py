@@ -53,6 +53,11 @@ OTHER_TASK_HEADS = {
 """Model class suffixes of transformers task heads hfadapt does not adapt, with the task each one solves."""
 
 
+def _reason(err: BaseException) -> str:
+    """``"<type>: <message>"`` of an error, without a final full stop (the caller's sentence follows)."""
+    return f"{type(err).__name__}: {str(err).rstrip('.')}"
+
+
 def check_task_head(model: nn.Module) -> None:
     """Refuse a model whose task head is not a sequence or image classifier.
 
@@ -181,7 +186,7 @@ def probe_rows(adapt_model, ds: datasets.Dataset, name: str, collator, model_inp
         except Exception:  # the collator itself fails: the message of the first error says why
             shapes = "not collatable"
         raise ValueError(
-            f"the model cannot run on rows of {name} (inputs {shapes}): {type(err).__name__}: {err}. Check that the "
+            f"the model cannot run on rows of {name} (inputs {shapes}): {_reason(err)}. Check that the "
             "data was processed for this model: tokenised with its tokenizer, or images resized to the model's "
             "image_size with its number of channels (hfadapt.data.image_transform does both)."
         ) from err
@@ -210,7 +215,7 @@ def check_batchable(source: datasets.Dataset, target: datasets.Dataset, collator
         collator(rows)
     except (RuntimeError, ValueError, TypeError, KeyError) as err:
         raise ValueError(
-            f"a source row and a target row cannot be collated into one training batch: {type(err).__name__}: {err}. "
+            f"a source row and a target row cannot be collated into one training batch: {_reason(err)}. "
             "Process both domains the same way (same tokenizer and max_length, same image size), or pass "
             "processing_class=tokenizer so that rows are padded per batch."
         ) from err
@@ -281,7 +286,7 @@ def check_hub_access(config, output_dir: str | None = None) -> str | None:
         url = api.create_repo(repo, token=config.hub_token, private=config.hub_private_repo, exist_ok=True)
     except Exception as err:  # the client raises many types (HTTP, offline, no token); each means "cannot push"
         raise HubAccessError(
-            f"push_to_hub is set, but the Hub cannot take {repo!r}: {type(err).__name__}: {err}. Nothing was trained. "
+            f"push_to_hub is set, but the Hub cannot take {repo!r}: {_reason(err)}. Nothing was trained. "
             "Log in (`hf auth login`) or pass hub_token with write access, check the network (HF_HUB_OFFLINE), "
             "or leave out push_to_hub."
         ) from err

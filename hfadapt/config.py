@@ -359,6 +359,16 @@ class AdaptConfig(TrainingArguments):
                   "or 'adapter' (the LoRA adapter)."},
     )
 
+    # --- resuming ------------------------------------------------------------------------------------------
+    resume_weights_only: bool = field(
+        default=False,
+        metadata={
+            "help": "Resume from a checkpoint without its optimizer state (optimizer.pt): the weights, step count and "
+            "random state are restored, the optimizer and the learning-rate schedule start afresh, so the run no "
+            "longer matches an uninterrupted one. Without it a checkpoint lacking optimizer.pt is refused."
+        },
+    )
+
     # --- TrainingArguments defaults that differ -------------------------------------------------------------
     label_names: list[str] | None = field(
         default_factory=lambda: ["labels"], metadata={"help": "Label keys of a batch (hfadapt uses 'labels')."}
@@ -486,7 +496,8 @@ class AdaptConfig(TrainingArguments):
         names = parse_method_names(self.method if method is None else method)
         own = {prefix for name in names for prefix in (name, *ALIGNMENT_METHODS[name].config_prefixes)}
         others = tuple(f"{name}_" for name in ALIGNMENT_METHODS if name not in own)
-        base = {f.name for f in dataclasses.fields(TrainingArguments)} | {"method"}
+        # resume_weights_only says how a run continues, not what it trains
+        base = {f.name for f in dataclasses.fields(TrainingArguments)} | {"method", "resume_weights_only"}
         if not any(ALIGNMENT_METHODS[name].feature_scale_dependent or ALIGNMENT_METHODS[name].adversarial
                    for name in names):
             base.add("alignment_balancing")  # it reweights MMD, JAN, CORAL and the GRL of DANN and CDAN only

@@ -22,9 +22,11 @@ from .evaluation import negative_transfer_warnings, proxy_a_distance
 from .evaluation.negative_transfer import TARGET_SUPERVISED
 from .evaluation.report import write_report
 from .features import row_sample
+from .integrity import atomic_replace, atomic_write_text
 from .methods import SOURCE_ONLY, parse_method_names
 from .metrics import classification_metrics
 from .model_card import TRAINING_FIELDS, public_value
+from .preflight import check_evaluation_sizes, check_hub_access
 from .trainer import AdaptTrainer
 
 SOURCE_EVAL = "source_val"
@@ -49,15 +51,17 @@ def save_run_analysis(run_dir: str, log_history: list[dict], snapshots: dict,
                       probe: tuple[datasets.Dataset, datasets.Dataset], label_names: list[str]) -> None:
     """Write what ``hfadapt report`` draws: the log history (JSON) and, if features were taken, ``analysis.pt``
     with ``{"before"|"after": {"source", "target"}}`` features of the ``probe`` rows (source validation, target
-    test) and their labels (target-test labels colour the class plot only; no loss or validator reads them)."""
+    test) and their labels (target-test labels colour the class plot only; no loss or validator reads them).
+    Each file is replaced at once: a run killed meanwhile leaves the old file or the new one."""
     Path(run_dir).mkdir(parents=True, exist_ok=True)
-    (Path(run_dir) / LOG_HISTORY_FILE).write_text(json.dumps(log_history, indent=1))
+    atomic_write_text(Path(run_dir) / LOG_HISTORY_FILE, json.dumps(log_history, indent=1))
     if snapshots:
         stored = {name: raw(ds) for name, ds in zip(("source", "target"), probe, strict=True)}
         labels = {name: torch.tensor(list(ds["label"])) if "label" in ds.column_names else None
                   for name, ds in stored.items()}
-        torch.save({"features": {when: {"source": s, "target": t} for when, (s, t) in snapshots.items()},
-                    "labels": labels, "label_names": list(label_names)}, Path(run_dir) / ANALYSIS_FILE)
+        analysis = {"features": {when: {"source": s, "target": t} for when, (s, t) in snapshots.items()},
+                    "labels": labels, "label_names": list(label_names)}
+        atomic_replace(Path(run_dir) / ANALYSIS_FILE, lambda tmp: torch.save(analysis, tmp))
 
 
 def source_val_curve(log_history: list[dict]) -> list[list[float]]:
@@ -71,15 +75,16 @@ def source_val_curve(log_history: list[dict]) -> list[list[float]]:
     return [[step, accuracy] for step, accuracy in curve.items()]
 
 
-def checkpoint_to_resume(config: AdaptConfig) -> str | None:
-    """The checkpoint a run continues from: ``config.resume_from_checkpoint`` if it is a folder; with ``"true"``,
-    the last complete ``checkpoint-<step>`` under ``config.output_dir`` (``None``, a fresh start, if there is none
-    yet: a run that was killed before its first save starts again)."""
+def checkpoint_to_resume(config: AdaptConfig) -> str | bool | None:
+    """What a run continues from: ``config.resume_from_checkpoint`` if it is a folder; with ``"true"``, ``True``
+    (``AdaptTrainer.train`` then picks the latest checkpoint of this run under ``config.output_dir``, by its
+    fingerprint) once there is any ``checkpoint-<step>``, else ``None``: a fresh start, as a run that was killed
+    before its first save starts again."""
     resume = config.resume_from_checkpoint
     if resume is None or str(resume).lower() == "false":
         return None
     if str(resume).lower() == "true":
-        return last_checkpoint(config.output_dir)
+        return True if last_checkpoint(config.output_dir) is not None else None
     return str(resume)
 
 
@@ -105,7 +110,16 @@ def train_and_evaluate(
         "source_val_curve", "wall_time_s", "model_dir"}``, accuracies in ``[0, 1]``, wall time in seconds (training,
         evaluation and saving). With ``config.eval_strategy`` set, the evaluations during training read source
         validation only (``source_val_curve``; with ``load_best_model_at_end`` the best of them is kept).
+
+    Raises:
+        ValueError: before training, if the evaluation sets are too small for the proxy A-distance or the
+            label-free validators (:func:`~hfadapt.preflight.check_evaluation_sizes`), if the Hub cannot take the
+            push (:class:`~hfadapt.preflight.HubAccessError`), or if ``AdaptTrainer`` refuses the data, the model or
+            the checkpoint to resume from.
     """
+    check_evaluation_sizes(config, splits, pad_rows)
+    if save:
+        check_hub_access(config)
     set_seed(config.seed)
     final_evals = {SOURCE_EVAL: splits.source_val, TARGET_EVAL: splits.target_test}
     # Evaluations during training (early stopping, the best checkpoint) read source validation only: the target
@@ -193,8 +207,18 @@ def compare_with_source_only(
     Returns:
         ``{"runs": [{"method", "source_val_accuracy", "target_accuracy", "target_gain_vs_source_only",
         "gap_closed", ...}], ...}``.
+
+    Raises:
+        ValueError: before the baseline trains, if the evaluation sets are too small for the proxy A-distance or the
+            label-free validators, or, with ``config.push_to_hub``, if the Hub refuses the token or the repository
+            (:class:`~hfadapt.preflight.HubAccessError`); from ``AdaptTrainer``, on data or a model it refuses.
+
+    ``results.json`` is written last and at once: a run killed before leaves none.
     """
     methods = [SOURCE_ONLY, config.method] if with_baseline and config.method_names else [config.method]
+    # What would fail after the baseline has trained is checked before it trains.
+    check_evaluation_sizes(config, splits, pad_rows)
+    check_hub_access(config, str(Path(config.output_dir) / run_name(config.method)))
     runs = []
     for method in methods:
         is_method = method == config.method
@@ -224,7 +248,7 @@ def compare_with_source_only(
                "negative_transfer": negative_transfer_warnings(runs), "config": public_value(settings)}
     if PartialState().is_main_process:
         Path(config.output_dir).mkdir(parents=True, exist_ok=True)
-        (Path(config.output_dir) / "results.json").write_text(json.dumps(results, indent=2))
+        atomic_write_text(Path(config.output_dir) / "results.json", json.dumps(results, indent=2))
     return results
 
 

@@ -15,6 +15,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .config import AdaptConfig
 from .features import unwrap_peft
+from .integrity import atomic_write_text
 from .methods import parse_method_names
 from .multitask import MultiTaskModel
 from .peft_utils import is_peft_model
@@ -126,6 +127,7 @@ def adaptation_model_card(
     peft: dict | None = None,
     saved_as: str = "model",
     auto_class: str = "AutoModelForSequenceClassification",
+    trained_steps: int | None = None,
 ) -> ModelCard:
     """Build the card of an adapted model.
 
@@ -143,6 +145,8 @@ def adaptation_model_card(
         saved_as: ``"model"`` (plain transformers model, LoRA merged), ``"adapter"`` (a peft adapter) or
             ``"multitask"`` (an hfadapt ``MultiTaskModel``).
         auto_class: the transformers Auto class that loads the model.
+        trained_steps: optimizer steps the saved weights have taken (``trainer.state.global_step``), stated beside
+            ``max_steps`` so that the card describes the model even if training stopped early.
 
     Returns:
         A ``huggingface_hub.ModelCard`` whose metadata holds ``model-index`` results for the target accuracy of
@@ -177,6 +181,7 @@ def adaptation_model_card(
     settings = public_value(config.adaptation_settings())
     settings = {k: v for k, v in settings.items() if not k.startswith(("lora_", "use_peft", "peft_"))}
     training = {k: getattr(config, k) for k in TRAINING_FIELDS}
+    trained = "" if trained_steps is None else f" The saved weights have taken {trained_steps} optimizer steps."
     body = f"""
 # {repo_id.split("/")[-1]}
 
@@ -196,7 +201,7 @@ Method `{method}`; its settings:
 
 {_settings_list(settings)}
 
-Training: {", ".join(f"`{k}={v}`" for k, v in training.items())}.
+Training: {", ".join(f"`{k}={v}`" for k, v in training.items())}.{trained}
 
 PEFT: {", ".join(f"`{k}={v}`" for k, v in public_value(peft).items()) if peft else "none (full fine-tuning)"}; saved as
 {"a LoRA adapter" if saved_as == "adapter" else "a multi-task model" if saved_as == "multitask"
@@ -215,7 +220,8 @@ class ModelCardMixin:
     """The Hub side of :class:`~hfadapt.AdaptTrainer`: ``create_model_card``, which ``push_to_hub`` calls."""
 
     def create_model_card(self, model_name: str | None = None, **kwargs) -> None:
-        """Write ``README.md`` into ``args.output_dir``: the card of :func:`hfadapt.model_card.adaptation_model_card`
+        """Write ``README.md`` into ``args.output_dir`` (atomically): the card of
+        :func:`hfadapt.model_card.adaptation_model_card`
         (``push_to_hub`` calls this before uploading). What the trainer cannot know (domain and dataset names, the
         results and the source-only baseline's) comes from ``self.card_details``, set before saving or pushing:
         ``source_domains``, ``target_domain``, ``dataset_name``, ``dataset_id``, ``task_type``, ``results``,
@@ -247,6 +253,7 @@ class ModelCardMixin:
             if peft else None,
             saved_as=saved_as,
             auto_class=auto_class_of(base),
+            trained_steps=self.state.global_step,
         )
         os.makedirs(self.args.output_dir, exist_ok=True)
-        card.save(os.path.join(self.args.output_dir, "README.md"))
+        atomic_write_text(os.path.join(self.args.output_dir, "README.md"), str(card))  # whole or absent

@@ -21,7 +21,7 @@ from transformers import (
 )
 
 from .callbacks import AdaptationScheduleCallback, MinStepsEarlyStoppingCallback
-from .checkpointing import ResumableCheckpointsMixin
+from .checkpointing import ResumableCheckpointsMixin, save_folder_atomically
 from .config import AdaptConfig
 from .data.mixing import (
     DOMAIN_COLUMN,
@@ -35,12 +35,14 @@ from .data.mixing import (
 from .data.sampler import DomainBalancedSampler
 from .data.transforms import keep_only, raw, transform_of
 from .features import dataset_features, row_sample, unwrap_peft
+from .fingerprint import run_fingerprint
 from .fusion.ema import WeightEMACallback
 from .grl import GRL_SCHEDULES
 from .methods import build_methods
 from .model import AdaptModel
 from .model_card import ModelCardMixin
 from .peft_utils import is_peft_model, lora_config_from, save_task_model, wrap_with_peft
+from .preflight import check_batchable, check_finite_inputs, check_task_head, check_token_ids, probe_rows
 from .rng import stream_seed
 from .source_weighting import proximity_weights
 from .validators.callback import LabelFreeValidationCallback
@@ -74,7 +76,13 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
     Raises (in ``__init__``, before any training):
         TypeError: wrong argument types.
         ValueError: an empty domain, a missing model-input or label column, source labels outside the model's
-            ``num_labels``, eval label sets that differ from the source's, a regression model.
+            ``num_labels``, eval label sets that differ from the source's, a regression model, a task head other
+            than sequence or image classification, token ids outside the vocabulary or NaN inputs in any set, rows
+            of the target or an eval set that the model cannot run (:mod:`hfadapt.preflight`).
+
+    Evaluation raises ``ValueError`` on a NaN or infinite input and ``FloatingPointError`` on a NaN loss or logit,
+    naming the eval set. Checkpoints carry the run's fingerprint and a sha256 manifest; resuming verifies both
+    (:mod:`hfadapt.checkpointing`).
 
     The model ``save_model`` writes is the plain task model (merged, for PEFT, unless ``args.peft_save ==
     "adapter"``): ``AutoModelForSequenceClassification.from_pretrained(output_dir)`` loads it without hfadapt.
@@ -111,6 +119,7 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
         if not isinstance(unwrap_peft(model), PreTrainedModel):
             raise TypeError("model must be a transformers PreTrainedModel (or a PEFT model of one), "
                             f"got {type(model).__name__}")
+        check_task_head(model)
         num_labels = unwrap_peft(model).config.num_labels
         if num_labels < 2:
             raise ValueError(f"hfadapt adapts classifiers; the model has num_labels={num_labels} (regression)")
@@ -121,6 +130,7 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
                  else ({"eval": eval_dataset} if eval_dataset is not None else {}))
         extra_tasks = self._check_datasets(args, unwrap_peft(model).config, sources, target_dataset, evals,
                                            model_inputs)
+        self._check_stored_inputs(model, sources, target_dataset, evals, model_inputs)
         first = next(iter(sources.values()))
         # A dataset's own `domain` column (e.g. a domain name) is not the domain id the model takes.
         evals = {name: ds.remove_columns(DOMAIN_COLUMN) if DOMAIN_COLUMN in ds.column_names else ds
@@ -137,6 +147,8 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
             peft_config = lora_config_from(args)
         if peft_config is not None and not is_peft_model(model):
             model = wrap_with_peft(model, peft_config)
+        self.run_fingerprint = run_fingerprint(args, model, sources, target_dataset)
+        """What a checkpoint must share with this run to be resumed (:mod:`hfadapt.fingerprint`)."""
 
         if data_collator is None:
             data_collator = (
@@ -153,6 +165,7 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
                                  alignment_balancing=args.alignment_balancing,
                                  method_seed=stream_seed(args.seed, args.process_index))
         feature_dim = self._probe_feature_dim(adapt_model, first, data_collator, model_inputs)
+        self._probe_other_sets(adapt_model, sources, target_dataset, evals, data_collator, model_inputs, num_labels)
         self.source_domain_distances = None
         if args.source_weighting == "fixed":
             adapt_model.set_source_domain_weights(args.source_domain_weights)
@@ -228,6 +241,26 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
                 "image_size with its number of channels (hfadapt.data.image_transform does both)."
             ) from err
         return int(features.shape[-1])
+
+    @staticmethod
+    def _check_stored_inputs(model, sources, target, evals, model_inputs) -> None:
+        """Token ids within the vocabulary and finite float inputs, on every stored row of every set."""
+        named = {**{f"train_dataset (source {n!r})": ds for n, ds in sources.items()}, "target_dataset": target,
+                 **{f"eval dataset {n!r}": ds for n, ds in evals.items()}}
+        for name, ds in named.items():
+            check_token_ids(ds, name, model)
+            check_finite_inputs(ds, name, model_inputs)
+
+    @staticmethod
+    def _probe_other_sets(adapt_model, sources, target, evals, collator, model_inputs, num_labels) -> None:
+        """Run rows of the target and eval sets (and the source's longest) through the model, and a source row
+        with a target row through the collator: what the first training step and evaluation will do."""
+        first = next(iter(sources.values()))
+        named = {"train_dataset (source)": first, "target_dataset": target,
+                 **{f"eval dataset {n!r}": ds for n, ds in evals.items()}}
+        for name, ds in named.items():
+            probe_rows(adapt_model, ds, name, collator, model_inputs, num_labels)
+        check_batchable(first, target, collator, model_inputs)
 
     @staticmethod
     def _check_datasets(args, model_config, sources, target, evals, model_inputs) -> dict[str, int]:
@@ -361,6 +394,36 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
                 self._components[key].append(value)
         return (loss, outputs) if return_outputs else loss
 
+    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
+                        metric_key_prefix="eval"):
+        """Trainer's, remembering which eval set runs (``eval_<name>``) so that a NaN can be reported by name."""
+        self._eval_set_name = metric_key_prefix.removeprefix("eval_") if metric_key_prefix != "eval" else "eval"
+        return super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        """Trainer's, refusing non-finite inputs, loss or logits: a NaN ``eval_loss`` beside a plausible
+        ``eval_accuracy`` (argmax of NaN logits) would pass for a result.
+
+        Raises:
+            ValueError: a float input (``pixel_values``, ...) of the batch holds NaN or inf, naming the eval set.
+            FloatingPointError: the loss or the logits hold NaN or inf, naming the eval set.
+        """
+        name = getattr(self, "_eval_set_name", "eval")
+        for key, value in inputs.items():
+            if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all():
+                raise ValueError(f"eval set {name!r}: input {key!r} holds NaN or infinite values; the model cannot be "
+                                 "scored on it (check the data processing of this set)")
+        loss, logits, labels = super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+        outputs = [("loss", loss), *((("logits", t) for t in logits) if isinstance(logits, tuple | list)
+                                     else [("logits", logits)])]
+        for what, value in outputs:
+            if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all():
+                raise FloatingPointError(
+                    f"eval set {name!r}: the model's {what} holds NaN or infinite values at optimizer step "
+                    f"{self.state.global_step}; its metrics would be meaningless (a NaN loss beside an accuracy "
+                    "taken from the argmax of NaN logits)")
+        return loss, logits, labels
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the loss components, averaged over the steps since the last log and over processes."""
         if "loss" in logs and self._components:
@@ -386,11 +449,22 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
         """Write the task model only (merged for PEFT unless ``peft_save="adapter"``) and its processor.
 
         Unlike Trainer, no ``training_args.bin``: a pickle of the arguments holds ``hub_token`` and local paths and
-        would be pushed with the model; the model card records the settings instead."""
+        would be pushed with the model; the model card records the settings instead.
+
+        Outside a checkpoint the files are written next to ``output_dir`` first and moved in with a sha256 manifest,
+        the manifest last (:func:`~hfadapt.checkpointing.save_folder_atomically`): a save killed half-way leaves a
+        folder that :func:`~hfadapt.integrity.verify_manifest` refuses, never one that passes for complete."""
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if not self.args.should_save:
             return
         os.makedirs(output_dir, exist_ok=True)
-        save_task_model(self.adapt_model.task_model, output_dir, self.args.peft_save)
-        if self.processing_class is not None:
-            self.processing_class.save_pretrained(output_dir)
+
+        def write(folder: str) -> None:
+            save_task_model(self.adapt_model.task_model, folder, self.args.peft_save)
+            if self.processing_class is not None:
+                self.processing_class.save_pretrained(folder)
+
+        if getattr(self, "_staging_root", None) is not None:
+            write(output_dir)  # inside a staged checkpoint, which gets its manifest once complete
+        else:
+            save_folder_atomically(output_dir, write)

@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from transformers.trainer_utils import get_last_checkpoint
 
 from hfadapt.checkpointing import ADAPT_STATE_NAME, STAGING_DIR, load_adapt_state
+from hfadapt.fingerprint import RunMismatchError
 
 SCRIPT = Path(__file__).parent / "scripts" / "resumable_run.py"
 
@@ -79,8 +80,16 @@ def test_resuming_with_another_method_names_the_mismatch(domains, tmp_path):
     source, target, _ = domains
     make_trainer(tiny_bert(), source, target, tmp_path, method="dann", save_strategy="steps", save_steps=4).train()
     other = make_trainer(tiny_bert(), source, target, tmp_path, method="mmd")
-    with pytest.raises(RuntimeError, match="does not match this run's model"):
+    with pytest.raises(RunMismatchError, match="method: checkpoint 'dann', this run 'mmd'"):
         other.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-4"))
+
+
+def test_loading_a_state_of_another_method_names_the_mismatch(domains, tmp_path):
+    source, target, _ = domains
+    make_trainer(tiny_bert(), source, target, tmp_path, method="dann", save_strategy="steps", save_steps=4).train()
+    other = make_trainer(tiny_bert(), source, target, tmp_path, method="mmd")
+    with pytest.raises(RuntimeError, match="does not match this run's model"):
+        load_adapt_state(other.adapt_model, str(tmp_path / "out" / "checkpoint-4"))
 
 
 def test_checkpoint_to_resume(tmp_path):
@@ -93,8 +102,8 @@ def test_checkpoint_to_resume(tmp_path):
     (tmp_path / "out" / "checkpoint-2").mkdir(parents=True)
     (tmp_path / "out" / "checkpoint-10").mkdir()
     (tmp_path / "out" / STAGING_DIR / "checkpoint-12").mkdir(parents=True)  # half-written: never picked
-    assert (checkpoint_to_resume(make_config(tmp_path, resume_from_checkpoint="true"))
-            == str(tmp_path / "out" / "checkpoint-10"))
+    # the trainer then picks the latest checkpoint of its own run (by fingerprint)
+    assert checkpoint_to_resume(make_config(tmp_path, resume_from_checkpoint="true")) is True
     assert checkpoint_to_resume(make_config(tmp_path, resume_from_checkpoint="/x/checkpoint-3")) == "/x/checkpoint-3"
 
 

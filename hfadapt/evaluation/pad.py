@@ -10,6 +10,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
+PAD_MIN_ROWS = 4
+"""Rows per domain the proxy A-distance needs: half train the SVM, half test it, with both domains in each half."""
+
 
 def proxy_a_distance(source: torch.Tensor, target: torch.Tensor, seed: int = 0,
                      c_values: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0)) -> float:
@@ -25,8 +28,9 @@ def proxy_a_distance(source: torch.Tensor, target: torch.Tensor, seed: int = 0,
     Raises:
         ValueError: with fewer than 4 rows in a domain or different feature widths.
     """
-    if len(source) < 4 or len(target) < 4:
-        raise ValueError(f"proxy A-distance needs at least 4 rows per domain, got {len(source)} and {len(target)}")
+    if len(source) < PAD_MIN_ROWS or len(target) < PAD_MIN_ROWS:
+        raise ValueError(f"proxy A-distance needs at least {PAD_MIN_ROWS} rows per domain, got {len(source)} and "
+                         f"{len(target)}")
     if source.shape[1:] != target.shape[1:]:
         raise ValueError(f"source and target features differ in width: {tuple(source.shape)} vs {tuple(target.shape)}")
     x = torch.cat([source, target]).double().numpy()

@@ -28,6 +28,15 @@ Validator = Callable[[ValidationData], float]
 VALIDATORS: dict[str, Validator] = {}
 """Validator functions by name; each returns a float, higher meaning a better model."""
 
+MIN_ROWS: dict[str, tuple[int, int]] = {"snd": (1, 2), "iwv": (2, 2), "dev": (2, 2)}
+"""``(source-validation rows, target rows)`` a validator needs, where more than one of each: SND compares each target
+row with the others; IWV and DEV cross-fit a domain classifier over at least 2 folds of each domain."""
+
+
+def min_rows(name: str) -> tuple[int, int]:
+    """``(source-validation rows, target rows)`` the validator ``name`` needs (at least one of each)."""
+    return MIN_ROWS.get(name, (1, 1))
+
 
 def register_validator(name: str) -> Callable[[Validator], Validator]:
     """Decorator registering a validator function under ``name``.
@@ -58,4 +67,4 @@ def validator_score(name: str, data: ValidationData) -> float:
 
 from . import importance, prediction, snd  # noqa: E402,F401  (importing registers them)
 
-__all__ = ["VALIDATORS", "ValidationData", "register_validator", "validator_score"]
+__all__ = ["MIN_ROWS", "VALIDATORS", "ValidationData", "min_rows", "register_validator", "validator_score"]

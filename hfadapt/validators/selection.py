@@ -9,7 +9,7 @@ import datasets
 import torch
 
 from ..features import dataset_predictions, row_sample
-from . import VALIDATORS, ValidationData, validator_score
+from . import VALIDATORS, ValidationData, min_rows, validator_score
 
 
 class LabelFreeValidation:
@@ -30,7 +30,8 @@ class LabelFreeValidation:
         max_rows: rows used from each set (a seeded random sample).
 
     Raises:
-        ValueError: on an unknown validator name or a source set without labels.
+        ValueError: on an unknown validator name, a source set without labels, or fewer rows than a validator needs
+            (:func:`hfadapt.validators.min_rows`).
     """
 
     def __init__(self, source_val: datasets.Dataset, target: datasets.Dataset, collator, model_inputs: Sequence[str],
@@ -42,6 +43,11 @@ class LabelFreeValidation:
         if label_column is None:
             raise ValueError("label-free validation needs a labelled source-validation set (a 'label' column)")
         source_val, target = row_sample(source_val, max_rows), row_sample(target, max_rows)  # files sort by label
+        for name in validators:
+            need_source, need_target = min_rows(name)
+            if len(source_val) < need_source or len(target) < need_target:
+                raise ValueError(f"validator {name!r} needs at least {need_source} source-validation and "
+                                 f"{need_target} target rows, got {len(source_val)} and {len(target)}")
         self.source_val, self.target, self.collator = source_val, target, collator
         self.model_inputs, self.validators, self.max_rows = list(model_inputs), list(validators), max_rows
         self.source_labels = torch.tensor(source_val[label_column][:max_rows])

@@ -40,6 +40,7 @@ from hfadapt.cli_args import parse_with_config
 from hfadapt.data import load_amazon_reviews, resolve_data_dir, transfer_splits
 from hfadapt.experiment import train_and_evaluate
 from hfadapt.methods import ALIGNMENT_METHODS, SOURCE_ONLY
+from hfadapt.recipes import recipe_path
 from hfadapt.offline_models import packaged_minilm_path
 from hfadapt.runtime import use_available_cpu_threads
 
@@ -47,7 +48,12 @@ REPO = Path(__file__).resolve().parents[1]
 DOMAINS = ("books", "dvd", "electronics")
 DEFAULT_PAIRS = [f"{s}:{t}" for s, t in itertools.permutations(DOMAINS, 2)]
 MULTI_SOURCE_PAIRS = [f"{'+'.join(d for d in DOMAINS if d != t)}:{t}" for t in DOMAINS]
-RECIPE_DATA_KEYS = ("source", "target", "max_length", "validation_fraction")  # set per run by this script
+RECIPE_DATA_KEYS = ("dataset_name", "domain_column_name", "source", "target", "max_length",
+                    "validation_fraction")  # set per run by this script
+DEFAULTS_BEFORE_RECIPE = {"grl_max_lambda": 1.0, "alignment_balancing": "fixed", "mmd_weight": 1.0, "jan_weight": 1.0,
+                          "coral_weight": 1.0, "iw_flattening": 1.0, "udalm_weight": 0.1}
+"""``AdaptConfig``'s defaults before they became the recipe's: what a row that predates one of these fields ran
+with."""
 BUDGET_KEYS = ("max_steps", "max_length", "max_train_samples", "max_eval_samples", "per_device_train_batch_size",
                "learning_rate", "train_sampling_strategy")
 CONVERGENCE_KEYS = ("eval_steps", "early_stopping_patience", "min_steps")
@@ -83,7 +89,7 @@ def parse(argv: list[str] | None):
                         help="batch order (group_by_length pads less; the grid's rows so far are random)")
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--model_name_or_path", default=None)
-    parser.add_argument("--recipe", default=str(REPO / "configs" / "sentiment_transfer.yaml"),
+    parser.add_argument("--recipe", default=str(recipe_path("text")),
                         help="YAML recipe for everything else (method hyperparameters, batch size, lr)")
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "sentiment.jsonl"))
     parser.add_argument("--table", default=str(REPO / "benchmarks" / "results" / "sentiment.md"))
@@ -135,14 +141,15 @@ def recipe_of(config: AdaptConfig, spec: str) -> dict:
 
 
 def config_defaults() -> dict:
-    """``{field: default}`` of :class:`AdaptConfig`'s fields (JSON values, as rows store them)."""
+    """``{field: default}`` of :class:`AdaptConfig`'s fields (JSON values, as rows store them), with the fields whose
+    default changed since rows were first written at their former default (:data:`DEFAULTS_BEFORE_RECIPE`)."""
     values = {}
     for f in dataclasses.fields(AdaptConfig):
         if f.default is not dataclasses.MISSING:
             values[f.name] = f.default
         elif f.default_factory is not dataclasses.MISSING:
             values[f.name] = f.default_factory()
-    return json.loads(json.dumps(values, default=str))
+    return json.loads(json.dumps({**values, **DEFAULTS_BEFORE_RECIPE}, default=str))
 
 
 def same_recipe(row: dict, recipe: dict, defaults: dict | None = None) -> bool:

@@ -1,6 +1,6 @@
 """Throughput of the default sentiment run on CPU: tokens per second, before and after length-aware batching.
 
-The default recipe (``configs/sentiment_transfer.yaml``: books -> electronics, the packaged all-MiniLM-L6-v2, 128
+The default recipe (``hfadapt/recipes/sentiment_transfer.yaml``: books -> electronics, the packaged all-MiniLM-L6-v2, 128
 tokens, batches of 32 rows = 16 source + 16 target, DANN) on the real reviews, three input pipelines timed side by
 side in one process, alternating in rounds:
 
@@ -46,6 +46,7 @@ from hfadapt import AdaptConfig, AdaptTrainer  # noqa: E402
 from hfadapt.cli_args import parse_with_config  # noqa: E402
 from hfadapt.data import load_amazon_reviews, resolve_data_dir, transfer_splits  # noqa: E402
 from hfadapt.offline_models import packaged_minilm_path  # noqa: E402
+from hfadapt.recipes import recipe_path  # noqa: E402
 from hfadapt.runtime import use_available_cpu_threads  # noqa: E402
 
 PIPELINES = {
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--eval_rows", type=int, default=512, help="target-test reviews read per evaluation timing")
-    parser.add_argument("--recipe", default=str(REPO / "configs" / "sentiment_transfer.yaml"))
+    parser.add_argument("--recipe", default=str(recipe_path("text")))
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "throughput.json"))
     args = parser.parse_args(argv)
     use_available_cpu_threads()

@@ -41,6 +41,7 @@ from hfadapt.cli_args import parse_with_config  # noqa: E402
 from hfadapt.data import resolve_data_dir  # noqa: E402
 from hfadapt.metrics import classification_metrics  # noqa: E402
 from hfadapt.offline_models import packaged_minilm_path  # noqa: E402
+from hfadapt.recipes import recipe_path  # noqa: E402
 from hfadapt.runtime import use_available_cpu_threads  # noqa: E402
 from hfadapt.validators import VALIDATORS  # noqa: E402
 
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--validator_rows", type=int, default=500, help="rows per domain each validator reads")
     parser.add_argument("--train_sampling_strategy", default="random", choices=["random", "group_by_length"],
                         help="batch order (the rows so far are random)")
-    parser.add_argument("--recipe", default=str(REPO / "configs" / "sentiment_transfer.yaml"))
+    parser.add_argument("--recipe", default=str(recipe_path("text")))
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "validators.jsonl"))
     parser.add_argument("--table", default=str(REPO / "benchmarks" / "results" / "validators.md"))
     parser.add_argument("--table_only", action="store_true")

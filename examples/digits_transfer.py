@@ -43,7 +43,7 @@ from hfadapt.experiment import compare_with_source_only, print_results
 from hfadapt.runtime import use_available_cpu_threads
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = REPO / "configs" / "digits_transfer.yaml"
+DEFAULT_CONFIG = REPO / "hfadapt" / "recipes" / "digits_transfer.yaml"
 DEFAULT_USPS_DIRS = (REPO.parent / "shared" / "data" / "usps", Path("../shared/data/usps"))
 
 

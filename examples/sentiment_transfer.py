@@ -44,7 +44,7 @@ from hfadapt.offline_models import packaged_minilm_path
 from hfadapt.runtime import use_available_cpu_threads
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = REPO / "configs" / "sentiment_transfer.yaml"
+DEFAULT_CONFIG = REPO / "hfadapt" / "recipes" / "sentiment_transfer.yaml"
 DEFAULT_DATA_DIRS = (REPO.parent / "shared" / "data" / "amazon-msd", Path("../shared/data/amazon-msd"))
 
 

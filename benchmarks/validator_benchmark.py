@@ -38,7 +38,6 @@ from sentiment_benchmark import DEFAULT_PAIRS, RECIPE_DATA_KEYS, parse_setting, 
 
 from hfadapt import AdaptConfig, AdaptTrainer  # noqa: E402
 from hfadapt.cli_args import parse_with_config  # noqa: E402
-from hfadapt.data import resolve_data_dir  # noqa: E402
 from hfadapt.metrics import classification_metrics  # noqa: E402
 from hfadapt.offline_models import packaged_minilm_path  # noqa: E402
 from hfadapt.recipes import recipe_path  # noqa: E402
@@ -124,7 +123,6 @@ def main(argv: list[str] | None = None) -> None:
         (base,) = parse_with_config((AdaptConfig,), ["--output_dir", scratch, "--disable_tqdm", "true",
                                                      "--logging_steps", "1000"], default_config=args.recipe,
                                     ignore_keys=RECIPE_DATA_KEYS)
-        data_dir = resolve_data_dir(None, (REPO.parent / "shared" / "data" / "amazon-msd",))
         model_path = packaged_minilm_path()
         tokenizer = AutoTokenizer.from_pretrained(model_path)
         done = {(r["pair"], r["setting"], r["seed"]) for r in rows}
@@ -134,7 +132,8 @@ def main(argv: list[str] | None = None) -> None:
                 todo = [s for s in args.settings if (pair, s, seed) not in done]
                 if not todo:
                     continue
-                splits = tokenised_splits(data_dir, pair, seed, tokenizer, args.max_length, None, args.max_eval_samples)
+                splits = tokenised_splits("demo:amazon-msd", pair, seed, tokenizer, args.max_length, None,
+                                          args.max_eval_samples)
                 for setting in todo:
                     method, overrides = parse_setting(setting)
                     config = dataclasses.replace(

@@ -197,3 +197,84 @@ def test_a_user_yaml_layers_over_the_recipe(tmp_path):
     assert config.per_device_train_batch_size == 32
     data, _, _ = parse(["--source", "dvd", "--target", "books"])  # other domains of the demo data
     assert (data.dataset_name, data.source) == ("demo:amazon-msd", "dvd")
+
+
+def test_image_script_on_imagefolders_without_target_labels(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from hfadapt.scripts.image_transfer import main
+
+    rng = np.random.default_rng(0)
+    for cls, level in (("dark", 40), ("light", 200)):
+        (tmp_path / "photos" / cls).mkdir(parents=True)
+        for i in range(12):
+            pixels = np.clip(rng.normal(level, 20, (8, 8)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "photos" / cls / f"{i}.png")
+    (tmp_path / "scans").mkdir()
+    for i in range(10):
+        Image.fromarray(rng.integers(0, 255, (12, 12), dtype=np.uint8)).save(tmp_path / "scans" / f"{i}.png")
+    results = main(["--source_dataset_name", str(tmp_path / "photos"), "--target_dataset_name", str(tmp_path / "scans"),
+                    "--hidden_size", "16", "--num_hidden_layers", "1", "--max_steps", "2",
+                    "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8", "--pad_rows", "6",
+                    "--output_dir", str(tmp_path / "run"), "--use_cpu", "true", "--disable_tqdm", "true"])
+    assert results["labels"] == ["dark", "light"] and results["source"] == "photos" and results["target"] == "scans"
+    assert [r["method"] for r in results["runs"]] == ["none", "dann"]  # no target-supervised run: no target labels
+    assert all("target_accuracy" not in r and "im" in r["validators"] for r in results["runs"])
+    from transformers import AutoModelForImageClassification
+
+    model = AutoModelForImageClassification.from_pretrained(tmp_path / "run" / "dann")
+    assert model.config.id2label == {0: "dark", 1: "light"}
+
+
+def test_hfadapt_train_from_the_wheel_reads_nothing_outside_the_package(tmp_path):
+    """Build the wheel, unpack it, and run `hfadapt train` with only the unpacked wheel on the path, from another
+    folder: the recipe, the demo data and the training script must all come from inside the package."""
+    import os
+    import subprocess
+    import sys
+    import zipfile
+
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(repo),
+                           "-w", str(tmp_path / "wheel")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (wheel,) = (tmp_path / "wheel").glob("hfadapt-*.whl")
+    zipfile.ZipFile(wheel).extractall(tmp_path / "site")
+    model = tmp_path / "tiny"
+    tiny_bert().save_pretrained(model)
+    tiny_tokenizer().save_pretrained(model)
+    (tmp_path / "elsewhere").mkdir()
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    launcher = "import sys, hfadapt, hfadapt.cli; print('from', hfadapt.__file__); sys.exit(hfadapt.cli.main())"
+    cmd = [sys.executable, "-c", launcher, "train", "--model_name_or_path", str(model), "--max_train_samples", "16",
+           "--max_eval_samples", "8", "--max_steps", "1", "--per_device_train_batch_size", "8", "--max_length", "16",
+           "--pad_rows", "0", "--output_dir", str(tmp_path / "run"), "--use_cpu", "true", "--disable_tqdm", "true"]
+    done = subprocess.run(cmd, cwd=tmp_path / "elsewhere", env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert f"from {tmp_path / 'site' / 'hfadapt' / '__init__.py'}" in done.stdout
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert (results["source"], results["target"]) == ("books", "electronics")  # the recipe's demo domains
+    assert results["config"]["grl_max_lambda"] == 0.1 and results["config"]["per_device_train_batch_size"] == 8
+
+
+def test_the_readme_own_data_snippet_runs(tmp_path, monkeypatch, capsys):
+    """The README's five lines and its pipeline() example, as written, with a tiny model for bert-base-uncased."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    after = readme.split("<!-- own-data-snippet -->", 1)[1]
+    snippet, pipeline_example = re.findall(r"```python\n(.*?)```", after, re.S)[:2]
+    assert len(snippet.strip().splitlines()) <= 6 and "pipeline(" in pipeline_example
+    model = tmp_path / "tiny-bert"
+    tiny_bert(num_labels=3).save_pretrained(model)
+    tiny_tokenizer().save_pretrained(model)
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "reviews.csv", [{"text": r["text"], "label": r["label"]} for r in rows(30)])
+    write(tmp_path / "tweets.csv", [{"text": r["text"]} for r in rows(16, labelled=False, shift=2)])
+    namespace = {}
+    exec(snippet.replace('"bert-base-uncased"', repr(str(model))), namespace)  # noqa: S102
+    assert set(namespace["results"]["runs"][-1]["validators"]) == {"im", "entropy"}
+    exec(pipeline_example, namespace)  # noqa: S102
+    assert "'label': '" in capsys.readouterr().out
+    assert namespace["classifier"]("w5 w6 w7")[0]["label"] in {"negative", "neutral", "positive"}

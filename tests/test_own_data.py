@@ -231,12 +231,16 @@ def test_hfadapt_train_from_the_wheel_reads_nothing_outside_the_package(tmp_path
     """Build the wheel, unpack it, and run `hfadapt train` with only the unpacked wheel on the path, from another
     folder: the recipe, the demo data and the training script must all come from inside the package."""
     import os
+    import shutil
     import subprocess
     import sys
     import zipfile
 
     repo = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(repo),
+    source = tmp_path / "source"  # a copy: the build leaves build/ and *.egg-info beside the sources
+    shutil.copytree(repo, source, ignore=shutil.ignore_patterns(".git", ".venv", "venv", "build", "*.egg-info",
+                                                                "__pycache__", "runs", ".pytest_cache", ".ruff_cache"))
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(source),
                            "-w", str(tmp_path / "wheel")], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     (wheel,) = (tmp_path / "wheel").glob("hfadapt-*.whl")

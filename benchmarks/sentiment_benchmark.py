@@ -37,17 +37,23 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from hfadapt import AdaptConfig
 from hfadapt.cli_args import parse_with_config
-from hfadapt.data import load_amazon_reviews, resolve_data_dir, transfer_splits
+from hfadapt.data import DataArguments, load_transfer_splits, tokenize_splits
 from hfadapt.experiment import train_and_evaluate
 from hfadapt.methods import ALIGNMENT_METHODS, SOURCE_ONLY
 from hfadapt.offline_models import packaged_minilm_path
+from hfadapt.recipes import recipe_path
 from hfadapt.runtime import use_available_cpu_threads
 
 REPO = Path(__file__).resolve().parents[1]
 DOMAINS = ("books", "dvd", "electronics")
 DEFAULT_PAIRS = [f"{s}:{t}" for s, t in itertools.permutations(DOMAINS, 2)]
 MULTI_SOURCE_PAIRS = [f"{'+'.join(d for d in DOMAINS if d != t)}:{t}" for t in DOMAINS]
-RECIPE_DATA_KEYS = ("source", "target", "max_length", "validation_fraction")  # set per run by this script
+RECIPE_DATA_KEYS = ("dataset_name", "domain_column_name", "source", "target", "max_length",
+                    "validation_fraction")  # set per run by this script
+DEFAULTS_BEFORE_RECIPE = {"grl_max_lambda": 1.0, "alignment_balancing": "fixed", "mmd_weight": 1.0, "jan_weight": 1.0,
+                          "coral_weight": 1.0, "iw_flattening": 1.0, "udalm_weight": 0.1}
+"""``AdaptConfig``'s defaults before they became the recipe's: what a row that predates one of these fields ran
+with."""
 BUDGET_KEYS = ("max_steps", "max_length", "max_train_samples", "max_eval_samples", "per_device_train_batch_size",
                "learning_rate", "train_sampling_strategy")
 CONVERGENCE_KEYS = ("eval_steps", "early_stopping_patience", "min_steps")
@@ -81,9 +87,11 @@ def parse(argv: list[str] | None):
     parser.add_argument("--max_eval_samples", type=int, default=1000)
     parser.add_argument("--train_sampling_strategy", default="random", choices=["random", "group_by_length"],
                         help="batch order (group_by_length pads less; the grid's rows so far are random)")
-    parser.add_argument("--data_dir", default=None)
+    parser.add_argument("--dataset_name", default="demo:amazon-msd",
+                        help="the reviews: a table with a 'domain' column (default: the shipped demo data), or the "
+                             "authors' folder of <domain>/{positive,negative}.review")
     parser.add_argument("--model_name_or_path", default=None)
-    parser.add_argument("--recipe", default=str(REPO / "configs" / "sentiment_transfer.yaml"),
+    parser.add_argument("--recipe", default=str(recipe_path("text")),
                         help="YAML recipe for everything else (method hyperparameters, batch size, lr)")
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "sentiment.jsonl"))
     parser.add_argument("--table", default=str(REPO / "benchmarks" / "results" / "sentiment.md"))
@@ -135,14 +143,15 @@ def recipe_of(config: AdaptConfig, spec: str) -> dict:
 
 
 def config_defaults() -> dict:
-    """``{field: default}`` of :class:`AdaptConfig`'s fields (JSON values, as rows store them)."""
+    """``{field: default}`` of :class:`AdaptConfig`'s fields (JSON values, as rows store them), with the fields whose
+    default changed since rows were first written at their former default (:data:`DEFAULTS_BEFORE_RECIPE`)."""
     values = {}
     for f in dataclasses.fields(AdaptConfig):
         if f.default is not dataclasses.MISSING:
             values[f.name] = f.default
         elif f.default_factory is not dataclasses.MISSING:
             values[f.name] = f.default_factory()
-    return json.loads(json.dumps(values, default=str))
+    return json.loads(json.dumps({**values, **DEFAULTS_BEFORE_RECIPE}, default=str))
 
 
 def same_recipe(row: dict, recipe: dict, defaults: dict | None = None) -> bool:
@@ -156,16 +165,15 @@ def same_recipe(row: dict, recipe: dict, defaults: dict | None = None) -> bool:
                for k, v in recipe.items())
 
 
-def tokenised_splits(data_dir, pair: str, seed: int, tokenizer, max_length: int, max_train_samples: int | None,
-                     max_eval_samples: int | None):
+def tokenised_splits(dataset_name: str, pair: str, seed: int, tokenizer, max_length: int,
+                     max_train_samples: int | None, max_eval_samples: int | None):
     """The :class:`~hfadapt.data.TransferSplits` of ``pair`` (``"books:dvd"``, or ``"books+dvd:electronics"`` for
-    several sources), split with ``seed`` and tokenised to ``max_length`` tokens."""
+    several sources) of the table ``dataset_name`` (its ``domain`` column), split with ``seed`` and tokenised to
+    ``max_length`` tokens: the data path of the example and ``hfadapt train``."""
     source, target = pair.split(":")
-    sources = {name: load_amazon_reviews(data_dir, name) for name in source.split("+")}
-    splits = transfer_splits(sources if len(sources) > 1 else sources[source], load_amazon_reviews(data_dir, target),
-                             seed=seed, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples)
-    return splits.map(lambda b: tokenizer(b["text"], truncation=True, max_length=max_length), batched=True,
-                      desc="tokenising")
+    data = DataArguments(dataset_name=dataset_name, domain_column_name="domain", source=source, target=target,
+                         max_length=max_length, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples)
+    return tokenize_splits(load_transfer_splits(data, seed=seed), tokenizer, data.text_columns, max_length)
 
 
 def budget_of(args, config: AdaptConfig) -> dict:
@@ -235,7 +243,6 @@ def main(argv: list[str] | None = None) -> None:
 
     if not args.table_only:
         use_available_cpu_threads()
-        data_dir = resolve_data_dir(args.data_dir, (REPO.parent / "shared" / "data" / "amazon-msd",))
         model_path = args.model_name_or_path or packaged_minilm_path()
         tokenizer = AutoTokenizer.from_pretrained(model_path)
         done = {(r["pair"], r["method"], r["seed"]) for r in matching(load_results(results_path))}
@@ -252,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
                 if not claim(args.claim_dir, pair, method, seed):
                     continue
                 if splits is None:
-                    splits = tokenised_splits(data_dir, pair, seed, tokenizer, args.max_length,
+                    splits = tokenised_splits(args.dataset_name, pair, seed, tokenizer, args.max_length,
                                               args.max_train_samples, args.max_eval_samples)
 
                 def make_model(names=splits.label_names):

@@ -1,8 +1,8 @@
 """Throughput of the default sentiment run on CPU: tokens per second, before and after length-aware batching.
 
-The default recipe (``configs/sentiment_transfer.yaml``: books -> electronics, the packaged all-MiniLM-L6-v2, 128
-tokens, batches of 32 rows = 16 source + 16 target, DANN) on the real reviews, three input pipelines timed side by
-side in one process, alternating in rounds:
+The default recipe (``hfadapt/recipes/sentiment_transfer.yaml``: books -> electronics, the packaged
+all-MiniLM-L6-v2, 128 tokens, batches of 32 rows = 16 source + 16 target, DANN) on the real reviews, three input
+pipelines timed side by side in one process, alternating in rounds:
 
   (a) static padding: every review padded to ``max_length`` (a pipeline without dynamic padding),
   (b) dynamic padding to each batch's longest review, batches drawn at random (hfadapt before length grouping:
@@ -44,8 +44,9 @@ from step_cost import StepTimer  # noqa: E402
 
 from hfadapt import AdaptConfig, AdaptTrainer  # noqa: E402
 from hfadapt.cli_args import parse_with_config  # noqa: E402
-from hfadapt.data import load_amazon_reviews, resolve_data_dir, transfer_splits  # noqa: E402
+from hfadapt.data import DataArguments, load_transfer_splits  # noqa: E402
 from hfadapt.offline_models import packaged_minilm_path  # noqa: E402
+from hfadapt.recipes import recipe_path  # noqa: E402
 from hfadapt.runtime import use_available_cpu_threads  # noqa: E402
 
 PIPELINES = {
@@ -59,9 +60,10 @@ BEFORE = "dynamic padding, random batches"
 TOKENISE_ONCE = """
 import sys, time
 from transformers import AutoTokenizer
-from hfadapt.data import load_amazon_reviews, transfer_splits
-data_dir, model, source, target, seed, length = sys.argv[1:7]
-splits = transfer_splits(load_amazon_reviews(data_dir, source), load_amazon_reviews(data_dir, target), seed=int(seed))
+from hfadapt.data import DataArguments, load_transfer_splits
+dataset, model, source, target, seed, length = sys.argv[1:7]
+data = DataArguments(dataset_name=dataset, domain_column_name="domain", source=source, target=target)
+splits = load_transfer_splits(data, seed=int(seed))
 tokenizer = AutoTokenizer.from_pretrained(model)
 start = time.perf_counter()
 splits.map(lambda b: tokenizer(b["text"], truncation=True, max_length=int(length)), batched=True)
@@ -95,12 +97,12 @@ def eval_rows_per_second(trainer: AdaptTrainer, dataset, batch_size: int) -> flo
     return len(dataset) / (time.perf_counter() - start)
 
 
-def tokenisation_seconds(data_dir: Path, model: str, config: AdaptConfig, recipe: dict) -> tuple[float, float]:
+def tokenisation_seconds(dataset_name: str, model: str, config: AdaptConfig, recipe: dict) -> tuple[float, float]:
     """Seconds to tokenise the splits in a fresh process with an empty ``datasets`` cache, then in another fresh
     process with the cache the first one left."""
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "HF_DATASETS_CACHE": cache}
-        argv = [sys.executable, "-c", TOKENISE_ONCE, str(data_dir), model, recipe["source"], recipe["target"],
+        argv = [sys.executable, "-c", TOKENISE_ONCE, dataset_name, model, recipe["source"], recipe["target"],
                 str(config.seed), str(recipe["max_length"])]
         first, again = (float(subprocess.run(argv, env=env, capture_output=True, text=True,
                                              check=True).stdout.split()[-1])
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--eval_rows", type=int, default=512, help="target-test reviews read per evaluation timing")
-    parser.add_argument("--recipe", default=str(REPO / "configs" / "sentiment_transfer.yaml"))
+    parser.add_argument("--recipe", default=str(recipe_path("text")))
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "throughput.json"))
     args = parser.parse_args(argv)
     use_available_cpu_threads()
@@ -122,14 +124,15 @@ def main(argv: list[str] | None = None) -> None:
     scratch = tempfile.mkdtemp(prefix="hfadapt-throughput-")
     (config,) = parse_with_config((AdaptConfig,), ["--output_dir", scratch, "--disable_tqdm", "true",
                                                    "--logging_steps", "10000"], default_config=args.recipe,
-                                  ignore_keys=("source", "target", "max_length", "validation_fraction"))
+                                  ignore_keys=("dataset_name", "domain_column_name", "source", "target", "max_length",
+                                               "validation_fraction"))
     config = dataclasses.replace(config, max_steps=args.warmup + args.steps, save_strategy="no")
-    data_dir = resolve_data_dir(None, (REPO.parent / "shared" / "data" / "amazon-msd",))
     model_path = str(packaged_minilm_path())
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    splits = transfer_splits(load_amazon_reviews(data_dir, recipe["source"]),
-                             load_amazon_reviews(data_dir, recipe["target"]),
-                             validation_fraction=recipe["validation_fraction"], seed=config.seed)
+    data = DataArguments(dataset_name=recipe["dataset_name"], domain_column_name=recipe["domain_column_name"],
+                         source=recipe["source"], target=recipe["target"],
+                         validation_fraction=recipe["validation_fraction"])
+    splits = load_transfer_splits(data, seed=config.seed)
     tokenised = {padding: splits.map(lambda b, p=padding: tokenizer(b["text"], truncation=True, padding=p,
                                                                      max_length=recipe["max_length"]), batched=True)
                  for padding in {p for p, _ in PIPELINES.values()}}
@@ -151,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
                         eval_rows_per_second(trainer, eval_rows, batch))
     train = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in train.items()}
     evaluation = {name: statistics.median(v) for name, v in evaluation.items()}
-    first, again = tokenisation_seconds(data_dir, model_path, config, recipe)
+    first, again = tokenisation_seconds(recipe["dataset_name"], model_path, config, recipe)
 
     base = train[BEFORE]
     lines = [f"Training, {recipe['source']} -> {recipe['target']}, {config.method}, {recipe['max_length']} tokens, "

@@ -38,9 +38,9 @@ from sentiment_benchmark import DEFAULT_PAIRS, RECIPE_DATA_KEYS, parse_setting, 
 
 from hfadapt import AdaptConfig, AdaptTrainer  # noqa: E402
 from hfadapt.cli_args import parse_with_config  # noqa: E402
-from hfadapt.data import resolve_data_dir  # noqa: E402
 from hfadapt.metrics import classification_metrics  # noqa: E402
 from hfadapt.offline_models import packaged_minilm_path  # noqa: E402
+from hfadapt.recipes import recipe_path  # noqa: E402
 from hfadapt.runtime import use_available_cpu_threads  # noqa: E402
 from hfadapt.validators import VALIDATORS  # noqa: E402
 
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--validator_rows", type=int, default=500, help="rows per domain each validator reads")
     parser.add_argument("--train_sampling_strategy", default="random", choices=["random", "group_by_length"],
                         help="batch order (the rows so far are random)")
-    parser.add_argument("--recipe", default=str(REPO / "configs" / "sentiment_transfer.yaml"))
+    parser.add_argument("--recipe", default=str(recipe_path("text")))
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "validators.jsonl"))
     parser.add_argument("--table", default=str(REPO / "benchmarks" / "results" / "validators.md"))
     parser.add_argument("--table_only", action="store_true")
@@ -123,7 +123,6 @@ def main(argv: list[str] | None = None) -> None:
         (base,) = parse_with_config((AdaptConfig,), ["--output_dir", scratch, "--disable_tqdm", "true",
                                                      "--logging_steps", "1000"], default_config=args.recipe,
                                     ignore_keys=RECIPE_DATA_KEYS)
-        data_dir = resolve_data_dir(None, (REPO.parent / "shared" / "data" / "amazon-msd",))
         model_path = packaged_minilm_path()
         tokenizer = AutoTokenizer.from_pretrained(model_path)
         done = {(r["pair"], r["setting"], r["seed"]) for r in rows}
@@ -133,7 +132,8 @@ def main(argv: list[str] | None = None) -> None:
                 todo = [s for s in args.settings if (pair, s, seed) not in done]
                 if not todo:
                     continue
-                splits = tokenised_splits(data_dir, pair, seed, tokenizer, args.max_length, None, args.max_eval_samples)
+                splits = tokenised_splits("demo:amazon-msd", pair, seed, tokenizer, args.max_length, None,
+                                          args.max_eval_samples)
                 for setting in todo:
                     method, overrides = parse_setting(setting)
                     config = dataclasses.replace(

@@ -6,11 +6,13 @@ data with alignment losses (DANN, MK-MMD, ...) from the registry in :mod:`hfadap
 
 from .callbacks import AdaptationScheduleCallback
 from .config import AdaptConfig
+from .data.loading import DataArguments
 from .fusion import EnsembleConfig, EnsembleForClassification, WeightEMACallback
 from .grl import GradientReversalLayer, grl_warm_start, reverse_gradient
 from .methods import ALIGNMENT_METHODS, AlignmentMethod, AlignmentOutput, register_method
 from .model import AdaptModel, AdaptModelOutput
 from .multitask import MultiTaskConfig, MultiTaskModel
+from .runner import adapt
 from .trainer import AdaptTrainer
 from .validators.callback import LabelFreeValidationCallback
 
@@ -25,6 +27,7 @@ __all__ = [
     "AlignmentMethod",
     "AlignmentOutput",
     "AdaptationScheduleCallback",
+    "DataArguments",
     "GradientReversalLayer",
     "LabelFreeValidationCallback",
     "MultiTaskConfig",
@@ -35,4 +38,5 @@ __all__ = [
     "EnsembleConfig",
     "EnsembleForClassification",
     "WeightEMACallback",
+    "adapt",
 ]

@@ -1,13 +1,41 @@
-"""Parsing dataclass arguments from the command line and a YAML file (``--config``), command line winning."""
+"""Parsing dataclass arguments from the command line over YAML files: a default recipe, a user's ``--config`` on
+top of it, command-line flags on top of both."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import yaml
 from transformers import HfArgumentParser
+
+
+class UsageError(ValueError):
+    """Bad arguments or data, found before any training: the scripts print its message as one line and exit 2."""
+
+
+def read_yaml(path: str | Path, what: str = "--config") -> dict:
+    """The mapping in a YAML file.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: if it does not hold a mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path}: no such file")
+    values = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} must hold a YAML mapping of argument names to values")
+    return values
+
+
+def flags_in(args: Iterable[str]) -> set[str]:
+    """The argument names that command-line ``args`` set (``--name value`` or ``--name=value``)."""
+    return {a[2:].split("=", 1)[0] for a in args if a.startswith("--") and len(a) > 2}
 
 
 def parse_with_config(
@@ -15,36 +43,55 @@ def parse_with_config(
     args: list[str] | None = None,
     default_config: str | Path | None = None,
     ignore_keys: tuple[str, ...] = (),
+    own_data_keys: Iterable[str] = (),
+    recipe_data_keys: Iterable[str] = (),
 ):
-    """Parse ``dataclass_types`` with ``HfArgumentParser``, taking defaults from ``--config FILE.yaml``.
+    """Parse ``dataclass_types`` with ``HfArgumentParser``, the defaults layered from YAML files.
 
-    Values in the YAML file replace the dataclasses' defaults; arguments on the command line replace both.
-    Without ``--config``, ``default_config`` (if given and present) is read. ``ignore_keys`` names YAML keys that
+    Layers, each over the one before: the dataclasses' defaults; ``default_config`` (the recipe, if given and
+    present); the user's ``--config FILE.yaml``; the command line. A key the user's file does not set keeps the
+    recipe's value. One exception: the recipe's data (``recipe_data_keys``, e.g. the demo dataset and its domains)
+    is dropped as a whole when the user's file or the command line names data of its own (any of
+    ``own_data_keys``), so a recipe's demo domains never filter a user's table. ``ignore_keys`` names YAML keys
     this caller deliberately leaves out (e.g. a benchmark that sets the domains itself).
 
     Returns:
         One instance per dataclass type, in order.
 
     Raises:
-        FileNotFoundError: if the config file does not exist.
-        ValueError: if the file is not a YAML mapping or names a key no dataclass has.
+        FileNotFoundError: if a config file does not exist.
+        ValueError: if a file is not a YAML mapping or names a key no dataclass has.
     """
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", default=None)
     known, rest = pre.parse_known_args(args)
-    config_path = known.config or default_config
     parser = HfArgumentParser(dataclass_types)
-    if config_path is not None and (known.config or Path(config_path).is_file()):
-        path = Path(config_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"--config {path}: no such file")
-        values = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(values, dict):
-            raise ValueError(f"{path} must hold a YAML mapping of argument names to values")
-        values = {k: v for k, v in values.items() if k not in ignore_keys}
-        fields = {f.name for t in dataclass_types for f in dataclasses.fields(t)}
-        unknown = sorted(set(values) - fields)
+    fields = {f.name for t in dataclass_types for f in dataclasses.fields(t)}
+    layers = []
+    if default_config is not None and Path(default_config).is_file():
+        layers.append((Path(default_config), read_yaml(default_config, "recipe")))
+    if known.config:
+        layers.append((Path(known.config), read_yaml(known.config)))
+    user_keys = flags_in(rest) | (set(layers[-1][1]) if known.config else set())
+    values = {}
+    for index, (path, layer) in enumerate(layers):
+        layer = {k: v for k, v in layer.items() if k not in ignore_keys}
+        unknown = sorted(set(layer) - fields)
         if unknown:
             raise ValueError(f"{path} sets unknown argument(s) {unknown}; see --help for the names")
-        parser.set_defaults(**values)
+        is_recipe = index == 0 and default_config is not None and path == Path(default_config)
+        if is_recipe and user_keys & set(own_data_keys):
+            layer = {k: v for k, v in layer.items() if k not in set(recipe_data_keys)}
+        values.update(layer)
+    parser.set_defaults(**values)
     return parser.parse_args_into_dataclasses(args=rest)
+
+
+def run_as_script(main: Callable[[], object], prog: str | None = None) -> None:
+    """Call ``main()``; a :class:`UsageError` (bad arguments or data, found before training) is printed as one line,
+    ``<prog>: error: <message>``, and exits with status 2, as argparse does."""
+    try:
+        main()
+    except UsageError as err:
+        print(f"{prog or sys.argv[0]}: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

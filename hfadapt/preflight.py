@@ -240,7 +240,9 @@ def check_evaluation_sizes(config, splits, pad_rows: int = 0) -> None:
 
     problems = []
     if pad_rows:
-        for name in ("source_val", "target_test"):
+        # without target labels the proxy A-distance reads the unlabelled target rows
+        target = "target_test" if getattr(splits, "target_test", None) is not None else "target_train"
+        for name in ("source_val", target):
             rows = min(pad_rows, len(getattr(splits, name)))
             if rows < PAD_MIN_ROWS:
                 problems.append(f"the proxy A-distance needs at least {PAD_MIN_ROWS} rows of {name}, which has "

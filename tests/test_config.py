@@ -43,3 +43,21 @@ def test_defaults_and_method_parsing(tmp_path):
 def test_bad_values_name_the_field(tmp_path, field, value, message):
     with pytest.raises(ValueError, match=message):
         cfg(tmp_path, **{field: value})
+
+
+def test_defaults_are_the_recipe_s_method_settings(tmp_path):
+    """AdaptConfig() gets the method settings the benchmark supports: every adaptation field the sentiment recipe
+    sets equals its default."""
+    import dataclasses
+
+    import yaml
+    from transformers import TrainingArguments
+
+    from hfadapt.recipes import recipe_path
+
+    recipe = yaml.safe_load(recipe_path("text").read_text())
+    own = {f.name for f in dataclasses.fields(AdaptConfig)} - {f.name for f in dataclasses.fields(TrainingArguments)}
+    config = AdaptConfig(output_dir=str(tmp_path), use_cpu=True)
+    method_keys = sorted(own & recipe.keys())
+    assert {"grl_max_lambda", "alignment_balancing", "mmd_weight", "iw_flattening", "udalm_weight"} <= set(method_keys)
+    assert {k: getattr(config, k) for k in method_keys} == {k: recipe[k] for k in method_keys}

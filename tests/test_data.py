@@ -3,9 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from hfadapt.data import available_domains, load_amazon_reviews, parse_review_file, resolve_data_dir
-
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon-msd"
+from hfadapt.data import available_domains, load_amazon_reviews, load_table, parse_review_file
 
 REVIEW = """<review>
 <unique_id>
@@ -80,24 +78,20 @@ def test_load_jsonl_and_errors(tmp_path):
         load_amazon_reviews(tmp_path, "garden")
 
 
-def test_resolve_data_dir(tmp_path, monkeypatch):
-    monkeypatch.delenv("HFADAPT_DATA_DIR", raising=False)
-    with pytest.raises(FileNotFoundError, match="does not exist.*Multi-Domain Sentiment"):
-        resolve_data_dir(str(tmp_path / "nope"))
-    with pytest.raises(FileNotFoundError, match="no data folder"):
-        resolve_data_dir(None, (tmp_path / "nope",))
-    assert resolve_data_dir(None, (tmp_path / "nope", tmp_path)) == tmp_path
-    monkeypatch.setenv("HFADAPT_DATA_DIR", str(tmp_path))
-    assert resolve_data_dir(None) == tmp_path
+def test_the_authors_review_folder_loads_as_one_table_of_domains(tmp_path):
+    write_review_domain(tmp_path / "download", "kitchen")
+    write_review_domain(tmp_path / "download", "books")
+    table = load_table(str(tmp_path / "download"))
+    assert len(table) == 8 and table.features["label"].names == ["negative", "positive"]
+    assert list(table["domain"]) == ["books"] * 4 + ["kitchen"] * 4
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/amazon-msd is not beside this checkout")
-def test_both_layouts_of_the_real_data_agree():
-    jsonl = load_amazon_reviews(SHARED, "electronics", prefer="jsonl")
-    review = load_amazon_reviews(SHARED, "electronics", prefer="review")
-    assert len(jsonl) == len(review) == 2000
-    assert (sorted(zip(jsonl["text"], jsonl["label"], strict=True))
-            == sorted(zip(review["text"], review["label"], strict=True)))
+def test_the_shipped_demo_data_is_the_three_domains_in_file_order():
+    table = load_table("demo:amazon-msd")
+    assert len(table) == 6000 and list(table["domain"][:1]) == ["books"]
+    books = table.filter(lambda d: d == "books", input_columns="domain")
+    assert len(books) == 2000 and sorted(set(books["label"])) == [0, 1] and set(books["rating"]) == {1.0, 2.0, 4.0, 5.0}
+    assert books[0]["id"].startswith("0312355645")  # the first review of the authors' books file
 
 
 def test_transfer_splits_follow_the_protocol():

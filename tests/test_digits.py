@@ -1,4 +1,4 @@
-"""Digits domains (scikit-learn's optdigits, USPS from ../shared) and the digits example."""
+"""Digits domains (scikit-learn's optdigits, USPS shipped with the package) and the digits example."""
 
 import sys
 from pathlib import Path
@@ -11,7 +11,7 @@ from hfadapt.data.digits import digits_dataset
 from hfadapt.experiment import format_results_table
 
 REPO = Path(__file__).resolve().parents[1]
-USPS = REPO.parent / "shared" / "data" / "usps"
+USPS = REPO / "hfadapt" / "demo_data" / "usps"
 
 
 def test_optdigits_split_is_stratified_and_rescaled():
@@ -33,9 +33,9 @@ def test_digits_dataset_rejects_bad_arrays():
 def test_missing_usps_says_what_is_expected(tmp_path):
     with pytest.raises(FileNotFoundError, match="usps.npz"):
         resolve_usps_dir(tmp_path)
+    assert resolve_usps_dir() == USPS  # the shipped copy
 
 
-@pytest.mark.skipif(not (USPS / "usps.npz").is_file(), reason="../shared/data/usps is not beside this checkout")
 def test_usps_loads_both_splits():
     train, test = load_usps(USPS, "train"), load_usps(USPS, "test")
     assert (len(train), len(test)) == (7291, 2007)
@@ -57,7 +57,6 @@ def test_table_shows_the_share_of_the_gap_closed():
     assert table[4] == "| target-supervised | — | 90.00 | +30.00 | — |"
 
 
-@pytest.mark.skipif(not (USPS / "usps.npz").is_file(), reason="../shared/data/usps is not beside this checkout")
 def test_digits_example_runs_all_three_and_reloads(tmp_path):
     sys.path.insert(0, str(REPO / "examples"))
     try:

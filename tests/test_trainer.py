@@ -93,7 +93,7 @@ def test_grl_coefficient_set_once_per_optimizer_step(domains, tmp_path):
     source, target, test = domains
     trainer = make_trainer(tiny_bert(), source, target, tmp_path, eval_dataset=test, method="dann", max_steps=4,
                            per_device_train_batch_size=4, gradient_accumulation_steps=2,
-                           eval_strategy="steps", eval_steps=2)
+                           eval_strategy="steps", eval_steps=2, grl_max_lambda=1.0)
     dann = trainer.adapt_model.methods["dann"]
     seen = []
     dann.discriminator.register_forward_pre_hook(lambda module, args: seen.append(dann.grl.coefficient))
@@ -108,7 +108,7 @@ def test_grl_coefficient_set_once_per_optimizer_step(domains, tmp_path):
 def test_loss_weights_of_non_adversarial_methods_follow_the_weight_schedule(domains, tmp_path, schedule):
     source, target, _ = domains
     trainer = make_trainer(tiny_bert(), source, target, tmp_path, method="dann+mmd", mmd_weight=0.5,
-                           weight_schedule=schedule)
+                           weight_schedule=schedule, grl_max_lambda=1.0, alignment_balancing="fixed")
     trainer.train()
     logged = [entry for entry in trainer.state.log_history if "loss" in entry]
     factors = [grl_warm_start(step / 4) if schedule == "warm_start" else 1.0 for step in range(4)]

@@ -1,22 +1,23 @@
 """Loading the Multi-Domain Sentiment Dataset (Amazon reviews; Blitzer, Dredze & Pereira, ACL 2007) as `datasets`.
 
-Two layouts are read, per domain:
+The shipped demo data (``hfadapt/demo_data/amazon-msd``, ``--dataset_name demo:amazon-msd``) is one table of
+three domains that ``datasets.load_dataset`` reads. The authors' download is read here, in two layouts:
 
 - ``<data_dir>/<domain>.jsonl``: one JSON object a line with at least ``text`` and ``label`` (0 negative,
-  1 positive); ``title``, ``rating``, ``id`` are kept when present.
-- ``<data_dir>/[raw/]<domain>/{positive,negative}.review``: the authors' original files.
+  1 positive); ``title``, ``rating``, ``id`` are kept when present (:func:`load_amazon_reviews`).
+- ``<data_dir>/[raw/]<domain>/{positive,negative}.review``: the authors' original files; a folder of them loads as
+  one table with a ``domain`` column (:func:`load_review_folder`), which is what ``--dataset_name <folder>`` does.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import datasets
 
 from .review_format import parse_review_file
 
-DATA_DIR_ENV = "HFADAPT_DATA_DIR"
+AMAZON_TITLE = "Amazon Multi-Domain Sentiment (Blitzer et al., ACL 2007)"
 LABEL_NAMES = ["negative", "positive"]
 DATASET_HELP = (
     "The Multi-Domain Sentiment Dataset (Blitzer et al., ACL 2007) is distributed by its authors at "
@@ -24,28 +25,8 @@ DATASET_HELP = (
     "<data_dir>/<domain>/positive.review and negative.review exist, or write <data_dir>/<domain>.jsonl with "
     "'text' and 'label' (0/1) fields."
 )
+
 _REQUIRED = ("text", "label")
-
-
-def resolve_data_dir(data_dir: str | None, default_candidates: tuple[str | Path, ...] = ()) -> Path:
-    """Pick the data folder: ``data_dir`` if given, else ``$HFADAPT_DATA_DIR``, else the first existing candidate.
-
-    Raises:
-        FileNotFoundError: if the chosen folder does not exist or none was found, saying where the data comes from.
-    """
-    chosen = data_dir or os.environ.get(DATA_DIR_ENV)
-    if chosen is None:
-        chosen = next((str(c) for c in default_candidates if Path(c).is_dir()), None)
-    if chosen is None:
-        raise FileNotFoundError(
-            f"no data folder: pass --data_dir or set {DATA_DIR_ENV} "
-            f"(looked in {[str(c) for c in default_candidates]}). "
-            + DATASET_HELP
-        )
-    path = Path(chosen).expanduser()
-    if not path.is_dir():
-        raise FileNotFoundError(f"data folder {path} does not exist. " + DATASET_HELP)
-    return path
 
 
 def available_domains(data_dir: str | Path) -> list[str]:
@@ -121,3 +102,25 @@ def load_amazon_reviews(data_dir: str | Path, domain: str, prefer: str = "jsonl"
     if not labels <= {0, 1}:
         raise ValueError(f"{source} has labels {sorted(labels)}; expected 0 (negative) and 1 (positive)")
     return ds.cast_column("label", datasets.ClassLabel(names=LABEL_NAMES))
+
+
+def is_review_folder(folder: str | Path) -> bool:
+    """Whether ``folder`` holds the authors' layout: ``[raw/]<domain>/positive.review`` and ``negative.review``."""
+    root = Path(folder)
+    return any(_review_dir(root, p.parent.name) is not None
+               for base in (root, root / "raw") for p in base.glob("*/positive.review"))
+
+
+def load_review_folder(folder: str | Path) -> datasets.Dataset:
+    """Every domain of the authors' ``.review`` layout in ``folder`` as one table (domains in sorted order), with
+    ``domain``, ``text``, ``title``, ``rating``, ``id`` and a ``ClassLabel`` ``label`` (negative, positive).
+
+    Raises:
+        FileNotFoundError: if ``folder`` holds no domain in that layout.
+    """
+    root = Path(folder)
+    domains = [d for d in available_domains(root) if _review_dir(root, d) is not None]
+    if not domains:
+        raise FileNotFoundError(f"{root} holds no <domain>/positive.review and negative.review. " + DATASET_HELP)
+    parts = [_from_review_files(_review_dir(root, d), d) for d in domains]
+    return datasets.concatenate_datasets(parts).cast_column("label", datasets.ClassLabel(names=LABEL_NAMES))

@@ -5,7 +5,7 @@
   pixels in 4x4 blocks of a 32x32 bitmap). No official split here: a stratified 80/20 split with a fixed seed.
 - **USPS**: Hull, "A database for handwritten text recognition research", IEEE TPAMI 1994; 16x16 grey images,
   7,291 train / 2,007 test, read from ``usps.npz`` (``train_images``, ``train_labels``, ``test_images``,
-  ``test_labels``), e.g. ``../shared/data/usps``.
+  ``test_labels``); a copy ships in ``hfadapt/demo_data/usps`` (its README gives source and terms).
 
 Both are white digits on a black background (0 = background). Images are stored as ``datasets.Image`` (8-bit
 greyscale, rescaled to 0-255) with a ``ClassLabel`` ``label`` of names ``"0"`` .. ``"9"``.
@@ -22,6 +22,7 @@ import numpy as np
 DIGIT_NAMES = [str(d) for d in range(10)]
 DIGITS_DOMAINS = ("optdigits", "usps")
 USPS_FILE = "usps.npz"
+DEMO_USPS_DIR = Path(__file__).resolve().parents[1] / "demo_data" / "usps"
 
 
 def _features() -> datasets.Features:
@@ -61,12 +62,14 @@ def load_optdigits(split: str = "train", seed: int = 0, test_fraction: float = 0
 
 def resolve_usps_dir(data_dir: str | os.PathLike | None = None, defaults: tuple[Path, ...] = ()) -> Path:
     """The folder holding ``usps.npz``: ``data_dir``, else ``$HFADAPT_USPS_DIR``, else the first of ``defaults``
-    that exists.
+    that exists, else the copy shipped in the package.
 
     Raises:
         FileNotFoundError: naming the places tried and the file expected.
     """
     candidates = [Path(p) for p in (data_dir, os.environ.get("HFADAPT_USPS_DIR")) if p] + list(defaults)
+    if data_dir is None:
+        candidates.append(DEMO_USPS_DIR)
     for path in candidates:
         if (path / USPS_FILE).is_file():
             return path

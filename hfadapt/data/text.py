@@ -1,0 +1,31 @@
+"""Tokenising text columns, single texts or sentence pairs, the way ``run_classification.py`` does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from .splits import TransferSplits
+
+
+def tokenizer_function(tokenizer, text_columns: Sequence[str], max_length: int) -> Callable[[dict], dict]:
+    """A batched ``Dataset.map`` function: ``tokenizer(batch[a], truncation=True, max_length=max_length)``, or
+    ``tokenizer(batch[a], batch[b], ...)`` for a sentence pair. A missing text (``None``) becomes ``""``.
+
+    Raises:
+        ValueError: for other than one or two text columns.
+    """
+    columns = list(text_columns)
+    if not 1 <= len(columns) <= 2:
+        raise ValueError(f"one text column or two (a sentence pair), got {columns}")
+
+    def tokenize(batch: dict) -> dict:
+        texts = [["" if t is None else str(t) for t in batch[c]] for c in columns]
+        return tokenizer(*texts, truncation=True, max_length=max_length)
+
+    return tokenize
+
+
+def tokenize_splits(splits: TransferSplits, tokenizer, text_columns: Sequence[str], max_length: int) -> TransferSplits:
+    """Every dataset of ``splits`` tokenised (:func:`tokenizer_function`); the original columns are kept, and the
+    trainer keeps only the model's inputs and labels."""
+    return splits.map(tokenizer_function(tokenizer, text_columns, max_length), batched=True, desc="tokenising")

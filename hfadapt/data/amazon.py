@@ -83,7 +83,10 @@ def load_amazon_reviews(data_dir: str | Path, domain: str, prefer: str = "jsonl"
     jsonl = root / f"{domain}.jsonl"
     review_dir = _review_dir(root, domain)
     if jsonl.is_file() and (prefer == "jsonl" or review_dir is None):
-        ds = datasets.load_dataset("json", data_files=str(jsonl), split="train")
+        from .loading import check_rows, load_files  # loading imports this module
+
+        ds = load_files([str(jsonl)])  # names the line of bad JSON or UTF-8, and an empty file
+        check_rows(ds, ["text"], "label", str(jsonl))
         source = str(jsonl)
     elif review_dir is not None:
         ds = _from_review_files(review_dir, domain)
@@ -98,9 +101,12 @@ def load_amazon_reviews(data_dir: str | Path, domain: str, prefer: str = "jsonl"
         raise ValueError(f"{source} lacks the field(s) {missing} (has {ds.column_names}). " + DATASET_HELP)
     if len(ds) == 0:
         raise ValueError(f"{source} holds no review")
-    labels = set(ds.unique("label"))
-    if not labels <= {0, 1}:
-        raise ValueError(f"{source} has labels {sorted(labels)}; expected 0 (negative) and 1 (positive)")
+    labels = ds.data.column("label").to_pylist()
+    bad = [i for i, v in enumerate(labels) if v not in (0, 1) or isinstance(v, bool)]
+    if bad:
+        where = f"line {bad[0] + 1}" if source.endswith(".jsonl") else f"row {bad[0] + 1}"
+        raise ValueError(f"{source}, {where}: label {labels[bad[0]]!r}, {len(bad)} such rows; expected 0 (negative) "
+                         "or 1 (positive)")
     return ds.cast_column("label", datasets.ClassLabel(names=LABEL_NAMES))
 
 

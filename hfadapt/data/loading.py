@@ -23,7 +23,11 @@ the test set (the Amazon protocol), else there is no target test and runs are ju
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import json
 import logging
+import lzma
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,8 +279,78 @@ def load_files(files: str | list[str]) -> datasets.Dataset:
     if any(f != formats[0] for f in formats):
         raise ValueError(f"data files must all be one format, got {paths}")
     builder, kwargs = formats[0]
-    return datasets.load_dataset(builder, data_files=[str(Path(p).expanduser()) for p in paths], split="train",
-                                 **kwargs)
+    for path in paths:
+        check_file_bytes(path)
+    try:
+        return datasets.load_dataset(builder, data_files=[str(Path(p).expanduser()) for p in paths], split="train",
+                                     **kwargs)
+    except Exception as err:  # datasets wraps the parser's error in DatasetGenerationError, naming no file or line
+        if builder == "json":
+            for path in paths:
+                bad = first_bad_json_line(path)
+                if bad is not None:
+                    raise ValueError(f"{path}, line {bad[0]}: not valid JSON ({bad[1]}); fix or remove that line") \
+                        from None
+        cause = err.__cause__ or err
+        raise ValueError(f"cannot read {', '.join(paths)}: {type(cause).__name__}: {cause}") from err
+
+
+_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+def _read_bytes(path: str | Path) -> bytes | None:
+    """The (decompressed) bytes of a data file, or ``None`` for a compression this cannot open (``.zst``)."""
+    path = Path(path).expanduser()
+    opener = _OPENERS.get(path.suffix.lower())
+    if opener is None and path.suffix.lower() in COMPRESSIONS:
+        return None
+    with (opener or open)(path, "rb") as handle:
+        return handle.read()
+
+
+def check_file_bytes(path: str | Path) -> None:
+    """Refuse a text data file (csv, tsv, json, jsonl) that is empty or not valid UTF-8, naming the line.
+
+    Parquet and arrow files are binary and not checked here.
+
+    Raises:
+        ValueError: ``<path> is empty ...`` or ``<path>, line N: not valid UTF-8 (byte 0x..) ...``.
+    """
+    if builder_of(path)[0] not in ("csv", "json"):
+        return
+    data = _read_bytes(path)
+    if data is None:
+        return
+    if not data.strip():
+        raise ValueError(f"{path} is empty: it holds no row; put the data in it, or leave the file out")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise ValueError(f"{path}, line {line}: not valid UTF-8 (byte 0x{data[err.start]:02x}); re-save the file as "
+                         "UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+
+
+def first_bad_json_line(path: str | Path) -> tuple[int, str] | None:
+    """``(line number, reason)`` of the first line of a ``.json`` / ``.jsonl`` file that is not valid JSON (a
+    ``.json`` holding one document: the line of its first error), or ``None`` if every line parses."""
+    data = _read_bytes(path)
+    if data is None:
+        return None
+    text = data.decode("utf-8", errors="replace")
+    if text.lstrip().startswith("["):
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as err:
+            return err.lineno, err.msg
+        return None
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                json.loads(line)
+            except json.JSONDecodeError as err:
+                return number, err.msg
+    return None
 
 
 def _is_saved_dataset(folder: Path) -> bool:
@@ -355,6 +429,93 @@ def select_domain(ds: datasets.Dataset, column: str, values: str | list[str], wh
     return rows
 
 
+def _place(origin: str, index: int) -> str:
+    """Where row ``index`` (0-based) of data read from ``origin`` is: the line of a single JSON-lines file, the row
+    (and line, after the header) of a single csv/tsv file, else the row counted from 1."""
+    files = [f.strip() for f in origin.split(",") if f.strip()]
+    if len(files) == 1 and Path(files[0]).is_file():
+        kind = builder_of(files[0])[0] if Path(files[0]).suffix.lower() != ".json" else "json-doc"
+        if kind == "json":
+            return f"{files[0]}, line {index + 1}"
+        if kind == "csv":
+            return f"{files[0]}, row {index + 1} (line {index + 2})"
+    return f"{origin}, row {index + 1}"
+
+
+def _kind(value) -> str:
+    if isinstance(value, str):
+        return "a string"
+    return "a number" if isinstance(value, int | float) else type(value).__name__
+
+
+def check_rows(ds: datasets.Dataset, columns: list[str], label: str | None, origin: str) -> None:
+    """Refuse rows that would fail later with an error naming no file: a null in a content column (text), and a
+    column whose values are of mixed kinds (numbers and strings, which ``datasets`` keeps as raw JSON).
+
+    Args:
+        columns: the content (text) columns; label: the label column, if the rows are labelled; origin: the
+            file(s) or dataset the rows come from, for the message.
+
+    Raises:
+        ValueError: naming the file and the line (or row) of the first bad value, and how many rows are bad.
+    """
+    import pyarrow.compute as pc
+
+    for column in [*columns, *([label] if label else [])]:
+        if column not in ds.column_names:
+            continue
+        feature = ds.features[column]
+        if isinstance(feature, datasets.Json):
+            values = [None if v is None else json.loads(v) for v in ds.data.column(column).to_pylist()]
+            first = next((v for v in values if v is not None), None)
+            bad = [i for i, v in enumerate(values) if v is not None and _kind(v) != _kind(first)]
+            if bad:
+                value = values[bad[0]]
+                raise ValueError(f"{_place(origin, bad[0])}: {column!r} holds {value!r} ({_kind(value)}) where the "
+                                 f"first row holds {first!r} ({_kind(first)}), {len(bad)} such rows; make every "
+                                 f"{column!r} value one kind")
+        if column in columns:
+            nulls = ds.data.column(column).null_count
+            if nulls:
+                index = pc.indices_nonzero(pc.is_null(ds.data.column(column))).to_pylist()[0]
+                raise ValueError(f"{_place(origin, index)}: {column!r} is null (no text), {nulls} such rows; fill in "
+                                 "the text or remove those rows")
+
+
+def warn_duplicates_and_overlap(sources: list[datasets.Dataset], target: datasets.Dataset, columns: list[str],
+                                origins: tuple[str, str], id_column: str = "id") -> tuple[int, int]:
+    """Log a warning, with counts, for duplicate ids within the source or the target, and for source rows whose
+    text (``columns``) also appears in the target: such an overlap leaks target text into the labelled source.
+
+    Returns:
+        ``(duplicate ids, source rows also in the target)``.
+    """
+    duplicates = 0
+    for rows, origin in ((datasets.concatenate_datasets(sources) if len(sources) > 1 else sources[0], origins[0]),
+                         (target, origins[1])):
+        if id_column in rows.column_names:
+            ids = [v for v in rows.data.column(id_column).to_pylist() if v is not None and v != ""]
+            repeated = len(ids) - len(set(ids))
+            if repeated:
+                duplicates += repeated
+                logger.warning("%s: %d of %d rows repeat an %r already used by another row", origin, repeated,
+                               len(ids), id_column)
+    if not all(c in target.column_names and all(c in s.column_names for s in sources) for c in columns):
+        return duplicates, 0
+
+    def texts(rows):
+        return zip(*(rows.data.column(c).to_pylist() for c in columns), strict=True)
+
+    target_texts = set(texts(target))
+    overlap = sum(sum(1 for t in texts(s) if t in target_texts) for s in sources)
+    if overlap:
+        total = sum(len(s) for s in sources)
+        logger.warning("%d of %d source rows (%s) also appear in the target (%s): overlap leaks target text into "
+                       "the labelled source and inflates target accuracy; remove them from the source", overlap,
+                       total, origins[0], origins[1])
+    return duplicates, overlap
+
+
 def _label_value(value):
     """A label as a hashable value: ``None`` for a missing one (``None``, NaN), integral floats (a CSV column with
     gaps reads as float) as ints."""
@@ -415,7 +576,9 @@ def encode_labels(ds: datasets.Dataset, column: str, names: list[str], what: str
         encoded = ds.remove_columns([c for c in {column, LABEL} if c in ds.column_names]).add_column(LABEL, ids)
         kept = [i for i, v in enumerate(ids) if v >= 0]
         if len(kept) < len(ids):
-            logger.warning("%s: %d of %d rows have no label and are left out", what, len(ids) - len(kept), len(ids))
+            missing = [i + 1 for i, v in enumerate(ids) if v < 0]
+            logger.warning("%s: %d of %d rows have no label and are left out (rows %s%s)", what, len(missing),
+                           len(ids), ", ".join(map(str, missing[:5])), ", ..." if len(missing) > 5 else "")
             encoded = encoded.select(kept)
         encoded = encoded.cast_column(LABEL, feature)
         column = LABEL
@@ -431,6 +594,12 @@ def has_labels(ds: datasets.Dataset, column: str) -> bool:
     if column not in ds.column_names:
         return False
     return any(_label_value(v) is not None and v != -1 for v in ds.unique(column))
+
+
+def _origin(args: DataArguments, side: str) -> str:
+    """The file(s) or dataset that ``side`` reads, for messages."""
+    name, _, files = args._side(side)
+    return files or str(DEMO_DATASETS.get(name, name))
 
 
 def _load_side(args: DataArguments, side: str, split: str) -> datasets.Dataset:
@@ -466,7 +635,9 @@ def load_transfer_splits(args: DataArguments, seed: int = 0) -> TransferSplits:
             require_columns(ds, [label], what, "--label_column_name")
         return ds
 
+    origins = tuple(_origin(args, side) for side in ("source", "target"))
     source_table = _load_side(args, "source", args.source_split)
+    check_rows(source_table, content if not args.image_column_name else [], label, origins[0])
     if domain is not None:
         sources = {name: select_domain(source_table, domain, name, f"the source ({domain} = {name})")
                    for name in args.source_names}
@@ -477,6 +648,9 @@ def load_transfer_splits(args: DataArguments, seed: int = 0) -> TransferSplits:
     sources = {name: checked(ds, f"the source {name!r}", True) for name, ds in sources.items()}
 
     target = _load_side(args, "target", args.target_split)
+    if args._side("target") != args._side("source"):
+        check_rows(target, content if not args.image_column_name else [],
+                   label if label in target.column_names else None, origins[1])
     if domain is not None and domain in target.column_names:
         target = select_domain(target, domain, args.target, f"the target ({domain} = {args.target})")
     target = checked(target, "the target", False)
@@ -487,6 +661,8 @@ def load_transfer_splits(args: DataArguments, seed: int = 0) -> TransferSplits:
                       else _load_side(args, "source", args.source_validation_split))
         if domain is not None and domain in source_val.column_names:
             source_val = select_domain(source_val, domain, args.source_names, "the source validation set")
+        check_rows(source_val, content if not args.image_column_name else [], label,
+                   args.source_validation_file or f"{origins[0]} [{args.source_validation_split}]")
         source_val = checked(source_val, "the source validation set", True)
 
     target_test = None
@@ -495,10 +671,14 @@ def load_transfer_splits(args: DataArguments, seed: int = 0) -> TransferSplits:
                        else _load_side(args, "target", args.target_test_split))
         if domain is not None and domain in target_test.column_names:
             target_test = select_domain(target_test, domain, args.target, "the target test set")
+        check_rows(target_test, content if not args.image_column_name else [], label,
+                   args.target_test_file or f"{origins[1]} [{args.target_test_split}]")
         target_test = checked(target_test, "the target test set", True)
     elif has_labels(target, label):
         target_test = target  # the Amazon protocol: the target's rows, labels hidden in training, are its test set
 
+    if not args.image_column_name:
+        warn_duplicates_and_overlap(list(sources.values()), target, content, origins)
     names = class_names([*sources.values(), *([source_val] if source_val is not None else [])], label)
     sources = {n: encode_labels(ds, label, names, f"the source {n!r}") for n, ds in sources.items()}
     if source_val is not None:

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .cli_args import DEBUG_FLAG, pop_debug, report_errors
 from .fusion import FUSION_MODES, fuse_folders
 
 TRAIN_MODULE = "hfadapt.scripts.train"
@@ -27,6 +28,7 @@ LAUNCHER_HELP = """launcher options (hfadapt train):
   --config FILE.yaml         a recipe of your own, layered over the task's default recipe; flags override both
   --accelerate_config FILE   an accelerate config (accelerate launch --config_file), e.g. several GPUs
   --num_processes N          processes to launch (accelerate launch --num_processes)
+  --debug                    show the traceback of an error instead of one line
 """
 
 
@@ -128,6 +130,10 @@ def evaluate_model(args: argparse.Namespace) -> dict[str, float]:
     ``--domain``), or a domain of the shipped demo data (``--domain books``, ``--domain usps``). Labels are matched
     to the model's ``id2label`` by name (integer ids also work). Printed as JSON and returned.
 
+    The model folder is checked first: a missing folder or one without ``config.json`` is a
+    ``FileNotFoundError`` naming it, and a folder hfadapt saved must match its sha256 manifest
+    (:func:`~hfadapt.integrity.verify_manifest`; ``IntegrityError`` names the damaged file).
+
     Raises:
         ValueError: for a missing column (listing those there are) or labels the model does not know.
     """
@@ -145,9 +151,17 @@ def evaluate_model(args: argparse.Namespace) -> dict[str, float]:
     from .data.loading import require_columns
     from .data.text import tokenizer_function
     from .features import row_sample
+    from .integrity import verify_manifest
     from .metrics import classification_metrics
 
     model_dir = Path(args.model_dir)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"model folder {model_dir} does not exist: give the folder a run saved its model to "
+                                "(e.g. <output_dir>/dann)")
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{model_dir} holds no config.json: not a saved model folder (a run saves its models "
+                                "in <output_dir>/<method>/)")
+    verify_manifest(model_dir, missing_ok=True)  # a folder saved by hfadapt must be whole and unchanged
     architectures = AutoConfig.from_pretrained(model_dir).architectures or []
     is_image = any("ImageClassification" in a for a in architectures)
     auto = AutoModelForImageClassification if is_image else AutoModelForSequenceClassification
@@ -191,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``hfadapt`` argument parser with its ``train``, ``evaluate``, ``report`` and ``fuse`` subcommands."""
     parser = argparse.ArgumentParser(prog="hfadapt",
                                      description="Cross-domain transfer learning for HuggingFace models.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("train", add_help=False,
                         help="train the source-only baseline and a method on your data (--config FILE.yaml, any "
@@ -236,18 +251,18 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``hfadapt`` console script."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = DEBUG_FLAG in argv
+    if argv[:1] != ["train"]:  # train passes --debug on to the script it launches
+        argv = pop_debug(argv)[1]
     if argv[:1] == ["train"]:  # its own arguments, parsed by the script it launches (and --help by hfadapt)
         args, rest = argparse.Namespace(command="train"), argv[1:]
     else:
         args, rest = parser.parse_known_args(argv)
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    try:
-        {"train": lambda: train(rest), "evaluate": lambda: evaluate_model(args), "report": lambda: report(args),
-         "fuse": lambda: fuse(args)}[args.command]()
-    except (FileNotFoundError, ValueError) as err:
-        print(f"hfadapt {args.command}: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from err
+    command = {"train": lambda: train(rest), "evaluate": lambda: evaluate_model(args), "report": lambda: report(args),
+               "fuse": lambda: fuse(args)}[args.command]
+    report_errors(command, f"hfadapt {args.command}", debug)
 
 
 if __name__ == "__main__":

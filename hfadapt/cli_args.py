@@ -22,14 +22,24 @@ def read_yaml(path: str | Path, what: str = "--config") -> dict:
 
     Raises:
         FileNotFoundError: if the file does not exist.
-        ValueError: if it does not hold a mapping.
+        ValueError: if it is not valid YAML (naming the line) or does not hold a mapping.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path}: no such file")
-    values = yaml.safe_load(path.read_text()) or {}
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        where = f"{path}, line {mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ValueError(f"{where}: not valid YAML ({problem}); fix that line") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a UTF-8 text file; a --config file is YAML text") from None
+    values = {} if values is None else values
     if not isinstance(values, dict):
-        raise ValueError(f"{path} must hold a YAML mapping of argument names to values")
+        raise ValueError(f"{path} holds a YAML {type(values).__name__}, not a mapping of argument names to values "
+                         "(write `name: value` lines, e.g. `method: dann`)")
     return values
 
 
@@ -87,11 +97,36 @@ def parse_with_config(
     return parser.parse_args_into_dataclasses(args=rest)
 
 
-def run_as_script(main: Callable[[], object], prog: str | None = None) -> None:
-    """Call ``main()``; a :class:`UsageError` (bad arguments or data, found before training) is printed as one line,
-    ``<prog>: error: <message>``, and exits with status 2, as argparse does."""
+DEBUG_FLAG = "--debug"
+"""The flag that shows the traceback of an error instead of the one-line message."""
+EXPECTED_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+"""Errors of bad arguments, data or files: reported in one line by :func:`report_errors`."""
+
+
+def pop_debug(argv: list[str]) -> tuple[bool, list[str]]:
+    """``(whether --debug is in argv, argv without it)``."""
+    return DEBUG_FLAG in argv, [a for a in argv if a != DEBUG_FLAG]
+
+
+def report_errors(main: Callable[[], object], prog: str, debug: bool = False) -> object:
+    """Call ``main()``, the one error handler of the examples and the ``hfadapt`` command: an error of bad
+    arguments, data or files (:data:`EXPECTED_ERRORS`, :class:`UsageError` among them) is printed as one line,
+    ``<prog>: error: <message>``, and exits with status 2, as argparse does; with ``debug`` it propagates with its
+    traceback. Other errors (a bug) always keep their traceback."""
     try:
-        main()
-    except UsageError as err:
-        print(f"{prog or sys.argv[0]}: error: {err}", file=sys.stderr)
+        return main()
+    except EXPECTED_ERRORS as err:
+        if debug:
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        if not isinstance(err, UsageError | FileNotFoundError):
+            message = f"{type(err).__name__}: {message}" if type(err) is not ValueError else message
+        print(f"{prog}: error: {message} (--debug shows the traceback)", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def run_as_script(main: Callable[[], object], prog: str | None = None) -> None:
+    """Call ``main()`` under :func:`report_errors`, ``--debug`` taken out of ``sys.argv`` first: bad arguments or
+    data are one line and exit status 2; ``--debug`` shows the traceback."""
+    debug, sys.argv[:] = pop_debug(sys.argv)
+    report_errors(main, prog or sys.argv[0], debug)

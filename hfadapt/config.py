@@ -374,6 +374,16 @@ class AdaptConfig(TrainingArguments):
                   "or 'adapter' (the LoRA adapter)."},
     )
 
+    # --- output folder -------------------------------------------------------------------------------------
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Write into an output_dir that holds a previous run's results (results.json or a saved model "
+            "folder), replacing them. Without it such a folder is refused before anything is trained or written "
+            "(resume_from_checkpoint continues the run there instead)."
+        },
+    )
+
     # --- resuming ------------------------------------------------------------------------------------------
     resume_weights_only: bool = field(
         default=False,
@@ -511,8 +521,9 @@ class AdaptConfig(TrainingArguments):
         names = parse_method_names(self.method if method is None else method)
         own = {prefix for name in names for prefix in (name, *ALIGNMENT_METHODS[name].config_prefixes)}
         others = tuple(f"{name}_" for name in ALIGNMENT_METHODS if name not in own)
-        # resume_weights_only says how a run continues, not what it trains
-        base = {f.name for f in dataclasses.fields(TrainingArguments)} | {"method", "resume_weights_only"}
+        # resume_weights_only and overwrite_output_dir say how a run continues or starts, not what it trains
+        base = {f.name for f in dataclasses.fields(TrainingArguments)} | {"method", "resume_weights_only",
+                                                                        "overwrite_output_dir"}
         if not any(ALIGNMENT_METHODS[name].feature_scale_dependent or ALIGNMENT_METHODS[name].adversarial
                    for name in names):
             base.add("alignment_balancing")  # it reweights MMD, JAN, CORAL and the GRL of DANN and CDAN only

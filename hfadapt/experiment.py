@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,8 +27,10 @@ from .integrity import atomic_replace, atomic_write_text
 from .methods import SOURCE_ONLY, parse_method_names
 from .metrics import classification_metrics
 from .model_card import TRAINING_FIELDS, public_value
-from .preflight import check_evaluation_sizes, check_hub_access
+from .preflight import check_evaluation_sizes, check_hub_access, check_output_dir, previous_results
 from .trainer import AdaptTrainer
+
+logger = logging.getLogger(__name__)
 
 SOURCE_EVAL = "source_val"
 TARGET_EVAL = "target_test"
@@ -224,6 +227,8 @@ def compare_with_source_only(
         and no target accuracy, gain or gap.
 
     Raises:
+        OutputDirInUseError: before anything runs, if ``config.output_dir`` holds a previous run's results and
+            neither ``overwrite_output_dir`` nor ``resume_from_checkpoint`` is set.
         ValueError: before the baseline trains, if the evaluation sets are too small for the proxy A-distance or the
             label-free validators, or, with ``config.push_to_hub``, if the Hub refuses the token or the repository
             (:class:`~hfadapt.preflight.HubAccessError`); from ``AdaptTrainer``, on data or a model it refuses.
@@ -231,6 +236,12 @@ def compare_with_source_only(
     ``results.json`` is written last and at once: a run killed before leaves none.
     """
     methods = [SOURCE_ONLY, config.method] if with_baseline and config.method_names else [config.method]
+    check_output_dir(config)  # a previous run's results are not replaced without --overwrite_output_dir
+    ours = {f"{run_name(m)}/" for m in [*methods, *([TARGET_SUPERVISED] if target_supervised_splits else [])]}
+    stale = [f for f in previous_results(config.output_dir) if f.endswith("/") and f not in ours]
+    if stale:
+        logger.warning("%s keeps run folders this run does not write: %s (results.json will not list them)",
+                       config.output_dir, ", ".join(stale))
     # What would fail after the baseline has trained is checked before it trains.
     check_evaluation_sizes(config, splits, pad_rows)
     check_hub_access(config, str(Path(config.output_dir) / run_name(config.method)))

@@ -304,3 +304,45 @@ class ModelCardMixin:
         )
         os.makedirs(self.args.output_dir, exist_ok=True)
         atomic_write_text(os.path.join(self.args.output_dir, "README.md"), str(card))  # whole or absent
+
+    def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True,
+                    token: str | None = None, revision: str | None = None, private: bool | None = None, **kwargs):
+        """Save the model, write the card and upload, as ``Trainer.push_to_hub`` does, but only the files this save
+        wrote: those listed in the model folder's sha256 manifest (model, config, tokenizer or processor), the
+        manifest and ``README.md``. Never ``analysis.pt`` or ``log_history.json`` (features and target-test labels),
+        ``results.json``, checkpoints, or anything a previous run left in ``output_dir``."""
+        from transformers.utils.hub import hf_api
+
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)
+        model_name = kwargs.pop("model_name", None)
+        if model_name is None and self.args.should_save:
+            model_name = (self.args.hub_model_id or os.path.normpath(self.args.output_dir)).split("/")[-1]
+        token = token if token is not None else self.args.hub_token
+        if self.hub_model_id is None:
+            self.init_hf_repo(token=token, private=private)
+        self.save_model(_internal_call=True)
+        if not self.is_world_process_zero():
+            return None
+        self.create_model_card(model_name=model_name, **kwargs)
+        self._finish_current_push()
+        return hf_api().upload_folder(
+            repo_id=self.hub_model_id, folder_path=self.args.output_dir, commit_message=commit_message, token=token,
+            run_as_future=not blocking, allow_patterns=files_to_push(self.args.output_dir),
+            revision=revision if revision is not None else self.args.hub_revision,
+        )
+
+
+def files_to_push(model_dir: str | os.PathLike) -> list[str]:
+    """The files of a saved model folder that a push uploads: those its sha256 manifest lists (what the save
+    wrote), the manifest and ``README.md``.
+
+    Raises:
+        IntegrityError: if the folder has no manifest (it was not saved completely), naming it.
+    """
+    from .integrity import MANIFEST_NAME, IntegrityError, read_manifest
+
+    listed = read_manifest(model_dir)
+    if listed is None:
+        raise IntegrityError(f"{model_dir} has no {MANIFEST_NAME}: the model was not saved completely, so there is "
+                             "nothing verified to push", str(model_dir))
+    return sorted({*listed["files"], MANIFEST_NAME, "README.md"})

@@ -20,6 +20,7 @@ stored columns are not the model's inputs.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -293,3 +294,42 @@ def check_hub_access(config, output_dir: str | None = None) -> str | None:
             "or leave out push_to_hub."
         ) from err
     return getattr(url, "repo_id", repo)
+
+
+class OutputDirInUseError(ValueError):
+    """``output_dir`` holds a previous run's results and neither ``overwrite_output_dir`` nor resuming is set."""
+
+
+def previous_results(output_dir: str | os.PathLike) -> list[str]:
+    """What a finished run left in ``output_dir``: ``results.json`` and every saved model folder (the folder itself
+    or a sub-folder holding a sha256 manifest), as names relative to it; checkpoints are not counted."""
+    from .integrity import MANIFEST_NAME
+
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    found = ["results.json"] if (root / "results.json").is_file() else []
+    if (root / MANIFEST_NAME).is_file():
+        found.append(".")
+    found += sorted(f"{p.name}/" for p in root.iterdir()
+                    if p.is_dir() and not p.name.startswith((".", "checkpoint-")) and (p / MANIFEST_NAME).is_file())
+    return found
+
+
+def check_output_dir(config) -> None:
+    """Refuse, before anything is trained or written, an ``output_dir`` that holds a previous run's results
+    (:func:`previous_results`), unless ``config.overwrite_output_dir`` is set or the run resumes
+    (``resume_from_checkpoint``), as the HuggingFace example scripts did.
+
+    Raises:
+        OutputDirInUseError: naming the folder, what it holds and the three ways on.
+    """
+    resume = getattr(config, "resume_from_checkpoint", None)
+    if getattr(config, "overwrite_output_dir", False) or (resume is not None and str(resume).lower() != "false"):
+        return
+    found = previous_results(config.output_dir)
+    if found:
+        raise OutputDirInUseError(
+            f"output_dir {config.output_dir} holds a previous run's results ({', '.join(found)}); nothing was "
+            "trained or written. Pass --overwrite_output_dir to replace them, --resume_from_checkpoint true to "
+            "continue that run, or choose another --output_dir")

@@ -36,6 +36,7 @@ from ..data.images import RandomAffine
 from ..data.loading import OWN_DATA_KEYS, RECIPE_DATA_KEYS, DataArguments, load_transfer_splits
 from ..distributed import end_process_group
 from ..experiment import compare_with_source_only, print_results
+from ..preflight import check_output_dir
 from ..recipes import recipe_path
 from ..runtime import use_available_cpu_threads
 
@@ -61,8 +62,10 @@ class ImageScriptArguments:
     num_hidden_layers: int = field(default=4, metadata={"help": "Depth of the ViT built from a config."})
     augment: bool = field(
         default=True,
-        metadata={"help": "Random rotation (+-10 deg), scale (0.9-1.1) and shift (+-10%) of training images, both "
-                  "domains (hfadapt.data.images.RandomAffine); evaluation images are never augmented."},
+        # no percent sign in help strings: argparse %-formats them, and a bare one breaks --help
+        metadata={"help": "Random rotation (+-10 deg), scale (0.9-1.1) and shift (up to a tenth of the side) of "
+                  "training images, both domains (hfadapt.data.images.RandomAffine); evaluation images are never "
+                  "augmented."},
     )
     baseline: bool = field(default=True, metadata={"help": "Also train the source-only baseline."})
     pad_rows: int = field(
@@ -143,6 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
     """
     try:
         data, script, config = parse(argv)
+        check_output_dir(config)  # before the data are read: a refusal writes nothing
         digits = uses_digits_domains(data)
         if digits:
             raw, supervised = digits_splits(data, script.usps_dir)

@@ -19,6 +19,7 @@ from ..config import AdaptConfig
 from ..data.loading import OWN_DATA_KEYS, RECIPE_DATA_KEYS, DataArguments, load_transfer_splits
 from ..distributed import end_process_group
 from ..experiment import print_results
+from ..preflight import check_output_dir
 from ..recipes import recipe_path
 from ..runner import adapt
 from ..runtime import use_available_cpu_threads
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
     """
     try:
         data, script, config = parse(argv)
+        check_output_dir(config)  # before the data are read: a refusal writes nothing
         splits = load_transfer_splits(data, seed=config.seed)
     except (ValueError, FileNotFoundError) as err:
         raise UsageError(str(err)) from err

@@ -39,7 +39,7 @@ def read_yaml(path: str | Path, what: str = "--config") -> dict:
     values = {} if values is None else values
     if not isinstance(values, dict):
         raise ValueError(f"{path} holds a YAML {type(values).__name__}, not a mapping of argument names to values "
-                         "(write `name: value` lines, e.g. `method: dann`)")
+                         "(write 'name: value' lines, e.g. 'method: dann')")
     return values
 
 

@@ -22,7 +22,7 @@ from hfadapt.checkpointing import ADAPT_STATE_NAME, load_adapt_state
 from hfadapt.data import TransferSplits
 from hfadapt.experiment import compare_with_source_only
 from hfadapt.fingerprint import FINGERPRINT_NAME, RunMismatchError
-from hfadapt.integrity import MANIFEST_NAME, IntegrityError, verify_manifest
+from hfadapt.integrity import MANIFEST_NAME, IntegrityError, verify_manifest, write_manifest
 from hfadapt.preflight import HubAccessError
 
 
@@ -399,3 +399,24 @@ def test_push_to_hub_with_access_creates_the_repo_first_and_pushes_the_method(tm
     pushed = load_file(hub.folder("someone/tiny") / "model.safetensors")
     saved = load_file(tmp_path / "out" / "dann" / "model.safetensors")
     assert pushed.keys() == saved.keys() and all(torch.equal(pushed[k], saved[k]) for k in saved)
+
+
+def test_a_push_from_a_reused_folder_uploads_only_the_files_this_run_wrote(tmp_path, monkeypatch):
+    hub = LocalHub(tmp_path / "hub")
+    monkeypatch.setattr(transformers.utils.hub, "_hf_api", hub)
+    stale = tmp_path / "out" / "dann"
+    stale.mkdir(parents=True)
+    for name in ("analysis.pt", "log_history.json", "notes.txt"):
+        (stale / name).write_text("a previous run's file")
+    (tmp_path / "out" / "results.json").write_text("{}")
+    write_manifest(stale)  # the previous run's finished model folder
+    config = experiment_config(tmp_path, push_to_hub=True, hub_model_id="someone/tiny")
+    with pytest.raises(ValueError, match="holds a previous run's results"):
+        compare_with_source_only(tiny_bert, config, tiny_splits(), processing_class=tiny_tokenizer())
+    assert hub.pushes == []
+    config = experiment_config(tmp_path, push_to_hub=True, hub_model_id="someone/tiny", overwrite_output_dir=True)
+    compare_with_source_only(tiny_bert, config, tiny_splits(), processing_class=tiny_tokenizer())
+    pushed = {p.relative_to(hub.folder("someone/tiny")).as_posix()
+              for p in hub.folder("someone/tiny").rglob("*") if p.is_file()}
+    assert {"model.safetensors", "config.json", "README.md", MANIFEST_NAME} <= pushed
+    assert not pushed & {"analysis.pt", "log_history.json", "notes.txt", "results.json"}

@@ -655,26 +655,22 @@ def load_transfer_splits(args: DataArguments, seed: int = 0) -> TransferSplits:
         target = select_domain(target, domain, args.target, f"the target ({domain} = {args.target})")
     target = checked(target, "the target", False)
 
-    source_val = None
-    if args.source_validation_file or args.source_validation_split:
-        source_val = (load_files(args.source_validation_file) if args.source_validation_file
-                      else _load_side(args, "source", args.source_validation_split))
-        if domain is not None and domain in source_val.column_names:
-            source_val = select_domain(source_val, domain, args.source_names, "the source validation set")
-        check_rows(source_val, content if not args.image_column_name else [], label,
-                   args.source_validation_file or f"{origins[0]} [{args.source_validation_split}]")
-        source_val = checked(source_val, "the source validation set", True)
+    def labelled_set(file, split, side, domain_values, what):
+        """An optional labelled set (source validation, target test) from its own file or a split of ``side``."""
+        if not (file or split):
+            return None
+        ds = load_files(file) if file else _load_side(args, side, split)
+        if domain is not None and domain in ds.column_names:
+            ds = select_domain(ds, domain, domain_values, what)
+        origin = origins[0] if side == "source" else origins[1]
+        check_rows(ds, content if not args.image_column_name else [], label, file or f"{origin} [{split}]")
+        return checked(ds, what, True)
 
-    target_test = None
-    if args.target_test_file or args.target_test_split:
-        target_test = (load_files(args.target_test_file) if args.target_test_file
-                       else _load_side(args, "target", args.target_test_split))
-        if domain is not None and domain in target_test.column_names:
-            target_test = select_domain(target_test, domain, args.target, "the target test set")
-        check_rows(target_test, content if not args.image_column_name else [], label,
-                   args.target_test_file or f"{origins[1]} [{args.target_test_split}]")
-        target_test = checked(target_test, "the target test set", True)
-    elif has_labels(target, label):
+    source_val = labelled_set(args.source_validation_file, args.source_validation_split, "source",
+                              args.source_names, "the source validation set")
+    target_test = labelled_set(args.target_test_file, args.target_test_split, "target", args.target,
+                               "the target test set")
+    if target_test is None and has_labels(target, label):
         target_test = target  # the Amazon protocol: the target's rows, labels hidden in training, are its test set
 
     if not args.image_column_name:

@@ -21,10 +21,11 @@ from .data.splits import TransferSplits
 from .data.transforms import raw
 from .evaluation import negative_transfer_warnings, proxy_a_distance
 from .evaluation.negative_transfer import TARGET_SUPERVISED
-from .evaluation.report import write_report
+from .evaluation.report import format_results_table, write_report
+from .evaluation.run_files import ANALYSIS_FILE, LOG_HISTORY_FILE, SOURCE_EVAL, TARGET_EVAL, run_name
 from .features import row_sample
 from .integrity import atomic_replace, atomic_write_text
-from .methods import SOURCE_ONLY, parse_method_names
+from .methods import SOURCE_ONLY
 from .metrics import classification_metrics
 from .model_card import TRAINING_FIELDS, public_value
 from .preflight import check_evaluation_sizes, check_hub_access, check_output_dir, previous_results
@@ -32,25 +33,9 @@ from .trainer import AdaptTrainer
 
 logger = logging.getLogger(__name__)
 
-SOURCE_EVAL = "source_val"
-TARGET_EVAL = "target_test"
 NO_TARGET_LABEL_VALIDATORS = ("im", "entropy")
 """Label-free validators scored when the target has no labels (and ``label_free_validators`` names none): IM ranked
 checkpoints best in ``benchmarks/results/validators.md`` (Spearman +0.79), entropy next among the label-free ones."""
-
-
-def run_name(method: str) -> str:
-    """Folder name of a run: ``source_only`` for ``"none"``, ``target_supervised`` for the target-supervised
-    reference, else the method spec (``dann``, ``dann+mmd``)."""
-    if method == TARGET_SUPERVISED:
-        return "target_supervised"
-    return "source_only" if not parse_method_names(method) else method
-
-
-ANALYSIS_FILE = "analysis.pt"
-"""Per run folder: features of source-validation and target-test rows before/after training, with their labels."""
-LOG_HISTORY_FILE = "log_history.json"
-"""Per run folder: ``trainer.state.log_history`` (every logged loss component and evaluation)."""
 
 
 def save_run_analysis(run_dir: str, log_history: list[dict], snapshots: dict,
@@ -279,53 +264,6 @@ def compare_with_source_only(
         Path(config.output_dir).mkdir(parents=True, exist_ok=True)
         atomic_write_text(Path(config.output_dir) / "results.json", json.dumps(results, indent=2))
     return results
-
-
-def format_results_table(results: dict) -> str:
-    """A markdown table: method, source validation accuracy, target accuracy, difference to source-only (points),
-    with a target-supervised run the share of the gap each method closes, and with proxy A-distances measured the
-    PAD between source and target features before -> after training. Without target labels: method, source
-    validation accuracy, each label-free validator's score (higher is better) and the PAD."""
-    if not any("target_accuracy" in run for run in results["runs"]):
-        return _label_free_table(results)
-    with_gap = any(run["method"] == TARGET_SUPERVISED for run in results["runs"])
-    with_pad = any(run.get("proxy_a_distance_after") is not None for run in results["runs"])
-    lines = [
-        "| method | source val acc | target acc | target vs source-only |" + (" gap closed |" if with_gap else "")
-        + (" PAD before -> after |" if with_pad else ""),
-        "|---|---:|---:|---:|" + ("---:|" if with_gap else "") + ("---:|" if with_pad else ""),
-    ]
-    for run in results["runs"]:
-        gain = run["target_gain_vs_source_only"]
-        gain_text = "—" if gain is None or run["method"] == SOURCE_ONLY else f"{100 * gain:+.2f}"
-        name = "source-only" if run["method"] == SOURCE_ONLY else run["method"]
-        source_val = "—" if run["method"] == TARGET_SUPERVISED else f"{100 * run['source_val_accuracy']:.2f}"
-        line = f"| {name} | {source_val} | {100 * run['target_accuracy']:.2f} | {gain_text} |"
-        if with_gap:
-            line += " — |" if run.get("gap_closed") is None else f" {100 * run['gap_closed']:.0f}% |"
-        if with_pad:
-            before, after = run.get("proxy_a_distance_before"), run.get("proxy_a_distance_after")
-            line += " — |" if after is None else f" {before:.2f} -> {after:.2f} |"
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def _label_free_table(results: dict) -> str:
-    names = list(dict.fromkeys(name for run in results["runs"] for name in run.get("validators") or {}))
-    with_pad = any(run.get("proxy_a_distance_after") is not None for run in results["runs"])
-    lines = ["| method | source val acc | " + "".join(f"{n} (label-free) | " for n in names)
-             + ("PAD before -> after |" if with_pad else ""),
-             "|---|---:|" + "---:|" * len(names) + ("---:|" if with_pad else "")]
-    for run in results["runs"]:
-        name = "source-only" if run["method"] == SOURCE_ONLY else run["method"]
-        scores = run.get("validators") or {}
-        line = f"| {name} | {100 * run['source_val_accuracy']:.2f} | " + "".join(
-            f"{scores[n]:.4f} | " if n in scores else "— | " for n in names)
-        if with_pad:
-            before, after = run.get("proxy_a_distance_before"), run.get("proxy_a_distance_after")
-            line += "— |" if after is None else f"{before:.2f} -> {after:.2f} |"
-        lines.append(line.rstrip())
-    return "\n".join(lines) + "\n\nNo target labels: no target accuracy. Higher validator scores are better."
 
 
 def print_results(results: dict, title: str, output_dir: str) -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
+from ..methods import SOURCE_ONLY
+from .negative_transfer import TARGET_SUPERVISED
 from .plots import plot_feature_tsne, plot_loss_curves
-
-RESULTS_FILE = "results.json"
-REPORT_FILE = "report.md"
+from .run_files import ANALYSIS_FILE, LOG_HISTORY_FILE, REPORT_FILE, RESULTS_FILE, run_name
 
 
 def write_report(run_dir: str | Path) -> Path:
@@ -21,9 +21,6 @@ def write_report(run_dir: str | Path) -> Path:
     Raises:
         FileNotFoundError: if ``RUN_DIR`` has no ``results.json``, saying which command writes one.
     """
-    # imported here: experiment imports the trainer, which imports this package
-    from ..experiment import ANALYSIS_FILE, LOG_HISTORY_FILE, format_results_table, run_name
-
     run_dir = Path(run_dir)
     results_path = run_dir / RESULTS_FILE
     if not results_path.is_file():
@@ -61,3 +58,50 @@ def write_report(run_dir: str | Path) -> Path:
     path = run_dir / REPORT_FILE
     path.write_text("\n".join(lines))
     return path
+
+
+def format_results_table(results: dict) -> str:
+    """A markdown table: method, source validation accuracy, target accuracy, difference to source-only (points),
+    with a target-supervised run the share of the gap each method closes, and with proxy A-distances measured the
+    PAD between source and target features before -> after training. Without target labels: method, source
+    validation accuracy, each label-free validator's score (higher is better) and the PAD."""
+    if not any("target_accuracy" in run for run in results["runs"]):
+        return _label_free_table(results)
+    with_gap = any(run["method"] == TARGET_SUPERVISED for run in results["runs"])
+    with_pad = any(run.get("proxy_a_distance_after") is not None for run in results["runs"])
+    lines = [
+        "| method | source val acc | target acc | target vs source-only |" + (" gap closed |" if with_gap else "")
+        + (" PAD before -> after |" if with_pad else ""),
+        "|---|---:|---:|---:|" + ("---:|" if with_gap else "") + ("---:|" if with_pad else ""),
+    ]
+    for run in results["runs"]:
+        gain = run["target_gain_vs_source_only"]
+        gain_text = "—" if gain is None or run["method"] == SOURCE_ONLY else f"{100 * gain:+.2f}"
+        name = "source-only" if run["method"] == SOURCE_ONLY else run["method"]
+        source_val = "—" if run["method"] == TARGET_SUPERVISED else f"{100 * run['source_val_accuracy']:.2f}"
+        line = f"| {name} | {source_val} | {100 * run['target_accuracy']:.2f} | {gain_text} |"
+        if with_gap:
+            line += " — |" if run.get("gap_closed") is None else f" {100 * run['gap_closed']:.0f}% |"
+        if with_pad:
+            before, after = run.get("proxy_a_distance_before"), run.get("proxy_a_distance_after")
+            line += " — |" if after is None else f" {before:.2f} -> {after:.2f} |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _label_free_table(results: dict) -> str:
+    names = list(dict.fromkeys(name for run in results["runs"] for name in run.get("validators") or {}))
+    with_pad = any(run.get("proxy_a_distance_after") is not None for run in results["runs"])
+    lines = ["| method | source val acc | " + "".join(f"{n} (label-free) | " for n in names)
+             + ("PAD before -> after |" if with_pad else ""),
+             "|---|---:|" + "---:|" * len(names) + ("---:|" if with_pad else "")]
+    for run in results["runs"]:
+        name = "source-only" if run["method"] == SOURCE_ONLY else run["method"]
+        scores = run.get("validators") or {}
+        line = f"| {name} | {100 * run['source_val_accuracy']:.2f} | " + "".join(
+            f"{scores[n]:.4f} | " if n in scores else "— | " for n in names)
+        if with_pad:
+            before, after = run.get("proxy_a_distance_before"), run.get("proxy_a_distance_after")
+            line += "— |" if after is None else f"{before:.2f} -> {after:.2f} |"
+        lines.append(line.rstrip())
+    return "\n".join(lines) + "\n\nNo target labels: no target accuracy. Higher validator scores are better."

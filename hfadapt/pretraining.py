@@ -25,11 +25,20 @@ from transformers import (
 )
 
 
+def _load_masked_lm(model_name_or_path: str):
+    """``(model, missing_keys)``: the checkpoint as ``AutoModelForMaskedLM`` and the weights it initialised fresh."""
+    model, info = AutoModelForMaskedLM.from_pretrained(model_name_or_path, output_loading_info=True)
+    return model, sorted(info["missing_keys"])
+
+
 def masked_lm_head_keys(model_name_or_path: str) -> list[str]:
     """The MLM-head weights ``AutoModelForMaskedLM`` would initialise fresh for this checkpoint (empty: it has
-    its pretrained head)."""
-    _, info = AutoModelForMaskedLM.from_pretrained(model_name_or_path, output_loading_info=True)
-    return sorted(info["missing_keys"])
+    its pretrained head).
+
+    Raises:
+        OSError: if ``model_name_or_path`` is no checkpoint transformers can load (as ``from_pretrained`` raises).
+    """
+    return _load_masked_lm(model_name_or_path)[1]
 
 
 def continue_pretraining(
@@ -70,14 +79,13 @@ def continue_pretraining(
         raise ValueError(f"texts has no column {text_column!r} (columns: {texts.column_names})")
     if tokenizer.mask_token is None:
         raise ValueError(f"{type(tokenizer).__name__} has no mask token: masked-LM pretraining needs one")
-    missing = masked_lm_head_keys(model_name_or_path)
+    model, missing = _load_masked_lm(model_name_or_path)  # loaded once: its missing keys say whether the head is new
     if missing and not allow_new_head:
         raise ValueError(
             f"{model_name_or_path} has no pretrained masked-LM head (AutoModelForMaskedLM would initialise "
             f"{missing[:4]}{' ...' if len(missing) > 4 else ''} fresh): its MLM objective would start from a random "
             "decoder. Use a checkpoint pretrained with MLM (e.g. bert-base-uncased), or pass allow_new_head=True."
         )
-    model = AutoModelForMaskedLM.from_pretrained(model_name_or_path)
     tokenised = texts.map(lambda b: tokenizer(b[text_column], truncation=True, max_length=max_length),
                           batched=True, remove_columns=texts.column_names, desc="tokenising for MLM")
     args = TrainingArguments(output_dir=output_dir, report_to="none", save_strategy="no", **training_args)

@@ -176,6 +176,16 @@ def tokenised_splits(dataset_name: str, pair: str, seed: int, tokenizer, max_len
     return tokenize_splits(load_transfer_splits(data, seed=seed), tokenizer, data.text_columns, max_length)
 
 
+def environment() -> dict:
+    """Where a row ran (``{"device": "cpu" | GPU name, "torch": version, "transformers": version}``): rows of one
+    table should share it, since the same run gives slightly different numbers on another device or release."""
+    import torch
+    import transformers
+
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    return {"device": device, "torch": torch.__version__, "transformers": transformers.__version__}
+
+
 def budget_of(args, config: AdaptConfig) -> dict:
     values = {**vars(args), **{k: getattr(config, k) for k in ("per_device_train_batch_size", "learning_rate")}}
     return {k: values[k] for k in BUDGET_KEYS + (CONVERGENCE_KEYS if args.eval_steps else ())}
@@ -248,8 +258,9 @@ def main(argv: list[str] | None = None) -> None:
         done = {(r["pair"], r["method"], r["seed"]) for r in matching(load_results(results_path))}
         results_path.parent.mkdir(parents=True, exist_ok=True)
         multi_methods = args.multi_source_methods if args.multi_source_methods is not None else args.methods
-        grid = [(pair, seed, args.methods) for pair, seed in itertools.product(args.pairs, args.seeds)]
-        grid += [(pair, seed, multi_methods) for pair, seed in itertools.product(args.multi_source_pairs, args.seeds)]
+        # seed-major, so that a grid stopped part-way holds whole seeds of every pair
+        grid = [(pair, seed, args.methods) for seed, pair in itertools.product(args.seeds, args.pairs)]
+        grid += [(pair, seed, multi_methods) for seed, pair in itertools.product(args.seeds, args.multi_source_pairs)]
         for pair, seed, methods in grid:
             todo = [m for m in methods if (pair, m, seed) not in done]
             if not todo:
@@ -273,7 +284,8 @@ def main(argv: list[str] | None = None) -> None:
                 run = train_and_evaluate(make_model, config, splits, tokenizer, save=False)
                 shutil.rmtree(run_dir, ignore_errors=True)  # the run's checkpoints
                 # the spec, not run's method name: "none:source_weighting=auto" must not read as plain "none"
-                row = {**run, "pair": pair, "method": method, "seed": seed, "budget": budget, "recipe": recipe(method)}
+                row = {**run, "pair": pair, "method": method, "seed": seed, "budget": budget, "recipe": recipe(method),
+                       "environment": environment()}
                 with results_path.open("a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(f"{pair} {method} seed {seed}: target {100 * run['target_accuracy']:.2f} "

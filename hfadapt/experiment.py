@@ -34,8 +34,8 @@ from .trainer import AdaptTrainer
 logger = logging.getLogger(__name__)
 
 NO_TARGET_LABEL_VALIDATORS = ("im", "entropy")
-"""Label-free validators scored when the target has no labels (and ``label_free_validators`` names none): IM ranked
-checkpoints best in ``benchmarks/results/validators.md`` (Spearman +0.79), entropy next among the label-free ones."""
+"""Label-free validators scored when the target has no labels (and ``label_free_validators`` names none): the two
+that ranked checkpoints best among the label-free ones in the validator study (``benchmarks/README.md``)."""
 
 
 def save_run_analysis(run_dir: str, log_history: list[dict], snapshots: dict,

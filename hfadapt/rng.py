@@ -4,8 +4,8 @@ The source-only baseline and every method forward the same batches through the b
 they draw the same dropout masks and a method differs from the baseline only by its loss: the comparison is paired
 (common random numbers; ``AdaptConfig.source_only_full_batch``). A method that draws random numbers itself (UDALM's
 masks, the dropout of DANN's, CDAN's and importance weighting's domain discriminators) would shift the global
-generators and with them every later dropout mask of the backbone; on MiniLM a shifted dropout stream alone moved
-target accuracy by 1.5 to 2.4 points (UDALM at loss weight 0), as much as the methods' effects. Such code runs inside
+generators and with them every later dropout mask of the backbone, and a shifted dropout stream alone moves target
+accuracy as much as the methods do (measured in ``benchmarks/README.md``). Such code runs inside
 :meth:`RandomStream.active`, which swaps in the stream's own generator states (CPU, and the CUDA device's) and
 swaps the global ones back afterwards.
 """

@@ -4,6 +4,9 @@ Each (pair, method, seed) run is appended as one JSON line to --results as soon 
 there (same budget) are skipped, so the benchmark can be run in pieces and resumed. The table is written from
 whatever results match the current budget: target accuracy per pair (mean +- std over seeds), the average over
 pairs, and the difference to source-only on the same pairs and seeds.
+The ledger (appending rows, claims, matching rows to the budget and recipe, the table) is
+:mod:`hfadapt.benchmarking.ledger`; the data is the recipe's (:class:`hfadapt.data.DataArguments`, the shipped demo
+reviews by default), each pair setting its domains (:mod:`hfadapt.benchmarking.pairs`).
 
     # the full grid: 6 pairs x 3 seeds x every method, reduced budget (hours on 2 CPU cores)
     python benchmarks/sentiment_benchmark.py

@@ -30,55 +30,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import datasets
 import torch
-from report_files import run_header, write_results  # noqa: E402
-from transformers import (
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    Trainer,
-    TrainerCallback,
-    TrainingArguments,
-)
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
 
 from hfadapt import ALIGNMENT_METHODS, AdaptConfig, AdaptTrainer
+from hfadapt.benchmarking.timing import StepTimer, args_for, run_header, token_rows, write_results
 from hfadapt.methods.mmd import multi_kernel_mmd
 from hfadapt.offline_models import packaged_minilm_path
 from hfadapt.runtime import use_available_cpu_threads
 
 REPO = Path(__file__).resolve().parents[1]
+PEAK_MEMORY_CHILD = Path(__file__).resolve().parent / "_peak_memory_child.py"
 PLAIN, SOURCE_ONLY = "plain Trainer", "none"
-
-
-class StepTimer(TrainerCallback):
-    """Wall time of every optimizer step (``on_step_begin`` to ``on_step_end``), in seconds."""
-
-    def __init__(self):
-        self.times: list[float] = []
-        self._start = None
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        self._start = time.perf_counter()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.times.append(time.perf_counter() - self._start)
-
-
-def token_rows(n: int, length: int, seed: int, labels: bool = True) -> datasets.Dataset:
-    """``n`` rows of random token ids at exactly ``length`` tokens (fixed shapes: timing, not accuracy)."""
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(1000, 20000, (n, length), generator=g)
-    row = {"input_ids": ids.tolist(), "attention_mask": [[1] * length] * n}
-    if labels:
-        row["label"] = torch.randint(0, 2, (n,), generator=g).tolist()
-    return datasets.Dataset.from_dict(row)
-
-
-def args_for(config_cls, out: str, batch_size: int, steps: int, **extra):
-    """``TrainingArguments`` or ``AdaptConfig`` for a timed CPU run of ``steps`` steps: no saving, logging or eval."""
-    return config_cls(output_dir=out, per_device_train_batch_size=batch_size, max_steps=steps, learning_rate=5e-5,
-                      report_to="none", disable_tqdm=True, save_strategy="no", logging_steps=10_000, use_cpu=True,
-                      dataloader_pin_memory=False, seed=0, **extra)
 
 
 def time_steps(method: str, model_path: str, length: int, batch_size: int, steps: int, warmup: int) -> float:
@@ -113,47 +76,9 @@ def peak_memory(model_path: str, length: int, batch_size: int, lora: bool) -> di
 
     Plus the trainable fraction of the task model's parameters. The process's own high-water mark would be set by
     loading the checkpoint, the same for both."""
-    code = f"""
-import ctypes, json, os, tempfile, threading, time, sys
-sys.path.insert(0, {str(REPO / "benchmarks")!r})
-from step_cost import token_rows, args_for
-from transformers import AutoModelForSequenceClassification
-from hfadapt import AdaptConfig, AdaptTrainer
-page = os.sysconf("SC_PAGE_SIZE")
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
-                                                "uordblks", "fordblks", "keepcost")]
-libc = ctypes.CDLL("libc.so.6")
-libc.mallinfo2.restype = MallInfo2
-def allocated():
-    info = libc.mallinfo2()
-    return (info.uordblks + info.hblkhd) / 2**20
-def rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * page / 2**20
-model = AutoModelForSequenceClassification.from_pretrained({model_path!r}, num_labels=2)
-with tempfile.TemporaryDirectory() as out:
-    extra = dict(use_peft=True, lora_target_modules=["query", "value"]) if {lora} else {{}}
-    t = AdaptTrainer(model, args_for(AdaptConfig, out, {batch_size}, 3, method="dann", **extra),
-                     train_dataset=token_rows({batch_size * 3}, {length}, 1),
-                     target_dataset=token_rows({batch_size * 3}, {length}, 2, labels=False))
-    params = list(t.adapt_model.task_model.parameters())
-    trainable = sum(p.numel() for p in params if p.requires_grad) / sum(p.numel() for p in params)
-    before = (allocated(), rss())
-    peak, running = [0.0, 0.0], [True]
-    def sample():
-        while running[0]:
-            peak[0], peak[1] = max(peak[0], allocated()), max(peak[1], rss())
-            time.sleep(0.005)
-    thread = threading.Thread(target=sample)
-    thread.start()
-    t.train()
-    running[0] = False
-    thread.join()
-print(json.dumps({{"allocated_peak_mib": peak[0] - before[0], "rss_peak_mib": peak[1] - before[1],
-                  "trainable_fraction": trainable}}))
-"""
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    argv = [sys.executable, str(PEAK_MEMORY_CHILD), model_path, str(length), str(batch_size),
+            "lora" if lora else "full"]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -175,6 +100,7 @@ def mmd_head_cost(rows: list[int], dim: int = 384, repeats: int = 20) -> dict[in
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Time every configuration at every length, measure memory and the MK-MMD head; print and write the tables."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lengths", nargs="+", type=int, default=[128, 256])
     parser.add_argument("--batch_size", type=int, default=32, help="rows per step, source + target")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import statistics
 import subprocess
@@ -33,21 +34,18 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from hfadapt import AdaptConfig, AdaptTrainer
+from hfadapt.benchmarking.timing import StepTimer, run_header, write_results
+from hfadapt.cli_args import parse_with_config
+from hfadapt.data import DataArguments, load_transfer_splits, tokenize_splits
+from hfadapt.offline_models import packaged_minilm_path
+from hfadapt.recipes import recipe_path
+from hfadapt.runtime import use_available_cpu_threads
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from report_files import run_header, write_results  # noqa: E402
-from step_cost import StepTimer  # noqa: E402
-
-from hfadapt import AdaptConfig, AdaptTrainer  # noqa: E402
-from hfadapt.cli_args import parse_with_config  # noqa: E402
-from hfadapt.data import DataArguments, load_transfer_splits  # noqa: E402
-from hfadapt.offline_models import packaged_minilm_path  # noqa: E402
-from hfadapt.recipes import recipe_path  # noqa: E402
-from hfadapt.runtime import use_available_cpu_threads  # noqa: E402
+TOKENISE_CHILD = Path(__file__).resolve().parent / "_tokenise_child.py"
 
 PIPELINES = {
     "static padding": ("max_length", "random"),
@@ -56,20 +54,6 @@ PIPELINES = {
 }
 """Name -> (tokenizer ``padding``, ``train_sampling_strategy``)."""
 BEFORE = "dynamic padding, random batches"
-
-TOKENISE_ONCE = """
-import sys, time
-from transformers import AutoTokenizer
-from hfadapt.data import DataArguments, load_transfer_splits
-dataset, model, source, target, seed, length = sys.argv[1:7]
-data = DataArguments(dataset_name=dataset, domain_column_name="domain", source=source, target=target)
-splits = load_transfer_splits(data, seed=int(seed))
-tokenizer = AutoTokenizer.from_pretrained(model)
-start = time.perf_counter()
-splits.map(lambda b: tokenizer(b["text"], truncation=True, max_length=int(length)), batched=True)
-print(time.perf_counter() - start)
-"""
-
 
 def train_tokens_per_second(trainer: AdaptTrainer, warmup: int) -> dict:
     """Train ``trainer`` (a :class:`StepTimer` among its callbacks) and count the tokens of the batches it reads."""
@@ -97,13 +81,12 @@ def eval_rows_per_second(trainer: AdaptTrainer, dataset, batch_size: int) -> flo
     return len(dataset) / (time.perf_counter() - start)
 
 
-def tokenisation_seconds(dataset_name: str, model: str, config: AdaptConfig, recipe: dict) -> tuple[float, float]:
-    """Seconds to tokenise the splits in a fresh process with an empty ``datasets`` cache, then in another fresh
-    process with the cache the first one left."""
+def tokenisation_seconds(data: DataArguments, model: str, seed: int) -> tuple[float, float]:
+    """Seconds to tokenise the splits of ``data`` in a fresh process with an empty ``datasets`` cache, then in
+    another fresh process with the cache the first one left."""
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "HF_DATASETS_CACHE": cache}
-        argv = [sys.executable, "-c", TOKENISE_ONCE, dataset_name, model, recipe["source"], recipe["target"],
-                str(config.seed), str(recipe["max_length"])]
+        argv = [sys.executable, str(TOKENISE_CHILD), json.dumps(dataclasses.asdict(data)), model, str(seed)]
         first, again = (float(subprocess.run(argv, env=env, capture_output=True, text=True,
                                              check=True).stdout.split()[-1])
                         for _ in range(2))
@@ -111,6 +94,7 @@ def tokenisation_seconds(dataset_name: str, model: str, config: AdaptConfig, rec
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Time the three pipelines in rounds, evaluation and tokenisation; print and write the tables."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=12, help="timed steps per pipeline and round")
     parser.add_argument("--warmup", type=int, default=2)
@@ -120,21 +104,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "throughput.json"))
     args = parser.parse_args(argv)
     use_available_cpu_threads()
-    recipe = yaml.safe_load(Path(args.recipe).read_text())
     scratch = tempfile.mkdtemp(prefix="hfadapt-throughput-")
-    (config,) = parse_with_config((AdaptConfig,), ["--output_dir", scratch, "--disable_tqdm", "true",
-                                                   "--logging_steps", "10000"], default_config=args.recipe,
-                                  ignore_keys=("dataset_name", "domain_column_name", "source", "target", "max_length",
-                                               "validation_fraction"))
+    # the recipe's data and settings, as the example reads them
+    data_args, config = parse_with_config((DataArguments, AdaptConfig), ["--output_dir", scratch, "--disable_tqdm",
+                                                                         "true", "--logging_steps", "10000"],
+                                          default_config=args.recipe)
     config = dataclasses.replace(config, max_steps=args.warmup + args.steps, save_strategy="no")
     model_path = str(packaged_minilm_path())
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    data = DataArguments(dataset_name=recipe["dataset_name"], domain_column_name=recipe["domain_column_name"],
-                         source=recipe["source"], target=recipe["target"],
-                         validation_fraction=recipe["validation_fraction"])
-    splits = load_transfer_splits(data, seed=config.seed)
-    tokenised = {padding: splits.map(lambda b, p=padding: tokenizer(b["text"], truncation=True, padding=p,
-                                                                     max_length=recipe["max_length"]), batched=True)
+    splits = load_transfer_splits(data_args, seed=config.seed)
+    tokenised = {padding: tokenize_splits(splits, tokenizer, data_args.text_columns, data_args.max_length,
+                                          padding=padding)
                  for padding in {p for p, _ in PIPELINES.values()}}
     eval_rows = tokenised[False].target_test.select(range(min(args.eval_rows, len(splits.target_test))))
     eval_rows = eval_rows.select_columns([c for c in eval_rows.column_names if c in tokenizer.model_input_names])
@@ -154,10 +134,10 @@ def main(argv: list[str] | None = None) -> None:
                         eval_rows_per_second(trainer, eval_rows, batch))
     train = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in train.items()}
     evaluation = {name: statistics.median(v) for name, v in evaluation.items()}
-    first, again = tokenisation_seconds(recipe["dataset_name"], model_path, config, recipe)
+    first, again = tokenisation_seconds(data_args, model_path, config.seed)
 
     base = train[BEFORE]
-    lines = [f"Training, {recipe['source']} -> {recipe['target']}, {config.method}, {recipe['max_length']} tokens, "
+    lines = [f"Training, {data_args.source} -> {data_args.target}, {config.method}, {data_args.max_length} tokens, "
              f"batch {config.per_device_train_batch_size}: median over {args.rounds} rounds of {args.steps} steps",
              "| pipeline | real tokens / s | ratio | padded tokens / step | ratio | s / step |",
              "|---|---:|---:|---:|---:|---:|"]

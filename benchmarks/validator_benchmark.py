@@ -24,25 +24,24 @@ import argparse
 import dataclasses
 import json
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 from scipy.stats import spearmanr
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from hfadapt import AdaptConfig, AdaptTrainer
+from hfadapt.benchmarking.ledger import append_row, load_results, parse_setting
+from hfadapt.benchmarking.pairs import DEFAULT_PAIRS, tokenised_pair
+from hfadapt.cli_args import parse_with_config
+from hfadapt.data import DataArguments
+from hfadapt.metrics import classification_metrics
+from hfadapt.offline_models import packaged_minilm_path
+from hfadapt.recipes import recipe_path
+from hfadapt.runtime import use_available_cpu_threads
+from hfadapt.validators import VALIDATORS
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from sentiment_benchmark import DEFAULT_PAIRS, RECIPE_DATA_KEYS, parse_setting, tokenised_splits  # noqa: E402
-
-from hfadapt import AdaptConfig, AdaptTrainer  # noqa: E402
-from hfadapt.cli_args import parse_with_config  # noqa: E402
-from hfadapt.metrics import classification_metrics  # noqa: E402
-from hfadapt.offline_models import packaged_minilm_path  # noqa: E402
-from hfadapt.recipes import recipe_path  # noqa: E402
-from hfadapt.runtime import use_available_cpu_threads  # noqa: E402
-from hfadapt.validators import VALIDATORS  # noqa: E402
 
 DEFAULT_SETTINGS = ["none", "dann", "dann:grl_max_lambda=1.0", "mcc", "entropy:entropy_weight=1.0", "mmd",
                     "cdan", "im"]
@@ -95,6 +94,8 @@ def selection_table(rows: list[dict], validators: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Score the checkpoints of the runs the results file does not hold yet (unless ``--table_only``), then write
+    the selection table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", nargs="*", default=DEFAULT_PAIRS)
     parser.add_argument("--settings", nargs="+", default=DEFAULT_SETTINGS)
@@ -115,14 +116,17 @@ def main(argv: list[str] | None = None) -> None:
     budget = {k: getattr(args, k) for k in ("max_steps", "eval_steps", "max_length", "max_eval_samples",
                                             "validator_rows", "train_sampling_strategy")}
     results_path = Path(args.results)
-    rows = [json.loads(x) for x in results_path.read_text().splitlines()] if results_path.is_file() else []
-    rows = [r for r in rows if r.get("budget") == budget]  # checkpoints of another budget are not compared
+    # checkpoints of another budget are not compared
+    rows = [r for r in load_results(results_path) if r.get("budget") == budget]
     if not args.table_only:
         use_available_cpu_threads()
         scratch = tempfile.mkdtemp(prefix="hfadapt-validators-")
-        (base,) = parse_with_config((AdaptConfig,), ["--output_dir", scratch, "--disable_tqdm", "true",
-                                                     "--logging_steps", "1000"], default_config=args.recipe,
-                                    ignore_keys=RECIPE_DATA_KEYS)
+        # the recipe's data (the demo reviews unless it names others) with this benchmark's budget
+        recipe_data, base = parse_with_config((DataArguments, AdaptConfig),
+                                              ["--output_dir", scratch, "--disable_tqdm", "true",
+                                               "--logging_steps", "1000"], default_config=args.recipe)
+        data = dataclasses.replace(recipe_data, max_length=args.max_length, max_train_samples=None,
+                                   max_eval_samples=args.max_eval_samples)
         model_path = packaged_minilm_path()
         tokenizer = AutoTokenizer.from_pretrained(model_path)
         done = {(r["pair"], r["setting"], r["seed"]) for r in rows}
@@ -132,8 +136,7 @@ def main(argv: list[str] | None = None) -> None:
                 todo = [s for s in args.settings if (pair, s, seed) not in done]
                 if not todo:
                     continue
-                splits = tokenised_splits("demo:amazon-msd", pair, seed, tokenizer, args.max_length, None,
-                                          args.max_eval_samples)
+                splits = tokenised_pair(data, pair, seed, tokenizer)
                 for setting in todo:
                     method, overrides = parse_setting(setting)
                     config = dataclasses.replace(
@@ -149,17 +152,16 @@ def main(argv: list[str] | None = None) -> None:
                                            processing_class=tokenizer, compute_metrics=classification_metrics)
                     trainer.train()
                     history = trainer.state.log_history
-                    with results_path.open("a") as f:
-                        for entry in history:
-                            if "eval_target_test_accuracy" not in entry:
-                                continue
-                            scores = next(e for e in history if e.get("step") == entry["step"] and "eval_snd" in e)
-                            row = {"pair": pair, "setting": setting, "seed": seed, "step": entry["step"],
-                                   "budget": budget,
-                                   "target_accuracy": entry["eval_target_test_accuracy"],
-                                   "scores": {v: scores[f"eval_{v}"] for v in validators}}
-                            rows.append(row)
-                            f.write(json.dumps(row) + "\n")
+                    for entry in history:
+                        if "eval_target_test_accuracy" not in entry:
+                            continue
+                        scores = next(e for e in history if e.get("step") == entry["step"] and "eval_snd" in e)
+                        row = {"pair": pair, "setting": setting, "seed": seed, "step": entry["step"],
+                               "budget": budget,
+                               "target_accuracy": entry["eval_target_test_accuracy"],
+                               "scores": {v: scores[f"eval_{v}"] for v in validators}}
+                        rows.append(row)
+                        append_row(results_path, row)
                     print(f"{pair} {setting} seed {seed}: done", flush=True)
     complete = complete_pairs(rows, args.settings)
     rows = [r for r in rows if (r["pair"], r["seed"]) in complete]  # a pair half done would pick among fewer settings

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import torch
 
 from hfadapt import AdaptConfig, AdaptTrainer
+
+TESTS = Path(__file__).resolve().parent
+
+
+def script_env(**extra: str) -> dict[str, str]:
+    """The environment for a script of tests/scripts run as a subprocess: this process's, tests/ first on
+    ``PYTHONPATH`` (so the script imports ``tiny_models`` as the tests do), and ``extra`` on top."""
+    path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
 
 
 def make_config(tmp_path, **overrides) -> AdaptConfig:
@@ -39,7 +51,7 @@ def trainable_state(trainer) -> dict:
 def backbone_after_training(tmp_path, **overrides) -> dict:
     """The task model's parameters after a short run of a tiny BERT *with dropout* (so that a shifted random stream
     shows) on token data, a tokenizer given (UDALM needs it)."""
-    from conftest import tiny_bert, tiny_tokenizer, token_dataset
+    from tiny_models import tiny_bert, tiny_tokenizer, token_dataset
 
     source, target = token_dataset(32, seed=1), token_dataset(32, seed=2, shift=8, labels=False)
     trainer = AdaptTrainer(tiny_bert(dropout=0.1), make_config(tmp_path, **overrides), train_dataset=source,

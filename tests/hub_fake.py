@@ -1,4 +1,4 @@
-"""An offline stand-in for the Hub client, as ../shared/notes/hf-5x-facts.md describes: transformers' shared
+"""An offline stand-in for the Hub client: transformers' shared
 ``HfApi`` (``transformers.utils.hub._hf_api``) is replaced by one whose ``create_repo``/``create_commit`` write
 the pushed files into a local folder per repository. ``upload_folder`` (what ``Trainer.push_to_hub`` calls) is
 replaced too: the real one first sends README.md's metadata to the Hub for validation."""

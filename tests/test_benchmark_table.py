@@ -1,77 +1,48 @@
+"""The benchmark scripts' own tables: the sentiment grid's table from a ledger, the validator selection table."""
+
 import importlib.util
+import json
 from pathlib import Path
 
-spec = importlib.util.spec_from_file_location(
-    "sentiment_benchmark", Path(__file__).resolve().parents[1] / "benchmarks" / "sentiment_benchmark.py"
-)
-bench = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bench)
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def test_table_means_stds_and_paired_gains():
-    rows = [
-        {"pair": "a:b", "method": "none", "seed": 1, "target_accuracy": 0.80},
-        {"pair": "a:b", "method": "none", "seed": 2, "target_accuracy": 0.82},
-        {"pair": "a:b", "method": "dann", "seed": 1, "target_accuracy": 0.83},
-        {"pair": "a:b", "method": "dann", "seed": 2, "target_accuracy": 0.83},
-        {"pair": "b:a", "method": "none", "seed": 1, "target_accuracy": 0.70},
-        {"pair": "b:a", "method": "dann", "seed": 1, "target_accuracy": 0.69},
-    ]
-    table = bench.markdown_table(rows, ["none", "dann"], ["a:b", "b:a"]).splitlines()
-    assert table[2] == "| source-only | 81.00 ± 1.41 (n=2) | 70.00 ± 0.00 (n=1) | 75.50 | — |"
-    # gains are paired by seed: (3 + 1 - 1) / 3 = +1.00, standard error stdev(3, 1, -1) / sqrt(3) = 2 / 1.732
-    assert table[3] == "| dann | 83.00 ± 0.00 (n=2) | 69.00 ± 0.00 (n=1) | 76.00 | +1.00 ± 1.15 |"
-    missing = bench.markdown_table(rows[:4], ["none", "dann"], ["a:b", "b:a"]).splitlines()
-    assert missing[3].endswith("| — | — | +2.00 ± 1.00 |")  # gains 3 and 1
+def _load_benchmark(name: str):
+    """A script of benchmarks/ as a module (it imports only the installed package)."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def test_rows_are_tabled_only_with_a_matching_recipe():
-    recipe = {"grl_max_lambda": 0.1, "weight_schedule": "warm_start", "iw_clip": 10.0}
-    assert bench.same_recipe({"recipe": {"grl_max_lambda": 0.1, "weight_schedule": "warm_start"}}, recipe)
-    assert not bench.same_recipe({"recipe": {"grl_max_lambda": 0.1, "weight_schedule": "constant"}}, recipe)
-    assert not bench.same_recipe({}, recipe)  # rows that predate recipes
-    # a field the row predates counts at its AdaptConfig default: iw_flattening's is 1.0
-    old_row = {"recipe": {"iw_clip": 10.0}}
-    assert bench.same_recipe(old_row, {"iw_clip": 10.0, "iw_flattening": 1.0})
-    assert not bench.same_recipe(old_row, {"iw_clip": 10.0, "iw_flattening": 0.5})
-
-
-def test_multi_source_pairs_are_two_domains_to_the_third():
-    assert bench.MULTI_SOURCE_PAIRS == ["dvd+electronics:books", "books+electronics:dvd", "books+dvd:electronics"]
-
-
-def test_a_method_s_recipe_leaves_out_the_other_methods_fields(tmp_path):
+def test_table_only_tables_the_rows_of_the_budget_and_recipe(tmp_path):
     from hfadapt import AdaptConfig
+    from hfadapt.benchmarking import ledger
+    from hfadapt.cli_args import parse_with_config
+    from hfadapt.data import DataArguments
 
-    config = AdaptConfig(output_dir=str(tmp_path), use_cpu=True)
-    dann = bench.recipe_of(config, "dann")
-    assert ("grl_max_lambda" in dann and "dann_weight" in dann and "mmd_weight" not in dann
-            and "udalm_weight" not in dann)
-    jan = bench.recipe_of(config, "jan")
-    assert "jan_weight" in jan and "mmd_kernel_multipliers" in jan  # JAN reads the MMD kernel settings
-    assert "dann_weight" not in bench.recipe_of(config, "none")
-    # a method with settings of its own records them (a bare word is a string setting)
-    assert bench.parse_setting("none:source_weighting=auto") == ("none", {"source_weighting": "auto"})
-    assert bench.recipe_of(config, "none:source_weighting=auto")["source_weighting"] == "auto"
-    assert bench.recipe_of(config, "none")["source_weighting"] == "uniform"
-
-
-def _load_validator_benchmark():
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    try:
-        vspec = importlib.util.spec_from_file_location(
-            "validator_benchmark", Path(__file__).resolve().parents[1] / "benchmarks" / "validator_benchmark.py")
-        module = importlib.util.module_from_spec(vspec)
-        vspec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.pop(0)
+    bench = _load_benchmark("sentiment_benchmark")
+    flags = ["--pairs", "books:dvd", "--multi_source_pairs", "--methods", "none", "dann"]
+    args = bench.parse(flags)
+    _, config = parse_with_config((DataArguments, AdaptConfig), ["--output_dir", str(tmp_path)],
+                                  default_config=args.recipe)  # what the benchmark reads from its recipe
+    budget = ledger.budget_of(args, config)
+    rows = [{"pair": "books:dvd", "method": m, "seed": s, "target_accuracy": acc, "budget": budget,
+             "recipe": ledger.row_recipe(config, m)}
+            for m, s, acc in [("none", 1, 0.80), ("none", 2, 0.82), ("dann", 1, 0.83), ("dann", 2, 0.83)]]
+    rows.append({**rows[0], "seed": 3, "budget": {**budget, "max_steps": 1}})  # another budget: left out
+    rows.append({**rows[2], "seed": 3, "recipe": {**rows[2]["recipe"], "grl_max_lambda": 0.5}})  # retuned: left out
+    results, table = tmp_path / "rows.jsonl", tmp_path / "table.md"
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    bench.main([*flags, "--table_only", "--results", str(results), "--table", str(table)])
+    lines = table.read_text().splitlines()
+    assert lines[0] == f"Budget: {json.dumps(budget)}; recipe sentiment_transfer.yaml"
+    assert lines[4:] == ["| source-only | 81.00 ± 1.41 (n=2) | 81.00 | — |",
+                         "| dann | 83.00 ± 0.00 (n=2) | 83.00 | +2.00 ± 1.00 |"]
 
 
 def test_validator_selection_table_by_hand():
-    vb = _load_validator_benchmark()
+    vb = _load_benchmark("validator_benchmark")
     assert vb.parse_setting("dann:grl_max_lambda=1.0,dann_weight=0.5") == ("dann", {"grl_max_lambda": 1.0,
                                                                                   "dann_weight": 0.5})
     assert vb.parse_setting("mcc") == ("mcc", {})
@@ -94,11 +65,3 @@ def test_validator_selection_table_by_hand():
     # only pairs with every setting are tabled
     assert vb.complete_pairs(rows, ["none", "dann"]) == {("a:b", 1)}
     assert vb.complete_pairs(rows[:2], ["none", "dann"]) == set()
-
-
-def test_a_run_is_claimed_by_one_process_only(tmp_path):
-    assert bench.claim(None, "books:dvd", "dann", 1)  # no shared folder: every run is this process's
-    assert bench.claim(str(tmp_path / "grid"), "books:dvd", "dann", 1)
-    assert not bench.claim(str(tmp_path / "grid"), "books:dvd", "dann", 1)  # a second process skips it
-    assert bench.claim(str(tmp_path / "grid"), "books:dvd", "dann", 2)
-    assert bench.claim(str(tmp_path / "grid"), "books+dvd:electronics", "dann", 1)

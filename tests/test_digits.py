@@ -1,6 +1,6 @@
 """Digits domains (scikit-learn's optdigits, USPS shipped with the package) and the digits example."""
 
-import sys
+import runpy
 from pathlib import Path
 
 import numpy as np
@@ -58,12 +58,8 @@ def test_table_shows_the_share_of_the_gap_closed():
 
 
 def test_digits_example_runs_all_three_and_reloads(tmp_path):
-    sys.path.insert(0, str(REPO / "examples"))
-    try:
-        import digits_transfer
-    finally:
-        sys.path.pop(0)
-    results = digits_transfer.main([
+    main = runpy.run_path(str(REPO / "examples" / "digits_transfer.py"))["main"]  # the example's entry point
+    results = main([
         "--usps_dir", str(USPS), "--max_train_samples", "300", "--max_eval_samples", "32", "--max_steps", "3",
         "--per_device_train_batch_size", "16", "--output_dir", str(tmp_path / "run"), "--disable_tqdm", "true",
         "--use_cpu", "true",

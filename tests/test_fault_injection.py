@@ -3,13 +3,13 @@ compare with the uninterrupted run: the same final models and results, and no fo
 would take for a finished one (tests/scripts/fault_injection.py does the killing and the checks on disk)."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import script_env
 from safetensors.torch import load_file
 
 SCRIPT = Path(__file__).parent / "scripts" / "fault_injection.py"
@@ -17,7 +17,7 @@ RUNS = ("source_only", "dann")
 
 
 def inject(out: Path, kills: int, seed: int, categories: tuple[str, ...]) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1"}
+    env = script_env(OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", HF_HUB_OFFLINE="1")
     done = subprocess.run([sys.executable, str(SCRIPT), str(out), "--kills", str(kills), "--seed", str(seed),
                            "--categories", ",".join(categories)], env=env, capture_output=True, text=True,
                           timeout=1800)

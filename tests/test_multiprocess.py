@@ -1,7 +1,6 @@
 """Two processes (DDP over gloo) train like one process with the same global batch and seed."""
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -9,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import script_env
 from safetensors.torch import load_file
 
 from hfadapt.checkpointing import ADAPT_STATE_NAME
@@ -29,7 +29,7 @@ def free_port() -> int:
 
 
 def run(command: list[str]) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = script_env(OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, f"{' '.join(command)} exited {done.returncode}:\n{done.stderr[-4000:]}"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import tiny_bert
-from helpers import make_trainer
+from helpers import make_trainer, script_env
 from safetensors.torch import load_file
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -21,7 +21,7 @@ SCRIPT = Path(__file__).parent / "scripts" / "resumable_run.py"
 
 
 def run(out: Path, *flags: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = script_env(OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     return subprocess.run([sys.executable, str(SCRIPT), str(out), *flags], env=env, capture_output=True, text=True,
                           timeout=300)
 

@@ -7,9 +7,11 @@ from collections.abc import Callable, Sequence
 from .splits import TransferSplits
 
 
-def tokenizer_function(tokenizer, text_columns: Sequence[str], max_length: int) -> Callable[[dict], dict]:
+def tokenizer_function(tokenizer, text_columns: Sequence[str], max_length: int,
+                       padding: bool | str = False) -> Callable[[dict], dict]:
     """A batched ``Dataset.map`` function: ``tokenizer(batch[a], truncation=True, max_length=max_length)``, or
     ``tokenizer(batch[a], batch[b], ...)`` for a sentence pair. A missing text (``None``) becomes ``""``.
+    ``padding``: the tokenizer's (``False``: none, the collator pads each batch; ``"max_length"``: every row).
 
     Raises:
         ValueError: for other than one or two text columns.
@@ -20,12 +22,18 @@ def tokenizer_function(tokenizer, text_columns: Sequence[str], max_length: int) 
 
     def tokenize(batch: dict) -> dict:
         texts = [["" if t is None else str(t) for t in batch[c]] for c in columns]
-        return tokenizer(*texts, truncation=True, max_length=max_length)
+        return tokenizer(*texts, truncation=True, max_length=max_length, padding=padding)
 
     return tokenize
 
 
-def tokenize_splits(splits: TransferSplits, tokenizer, text_columns: Sequence[str], max_length: int) -> TransferSplits:
-    """Every dataset of ``splits`` tokenised (:func:`tokenizer_function`); the original columns are kept, and the
-    trainer keeps only the model's inputs and labels."""
-    return splits.map(tokenizer_function(tokenizer, text_columns, max_length), batched=True, desc="tokenising")
+def tokenize_splits(splits: TransferSplits, tokenizer, text_columns: Sequence[str], max_length: int,
+                    padding: bool | str = False) -> TransferSplits:
+    """Every dataset of ``splits`` tokenised (:func:`tokenizer_function`, ``padding`` as there); the original columns
+    are kept, and the trainer keeps only the model's inputs and labels.
+
+    Raises:
+        ValueError: for other than one or two text columns.
+    """
+    return splits.map(tokenizer_function(tokenizer, text_columns, max_length, padding), batched=True,
+                      desc="tokenising")

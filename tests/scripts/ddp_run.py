@@ -5,21 +5,21 @@ per process: the global batch, the rows of every step and the seed are the same.
 compare gradients: Adam's normalisation turns 1e-7 summation-order differences in near-zero gradient entries
 into learning-rate-sized steps. Writes the logged history
 (``OUT/history.json``) and the final ``AdaptModel`` state (``OUT/final``) from the main process.
+
+It imports the tiny model builders from tests/tiny_models.py: run it with tests/ on ``PYTHONPATH`` (the tests
+do, through ``helpers.script_env``).
 """
 
 import argparse
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import torch
+from tiny_models import tiny_bert, token_dataset
 
-import torch  # noqa: E402
-from conftest import tiny_bert, token_dataset  # noqa: E402
-
-from hfadapt import AdaptConfig, AdaptTrainer  # noqa: E402
-from hfadapt.checkpointing import save_adapt_state  # noqa: E402
-from hfadapt.distributed import end_process_group  # noqa: E402
+from hfadapt import AdaptConfig, AdaptTrainer
+from hfadapt.checkpointing import save_adapt_state
+from hfadapt.distributed import end_process_group
 
 
 class CountingTrainer(AdaptTrainer):

@@ -17,6 +17,9 @@
 Every run is a child forked from this process after the imports (each a separate process killed by a real
 SIGKILL; forking saves the seconds an import takes). The caller compares each trial's final models with
 ``OUT/whole``'s.
+
+It imports the tiny model builders from tests/tiny_models.py: run it with tests/ on ``PYTHONPATH`` (the tests
+do, through ``helpers.script_env``).
 """
 
 import argparse
@@ -30,20 +33,18 @@ import signal
 import sys
 import traceback
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import datasets
+import safetensors.torch
+import torch
+import transformers.modeling_utils
+from tiny_models import tiny_bert, tiny_tokenizer, token_dataset
+from transformers.utils import logging
 
-import datasets  # noqa: E402
-import safetensors.torch  # noqa: E402
-import torch  # noqa: E402
-import transformers.modeling_utils  # noqa: E402
-from conftest import tiny_bert, tiny_tokenizer, token_dataset  # noqa: E402
-from transformers.utils import logging  # noqa: E402
-
-from hfadapt import AdaptConfig  # noqa: E402
-from hfadapt.data import TransferSplits  # noqa: E402
-from hfadapt.experiment import compare_with_source_only  # noqa: E402
-from hfadapt.integrity import MANIFEST_NAME, IntegrityError, verify_manifest  # noqa: E402
-from hfadapt.trainer import AdaptTrainer  # noqa: E402
+from hfadapt import AdaptConfig
+from hfadapt.data import TransferSplits
+from hfadapt.experiment import compare_with_source_only
+from hfadapt.integrity import MANIFEST_NAME, IntegrityError, verify_manifest
+from hfadapt.trainer import AdaptTrainer
 
 CATEGORIES = ("training", "checkpoint", "final save", "results", "card")
 

@@ -4,21 +4,21 @@ Trains a tiny BERT with DANN + MK-MMD for 8 optimizer steps, a checkpoint every 
 process (SIGKILL) while it writes the checkpoint of that step, after the full model state is on disk but before the
 checkpoint is published; ``--resume`` continues from the last complete checkpoint. The final ``AdaptModel`` state is
 written to ``OUT/final``.
+
+It imports the tiny model builders from tests/tiny_models.py: run it with tests/ on ``PYTHONPATH`` (the tests
+do, through ``helpers.script_env``).
 """
 
 import argparse
 import os
 import signal
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import torch
+from tiny_models import tiny_bert, token_dataset
 
-import torch  # noqa: E402
-from conftest import tiny_bert, token_dataset  # noqa: E402
-
-import hfadapt.checkpointing  # noqa: E402
-from hfadapt import AdaptConfig, AdaptTrainer  # noqa: E402
-from hfadapt.checkpointing import save_adapt_state  # noqa: E402
+import hfadapt.checkpointing
+from hfadapt import AdaptConfig, AdaptTrainer
+from hfadapt.checkpointing import save_adapt_state
 
 
 def main() -> None:

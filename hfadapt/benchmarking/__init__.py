@@ -1,0 +1,8 @@
+"""What the benchmarks in ``benchmarks/`` share, importable so that tests and child processes read the same code.
+
+- :mod:`hfadapt.benchmarking.ledger`: the results ledger, one JSON line per run: appending rows, claiming runs
+  across processes, matching rows to a budget and a recipe, and the table of paired differences to source-only.
+- :mod:`hfadapt.benchmarking.pairs`: the transfer pairs of the demo reviews and their tokenised splits, through
+  :mod:`hfadapt.data` as the examples and ``hfadapt train`` read them.
+- :mod:`hfadapt.benchmarking.timing`: timing steps and writing the speed benchmarks' result files.
+"""

@@ -1,0 +1,186 @@
+"""The benchmark results ledger: one JSON line per run (pair, method, seed) in a ``.jsonl`` file.
+
+A row records the run's scores beside its ``budget`` (steps, tokens, batch, learning rate, ...: :func:`budget_of`),
+its ``recipe`` (the adaptation settings the method depends on: :func:`recipe_of`) and its ``environment``. A table
+is built from the rows that match the current budget and recipe (:func:`matching_rows`), so a grid can be run in
+pieces, resumed, and shared between processes (:func:`claim`), and retuning one method voids only its own rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import statistics
+from pathlib import Path
+
+from ..config import AdaptConfig
+from ..methods import SOURCE_ONLY
+
+DEFAULTS_BEFORE_RECIPE = {"grl_max_lambda": 1.0, "alignment_balancing": "fixed", "mmd_weight": 1.0, "jan_weight": 1.0,
+                          "coral_weight": 1.0, "iw_flattening": 1.0, "udalm_weight": 0.1}
+"""``AdaptConfig``'s defaults before they became the recipe's: what a row that predates one of these fields ran
+with."""
+BUDGET_KEYS = ("max_steps", "max_length", "max_train_samples", "max_eval_samples", "per_device_train_batch_size",
+               "learning_rate", "train_sampling_strategy")
+"""What a run's budget records: rows of another budget are not compared."""
+CONVERGENCE_KEYS = ("eval_steps", "early_stopping_patience", "min_steps")
+"""Budget keys of a run that trains until source validation stops rising (recorded only with ``eval_steps``)."""
+
+
+def load_results(path: Path) -> list[dict]:
+    """The rows of the ledger at ``path``, in the order written; ``[]`` if there is no such file.
+
+    Raises:
+        json.JSONDecodeError: for a line that is not JSON (blank lines are skipped).
+    """
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def append_row(path: Path, row: dict) -> None:
+    """Append ``row`` to the ledger at ``path`` as one JSON line, at once, so a grid stopped later keeps it.
+
+    Raises:
+        TypeError: if ``row`` holds a value JSON cannot write.
+    """
+    line = json.dumps(row) + "\n"
+    with path.open("a") as f:
+        f.write(line)
+
+
+def claim(claim_dir: str | None, pair: str, method: str, seed: int) -> bool:
+    """True if this process may train the run: always without ``claim_dir``; else if it is the first to create the
+    run's folder there (``os.mkdir`` is atomic, so two processes never train the same run).
+
+    Raises:
+        OSError: if ``claim_dir`` cannot be created.
+    """
+    if claim_dir is None:
+        return True
+    Path(claim_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(Path(claim_dir) / f"{pair}_{method}_{seed}")
+    except FileExistsError:
+        return False
+    return True
+
+
+def parse_setting(spec: str) -> tuple[str, dict]:
+    """A method with settings of its own: ``"dann:grl_max_lambda=1.0,dann_weight=0.5"`` -> ``("dann",
+    {"grl_max_lambda": 1.0, "dann_weight": 0.5})``; a value that is not JSON is a string (``source_weighting=auto``)."""
+    method, _, rest = spec.partition(":")
+    overrides = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return method, overrides
+
+
+def recipe_of(config: AdaptConfig, spec: str) -> dict:
+    """The adaptation settings a run of ``spec`` (a method, or a method with settings: :func:`parse_setting`)
+    depends on (:meth:`AdaptConfig.adaptation_settings`), so that retuning one method does not void the rows of the
+    others.
+
+    Raises:
+        TypeError: if ``spec`` sets a field ``AdaptConfig`` does not have.
+    """
+    method, overrides = parse_setting(spec)
+    return dataclasses.replace(config, **overrides).adaptation_settings(method)
+
+
+def row_recipe(config: AdaptConfig, spec: str) -> dict:
+    """:func:`recipe_of` with JSON values, as a row stores it (tuples become lists)."""
+    return json.loads(json.dumps(recipe_of(config, spec)))
+
+
+def config_defaults() -> dict:
+    """``{field: default}`` of :class:`AdaptConfig`'s fields (JSON values, as rows store them), with the fields whose
+    default changed since rows were first written at their former default (:data:`DEFAULTS_BEFORE_RECIPE`)."""
+    values = {}
+    for f in dataclasses.fields(AdaptConfig):
+        if f.default is not dataclasses.MISSING:
+            values[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            values[f.name] = f.default_factory()
+    return json.loads(json.dumps({**values, **DEFAULTS_BEFORE_RECIPE}, default=str))
+
+
+def same_recipe(row: dict, recipe: dict, defaults: dict | None = None) -> bool:
+    """A row matches if its recipe agrees with ``recipe`` on every field it records, and a field added to
+    ``AdaptConfig`` after the row was written is at its default in ``recipe`` (the value the row ran with): a new
+    field at its default does not void older rows, a recipe that moves it does. ``defaults``: those of
+    :func:`config_defaults` unless given."""
+    if "recipe" not in row:
+        return False
+    defaults = config_defaults() if defaults is None else defaults
+    return all(row["recipe"][k] == v if k in row["recipe"] else k not in defaults or defaults[k] == v
+               for k, v in recipe.items())
+
+
+def budget_of(args, config: AdaptConfig) -> dict:
+    """The budget a row records: :data:`BUDGET_KEYS` (and :data:`CONVERGENCE_KEYS` when ``args.eval_steps`` is set)
+    from ``args`` (the benchmark's parsed flags), the batch size and learning rate from ``config``.
+
+    Raises:
+        KeyError: if ``args`` lacks one of those keys.
+    """
+    values = {**vars(args), **{k: getattr(config, k) for k in ("per_device_train_batch_size", "learning_rate")}}
+    return {k: values[k] for k in BUDGET_KEYS + (CONVERGENCE_KEYS if args.eval_steps else ())}
+
+
+def matching_rows(rows: list[dict], budget: dict, config: AdaptConfig) -> list[dict]:
+    """The rows run with ``budget`` and with the recipe ``config`` gives their method now (:func:`same_recipe`):
+    the rows a table compares and a rerun skips."""
+    defaults = config_defaults()
+    return [r for r in rows if r["budget"] == budget and same_recipe(r, row_recipe(config, r["method"]), defaults)]
+
+
+def environment() -> dict:
+    """Where a row ran (``{"device": "cpu" | GPU name, "torch": version, "transformers": version}``): rows of one
+    table should share it, since the same run gives slightly different numbers on another device or release."""
+    import torch
+    import transformers
+
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    return {"device": device, "torch": torch.__version__, "transformers": transformers.__version__}
+
+
+def markdown_table(rows: list[dict], methods: list[str], pairs: list[str]) -> str:
+    """Target accuracy (%) per pair and method, mean +- std over seeds; average over pairs; gain vs source-only:
+    the mean of the paired differences (same pair and seed) +- their standard error, which says whether a gain or a
+    negative transfer stands out of the seed-to-seed noise. A method with no row on ``pairs`` is left out.
+
+    Raises:
+        KeyError: for a row without ``pair``, ``method``, ``seed`` or ``target_accuracy``.
+    """
+    by = {}
+    for r in rows:
+        by.setdefault((r["pair"], r["method"]), {})[r["seed"]] = 100 * r["target_accuracy"]
+    header = ("| method | " + " | ".join(p.replace(":", " -> ") for p in pairs)
+              + " | average | vs source-only (± s.e.) |")
+    lines = [header, "|---|" + "---:|" * (len(pairs) + 2)]
+    for method in methods:
+        cells, means, gains = [], [], []
+        for pair in pairs:
+            accs = by.get((pair, method), {})
+            if not accs:
+                cells.append("—")
+                continue
+            mean = statistics.fmean(accs.values())
+            std = statistics.stdev(accs.values()) if len(accs) > 1 else 0.0
+            cells.append(f"{mean:.2f} ± {std:.2f} (n={len(accs)})")
+            means.append(mean)
+            base = by.get((pair, SOURCE_ONLY), {})
+            gains += [accs[s] - base[s] for s in accs if s in base]
+        if not means:
+            continue  # no run of this method on these pairs yet
+        average = f"{statistics.fmean(means):.2f}" if len(means) == len(pairs) else "—"
+        gain = "—" if method == SOURCE_ONLY or not gains else f"{statistics.fmean(gains):+.2f}"
+        if method != SOURCE_ONLY and len(gains) > 1:
+            gain += f" ± {statistics.stdev(gains) / len(gains) ** 0.5:.2f}"
+        lines.append(f"| {'source-only' if method == SOURCE_ONLY else method} | " + " | ".join(cells)
+                     + f" | {average} | {gain} |")
+    return "\n".join(lines)

@@ -1,0 +1,174 @@
+"""The benchmark results ledger (hfadapt.benchmarking.ledger) on hand-made rows."""
+
+import dataclasses
+import multiprocessing
+from argparse import Namespace
+
+import pytest
+
+from hfadapt import AdaptConfig
+from hfadapt.benchmarking import ledger
+from hfadapt.benchmarking.pairs import MULTI_SOURCE_PAIRS, pair_data
+from hfadapt.data import DataArguments
+
+
+@pytest.fixture
+def config(tmp_path):
+    return AdaptConfig(output_dir=str(tmp_path), use_cpu=True)
+
+
+def test_table_means_stds_and_paired_gains():
+    rows = [
+        {"pair": "a:b", "method": "none", "seed": 1, "target_accuracy": 0.80},
+        {"pair": "a:b", "method": "none", "seed": 2, "target_accuracy": 0.82},
+        {"pair": "a:b", "method": "dann", "seed": 1, "target_accuracy": 0.83},
+        {"pair": "a:b", "method": "dann", "seed": 2, "target_accuracy": 0.83},
+        {"pair": "b:a", "method": "none", "seed": 1, "target_accuracy": 0.70},
+        {"pair": "b:a", "method": "dann", "seed": 1, "target_accuracy": 0.69},
+    ]
+    table = ledger.markdown_table(rows, ["none", "dann"], ["a:b", "b:a"]).splitlines()
+    assert table[2] == "| source-only | 81.00 ± 1.41 (n=2) | 70.00 ± 0.00 (n=1) | 75.50 | — |"
+    # gains are paired by seed: (3 + 1 - 1) / 3 = +1.00, standard error stdev(3, 1, -1) / sqrt(3) = 2 / 1.732
+    assert table[3] == "| dann | 83.00 ± 0.00 (n=2) | 69.00 ± 0.00 (n=1) | 76.00 | +1.00 ± 1.15 |"
+    missing = ledger.markdown_table(rows[:4], ["none", "dann"], ["a:b", "b:a"]).splitlines()
+    assert missing[3].endswith("| — | — | +2.00 ± 1.00 |")  # gains 3 and 1
+
+
+def test_paired_gain_of_two_pairs_by_two_seeds_by_hand():
+    accuracy = {("a:b", "none"): (0.80, 0.84), ("a:b", "dann"): (0.82, 0.85),
+                ("b:a", "none"): (0.70, 0.74), ("b:a", "dann"): (0.75, 0.73)}
+    rows = [{"pair": pair, "method": method, "seed": seed, "target_accuracy": acc}
+            for (pair, method), accs in accuracy.items() for seed, acc in zip((1, 2), accs, strict=True)]
+    header, rule, base, dann = ledger.markdown_table(rows, ["none", "dann"], ["a:b", "b:a"]).splitlines()
+    assert header == "| method | a -> b | b -> a | average | vs source-only (± s.e.) |"
+    assert rule == "|---|---:|---:|---:|---:|"
+    # source-only: means 82 and 72 (std sqrt(8) = 2.83 each), average 77
+    assert base == "| source-only | 82.00 ± 2.83 (n=2) | 72.00 ± 2.83 (n=2) | 77.00 | — |"
+    # dann: means 83.5 (std sqrt(4.5) = 2.12) and 74 (std sqrt(2) = 1.41), average 78.75; paired gains +2, +1, +5,
+    # -1: mean 7 / 4 = 1.75, stdev sqrt(18.75 / 3) = 2.5, standard error 2.5 / sqrt(4) = 1.25
+    assert dann == "| dann | 83.50 ± 2.12 (n=2) | 74.00 ± 1.41 (n=2) | 78.75 | +1.75 ± 1.25 |"
+
+
+def test_a_method_without_rows_is_left_out_and_a_missing_pair_has_no_average():
+    rows = [{"pair": "a:b", "method": "none", "seed": 1, "target_accuracy": 0.5}]
+    lines = ledger.markdown_table(rows, ["none", "dann"], ["a:b", "b:a"]).splitlines()
+    assert lines[2:] == ["| source-only | 50.00 ± 0.00 (n=1) | — | — | — |"]
+
+
+def test_rows_are_tabled_only_with_a_matching_recipe():
+    recipe = {"grl_max_lambda": 0.1, "weight_schedule": "warm_start", "iw_clip": 10.0}
+    assert ledger.same_recipe({"recipe": {"grl_max_lambda": 0.1, "weight_schedule": "warm_start"}}, recipe)
+    assert not ledger.same_recipe({"recipe": {"grl_max_lambda": 0.1, "weight_schedule": "constant"}}, recipe)
+    assert not ledger.same_recipe({}, recipe)  # rows that predate recipes
+    # a field the row predates counts at its AdaptConfig default: iw_flattening's is 1.0
+    old_row = {"recipe": {"iw_clip": 10.0}}
+    assert ledger.same_recipe(old_row, {"iw_clip": 10.0, "iw_flattening": 1.0})
+    assert not ledger.same_recipe(old_row, {"iw_clip": 10.0, "iw_flattening": 0.5})
+
+
+def test_a_new_field_at_its_default_keeps_older_rows_and_a_moved_one_voids_them():
+    old_row = {"recipe": {"dann_weight": 1.0}}
+    defaults = {"dann_weight": 1.0, "new_weight": 0.3}
+    assert ledger.same_recipe(old_row, {"dann_weight": 1.0, "new_weight": 0.3}, defaults)
+    assert not ledger.same_recipe(old_row, {"dann_weight": 1.0, "new_weight": 0.4}, defaults)
+    # a field that is not an AdaptConfig field at all (a recipe key with no default) does not void the row
+    assert ledger.same_recipe(old_row, {"dann_weight": 1.0, "elsewhere": 7}, defaults)
+    # a field the row records must agree, default or not
+    assert not ledger.same_recipe({"recipe": {"dann_weight": 0.5}}, {"dann_weight": 1.0}, defaults)
+
+
+def test_config_defaults_are_json_values_with_the_defaults_before_recipes():
+    defaults = ledger.config_defaults()
+    assert defaults["iw_flattening"] == 1.0 and defaults["grl_max_lambda"] == 1.0  # as rows before recipes ran
+    assert defaults["method"] == AdaptConfig.method
+    assert isinstance(defaults["mmd_kernel_multipliers"], list)  # a tuple default as JSON stores it
+
+
+def test_rows_match_by_budget_and_recipe(config):
+    budget = {"max_steps": 100, "max_length": 64}
+    dann = {"pair": "a:b", "method": "dann", "seed": 1, "budget": budget, "recipe": ledger.row_recipe(config, "dann")}
+    none = {**dann, "method": "none", "recipe": ledger.row_recipe(config, "none")}
+    other_budget = {**dann, "budget": {**budget, "max_steps": 300}}
+    retuned = {**dann, "recipe": {**dann["recipe"], "dann_weight": 0.5}}
+    rows = [dann, none, other_budget, retuned]
+    assert ledger.matching_rows(rows, budget, config) == [dann, none]
+    # retuning DANN voids its rows only: source-only's recipe does not hold DANN's settings
+    moved = dataclasses.replace(config, dann_weight=0.5)
+    assert ledger.matching_rows(rows, budget, moved) == [none, retuned]
+
+
+def test_a_row_that_predates_a_field_matches_while_the_field_stays_at_its_default(config):
+    budget = {"max_steps": 100}
+    recipe = ledger.row_recipe(config, "dann")
+    assert recipe["dann_weight"] == ledger.config_defaults()["dann_weight"]
+    old = {"pair": "a:b", "method": "dann", "seed": 1, "budget": budget,
+           "recipe": {k: v for k, v in recipe.items() if k != "dann_weight"}}
+    assert ledger.matching_rows([old], budget, config) == [old]
+    assert ledger.matching_rows([old], budget, dataclasses.replace(config, dann_weight=0.5)) == []
+
+
+def test_a_method_s_recipe_leaves_out_the_other_methods_fields(config):
+    dann = ledger.recipe_of(config, "dann")
+    assert ("grl_max_lambda" in dann and "dann_weight" in dann and "mmd_weight" not in dann
+            and "udalm_weight" not in dann)
+    jan = ledger.recipe_of(config, "jan")
+    assert "jan_weight" in jan and "mmd_kernel_multipliers" in jan  # JAN reads the MMD kernel settings
+    assert "dann_weight" not in ledger.recipe_of(config, "none")
+    # a method with settings of its own records them (a bare word is a string setting)
+    assert ledger.parse_setting("none:source_weighting=auto") == ("none", {"source_weighting": "auto"})
+    assert ledger.recipe_of(config, "none:source_weighting=auto")["source_weighting"] == "auto"
+    assert ledger.recipe_of(config, "none")["source_weighting"] == "uniform"
+
+
+def test_parse_setting():
+    assert ledger.parse_setting("dann:grl_max_lambda=1.0,dann_weight=0.5") == ("dann", {"grl_max_lambda": 1.0,
+                                                                                      "dann_weight": 0.5})
+    assert ledger.parse_setting("mcc") == ("mcc", {})
+
+
+def test_budget_records_convergence_keys_only_when_evaluating(config):
+    args = Namespace(max_steps=100, max_length=64, max_train_samples=None, max_eval_samples=1000,
+                     train_sampling_strategy="random", eval_steps=0, early_stopping_patience=4, min_steps=300)
+    budget = ledger.budget_of(args, config)
+    assert list(budget) == list(ledger.BUDGET_KEYS)
+    assert budget["per_device_train_batch_size"] == config.per_device_train_batch_size
+    converged = ledger.budget_of(Namespace(**{**vars(args), "eval_steps": 50}), config)
+    assert list(converged) == [*ledger.BUDGET_KEYS, *ledger.CONVERGENCE_KEYS] and converged["eval_steps"] == 50
+
+
+def test_rows_are_appended_and_read_back(tmp_path):
+    path = tmp_path / "results.jsonl"
+    assert ledger.load_results(path) == []  # no file yet
+    ledger.append_row(path, {"pair": "a:b", "seed": 1})
+    ledger.append_row(path, {"pair": "b:a", "seed": 2})
+    assert ledger.load_results(path) == [{"pair": "a:b", "seed": 1}, {"pair": "b:a", "seed": 2}]
+    assert path.read_text().count("\n") == 2
+
+
+def test_a_run_is_claimed_by_one_process_only(tmp_path):
+    assert ledger.claim(None, "books:dvd", "dann", 1)  # no shared folder: every run is this process's
+    assert ledger.claim(str(tmp_path / "grid"), "books:dvd", "dann", 1)
+    assert not ledger.claim(str(tmp_path / "grid"), "books:dvd", "dann", 1)  # a second process skips it
+    assert ledger.claim(str(tmp_path / "grid"), "books:dvd", "dann", 2)
+    assert ledger.claim(str(tmp_path / "grid"), "books+dvd:electronics", "dann", 1)
+
+
+def test_processes_racing_for_a_run_get_it_once(tmp_path):
+    grid = str(tmp_path / "grid")
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        won = pool.starmap(ledger.claim, [(grid, "books:dvd", "dann", 1)] * 8 + [(grid, "books:dvd", "mmd", 1)] * 8)
+    assert sum(won[:8]) == 1 and sum(won[8:]) == 1
+
+
+def test_multi_source_pairs_are_two_domains_to_the_third():
+    assert MULTI_SOURCE_PAIRS == ["dvd+electronics:books", "books+electronics:dvd", "books+dvd:electronics"]
+
+
+def test_a_pair_sets_the_domains_of_the_recipe_s_data():
+    data = DataArguments(dataset_name="demo:amazon-msd", domain_column_name="domain", source="books",
+                         target="electronics", max_length=64)
+    assert pair_data(data, "books+dvd:electronics") == dataclasses.replace(data, source="books+dvd")
+    with pytest.raises(ValueError, match="source:target"):
+        pair_data(data, "books")
+    with pytest.raises(ValueError, match="domain column"):
+        pair_data(DataArguments(source_dataset_name="a", target_dataset_name="b"), "books:dvd")

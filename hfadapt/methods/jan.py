@@ -74,7 +74,8 @@ class JANSettings:
 @register_method
 class JointMMDLoss(MultiKernelMMDLoss):
     """JAN loss between source rows (all source domains pooled) and target rows; the feature kernels and the
-    estimator are those of :class:`~hfadapt.methods.mmd.MultiKernelMMDLoss` (``mmd_*`` config fields).
+    estimator are those of :class:`~hfadapt.methods.mmd.MultiKernelMMDLoss`, set by its
+    :class:`~hfadapt.methods.mmd.MMDSettings`.
 
     Shape: features ``(N, F)``, domain ``(N,)``, logits ``(N, C)``; output a scalar. No trainable parameters.
     """

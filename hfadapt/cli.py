@@ -33,13 +33,13 @@ LAUNCHER_HELP = """launcher options (hfadapt train):
 
 
 def train_parser(task: str):
-    """The ``HfArgumentParser`` of ``task``'s script (its data, model and :class:`~hfadapt.AdaptConfig` arguments)."""
-    from transformers import HfArgumentParser
-
+    """The argument parser (:class:`~hfadapt.cli_args.SettingsArgumentParser`) of ``task``'s script: its data,
+    model and :class:`~hfadapt.AdaptConfig` arguments, the methods' settings among them."""
+    from .cli_args import SettingsArgumentParser
     from .scripts.train import script_main
 
     module = sys.modules[script_main(task).__module__]
-    return HfArgumentParser(module.ARGUMENT_TYPES, prog="hfadapt train",
+    return SettingsArgumentParser(module.ARGUMENT_TYPES, prog="hfadapt train",
                             usage="hfadapt train [--task TASK] [--config FILE.yaml] [--flag value ...]")
 
 

@@ -4,8 +4,10 @@ top of it, command-line flags on top of both."""
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import sys
+import typing
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -43,6 +45,60 @@ def read_yaml(path: str | Path, what: str = "--config") -> dict:
     return values
 
 
+class SettingsArgumentParser(HfArgumentParser):
+    """``HfArgumentParser`` that also parses the settings dataclasses a dataclass type names (its classmethod
+    ``settings_dataclasses()``, e.g. :meth:`hfadapt.AdaptConfig.settings_dataclasses`): each setting is a flag of
+    its own name, listed by ``--help`` in a group per settings class with its help, and the parsed values are
+    folded into that type's ``method_settings`` field (which is no flag itself).
+
+    Raises:
+        ValueError: from parsing, as ``HfArgumentParser`` does (unknown flags, a value a field rejects).
+    """
+
+    def _add_dataclass_arguments(self, dtype):
+        nested = getattr(dtype, "settings_dataclasses", None)
+        if nested is None:
+            return super()._add_dataclass_arguments(dtype)
+        type_hints = typing.get_type_hints(dtype)
+        for f in dataclasses.fields(dtype):
+            if f.init and f.name != "method_settings":
+                f.type = type_hints[f.name]
+                self._parse_dataclass_field(self, f)
+        names = []
+        for settings_class in nested():
+            group = self.add_argument_group(f"{settings_class.__name__}: {first_line(settings_class.__doc__)}")
+            hints = typing.get_type_hints(settings_class)
+            for f in dataclasses.fields(settings_class):
+                f = copy.copy(f)  # HfArgumentParser rewrites f.type; the settings class keeps its own
+                f.type = hints[f.name]
+                self._parse_dataclass_field(group, f)
+                names.append(f.name)
+        self._settings_names = [*getattr(self, "_settings_names", []), *names]
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, rest = super().parse_known_args(args, namespace)
+        names = [name for name in getattr(self, "_settings_names", []) if hasattr(namespace, name)]
+        if names:
+            namespace.method_settings = {name: vars(namespace).pop(name) for name in names}
+        return namespace, rest
+
+
+def first_line(text: str | None) -> str:
+    """The first line of a docstring, stripped (``""`` for none)."""
+    return (text or "").strip().split("\n", 1)[0]
+
+
+def argument_names(dataclass_types) -> set[str]:
+    """The argument names (flags without ``--``, recipe keys) of ``dataclass_types``, with the settings of those
+    that name settings dataclasses (:class:`SettingsArgumentParser`)."""
+    names = set()
+    for dtype in dataclass_types:
+        names |= {f.name for f in dataclasses.fields(dtype)}
+        for settings_class in getattr(dtype, "settings_dataclasses", tuple)():
+            names |= {f.name for f in dataclasses.fields(settings_class)}
+    return names
+
+
 def flags_in(args: Iterable[str]) -> set[str]:
     """The argument names that command-line ``args`` set (``--name value`` or ``--name=value``)."""
     return {a[2:].split("=", 1)[0] for a in args if a.startswith("--") and len(a) > 2}
@@ -56,7 +112,8 @@ def parse_with_config(
     own_data_keys: Iterable[str] = (),
     recipe_data_keys: Iterable[str] = (),
 ):
-    """Parse ``dataclass_types`` with ``HfArgumentParser``, the defaults layered from YAML files.
+    """Parse ``dataclass_types`` with :class:`SettingsArgumentParser` (``HfArgumentParser`` that also reads the
+    methods' settings of :class:`~hfadapt.AdaptConfig`), the defaults layered from YAML files.
 
     Layers, each over the one before: the dataclasses' defaults; ``default_config`` (the recipe, if given and
     present); the user's ``--config FILE.yaml``; the command line. A key the user's file does not set keeps the
@@ -75,8 +132,8 @@ def parse_with_config(
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", default=None)
     known, rest = pre.parse_known_args(args)
-    parser = HfArgumentParser(dataclass_types)
-    fields = {f.name for t in dataclass_types for f in dataclasses.fields(t)}
+    parser = SettingsArgumentParser(dataclass_types)
+    fields = argument_names(dataclass_types)
     layers = []
     if default_config is not None and Path(default_config).is_file():
         layers.append((Path(default_config), read_yaml(default_config, "recipe")))

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
+import json
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
 from transformers import TrainingArguments
 
-from .augmentation import split_augmentation
 from .balancing import ALIGNMENT_BALANCINGS
 from .features import FEATURE_SOURCES
 from .grl import GRL_SCHEDULES
-from .methods import ALIGNMENT_METHODS, parse_method_names
-from .methods.consistency import DEFAULT_AUGMENTATION
-from .methods.mmd import MMD_ESTIMATORS
+from .methods.registry import ALIGNMENT_METHODS, parse_method_names, setting_fields, settings_classes
 from .validators import VALIDATORS
 
 PEFT_SAVE_MODES = ("merged", "adapter")
@@ -37,16 +38,27 @@ def launched_on_cpus_only() -> bool:
 @dataclass
 class AdaptConfig(TrainingArguments):
     """Configuration of :class:`~hfadapt.AdaptTrainer`: every `TrainingArguments` field plus the alignment
-    method, its loss weights and hyperparameters, batch composition and PEFT.
+    method, the settings every method shares (loss-weight schedule, balancing, label-free validation, batch
+    composition, source weighting, PEFT), and the methods' own settings.
+
+    A method's settings are declared beside its loss, as a dataclass registered with the method
+    (``AlignmentMethod.settings_class``, :mod:`hfadapt.methods.registry`); this class knows none of them by name.
+    They are given as keyword arguments (``mmd_weight=0.5``), as ``method_settings={"mmd_weight": 0.5}``, or as
+    command-line flags and recipe keys of the same names (:func:`hfadapt.cli_args.parse_with_config`).
+    ``__post_init__`` builds every registered settings object from them, so a recipe may carry the settings of
+    methods the run does not use; they are validated all the same. After it, ``method_settings`` holds every
+    registered setting's value, ``config.mmd_weight`` reads one, ``config.settings_of(MMDSettings)`` gives a
+    method its settings object, and :meth:`to_dict` lists them flat, as fields.
 
     Every field carries ``metadata={"help": ...}`` so ``HfArgumentParser`` prints a real ``--help``.
 
     Raises:
-        ValueError: from ``__post_init__`` when a value is out of range, naming the field.
+        ValueError: from ``__post_init__`` when a value is out of range, naming the field, or when
+            ``method_settings`` names no registered setting.
 
     >>> cfg = AdaptConfig(output_dir="out", method="dann+mmd", mmd_weight=0.5)
-    >>> cfg.method_names
-    ['dann', 'mmd']
+    >>> cfg.method_names, cfg.mmd_weight
+    (['dann', 'mmd'], 0.5)
 
     The method defaults are the recommended recipe, the one the benchmark supports
     (``hfadapt/recipes/sentiment_transfer.yaml``, reasons in ``docs/recipes.md``): ``alignment_balancing="gradient"``,
@@ -62,160 +74,17 @@ class AdaptConfig(TrainingArguments):
     method: str = field(
         default="dann",
         metadata={
-            "help": "Alignment method(s): 'none' (source-only baseline), 'dann', 'cdan', 'mmd', 'jan', 'coral', "
-            "'mcc', 'entropy', 'im', 'iw' (importance weighting), 'udalm' (target masked LM), 'self_training' (class-"
-            "balanced pseudo-labels), 'fixmatch', 'adamatch', 'mean_teacher' (consistency self-training on augmented "
-            "target rows), or several joined by '+' (e.g. 'dann+mmd', 'dann+fixmatch')."
+            "help": "Alignment method(s): a name registered in hfadapt.methods (e.g. 'dann', 'mmd', 'fixmatch'; "
+            "--help lists each method's settings under its name), 'none' (source-only baseline), or several joined "
+            "by '+' (e.g. 'dann+mmd', 'dann+fixmatch')."
         },
     )
-    dann_weight: float = field(default=1.0, metadata={"help": "Weight of the DANN domain-discriminator loss."})
-    cdan_weight: float = field(default=1.0, metadata={"help": "Weight of the CDAN conditional discriminator loss."})
-    mmd_weight: float = field(
-        default=0.1,
-        metadata={"help": "Weight of the MK-MMD loss (with alignment_balancing='gradient': its share of the task's "
-                  "feature gradient)."},
-    )
-    jan_weight: float = field(
-        default=0.1,
-        metadata={"help": "Weight of the JAN joint MMD loss (uses the MMD kernel settings; read as mmd_weight)."},
-    )
-    coral_weight: float = field(default=0.1, metadata={"help": "Weight of the Deep CORAL loss (read as mmd_weight)."})
-    mcc_weight: float = field(default=1.0, metadata={"help": "Weight of the minimum class confusion loss."})
-    entropy_weight: float = field(default=0.1, metadata={"help": "Weight of target entropy minimisation."})
-    im_weight: float = field(default=0.1, metadata={"help": "Weight of target information maximisation."})
-    iw_weight: float = field(
-        default=1.0,
-        metadata={"help": "Weight of the importance-weighting domain classifier's loss "
-                  "(it trains only that classifier)."},
-    )
-    udalm_weight: float = field(
-        default=0.01,
+    method_settings: dict | str | None = field(
+        default_factory=dict,
         metadata={
-            "help": "Weight of UDALM's masked-language-model loss on the target text. With a fresh MLM head (no "
-            "pretrained head in the checkpoint), its encoder gradient is about 10x the task's even after the head "
-            "warm-up (measured on MiniLM), so 0.1 brings them level and 0.01 gives it a tenth of the task's pull."
+            "help": "The methods' own settings as a mapping (or its JSON text), e.g. {\"mmd_weight\": 0.5}; each "
+            "is also a keyword argument, flag and recipe key of its own name."
         },
-    )
-    udalm_head_warmup: float = field(
-        default=0.1,
-        metadata={
-            "help": "Fraction of training during which UDALM's MLM head learns on detached hidden states (linear "
-            "probing first, as LP-FT, Kumar et al., ICLR 2022): a random head's gradient (90x the task's at step 0) "
-            "does not reach the encoder."
-        },
-    )
-    udalm_mask_probability: float = field(
-        default=0.15, metadata={"help": "Share of target tokens UDALM masks (BERT's 0.15)."}
-    )
-    udalm_train_output_embedding: bool = field(
-        default=True,
-        metadata={
-            "help": "Whether UDALM's MLM loss trains the decoder's tied output matrix (the input word embeddings). "
-            "Its softmax over the vocabulary sends a gradient to every word's row each step, and AdamW scales each "
-            "row's step to the learning rate however small that gradient is (the loss weight does not shrink it); "
-            "False detaches the matrix, so only the rows of words in the batch move, as with the other methods."
-        },
-    )
-    iw_clip: float = field(
-        default=10.0, metadata={"help": "Importance weights p_t(x)/p_s(x) are clipped to [1/iw_clip, iw_clip] (>= 1)."}
-    )
-    iw_flattening: float = field(
-        default=0.5,
-        metadata={"help": "Exponent lambda in [0, 1] of the clipped importance weights (Shimodaira 2000's flattening: "
-                          "0 = unweighted, 1 = the full density ratio)."},
-    )
-
-    # --- self-training ------------------------------------------------------------------------------------
-    self_training_weight: float = field(
-        default=1.0, metadata={"help": "Weight of the pseudo-label loss on the target rows (self_training)."}
-    )
-    self_training_threshold: float = field(
-        default=0.0,
-        metadata={"help": "Confidence floor in [0, 1) a target row's prediction needs to count as a pseudo-label, "
-                  "on top of the class-balanced selection."},
-    )
-    self_training_class_fraction: float = field(
-        default=0.5,
-        metadata={"help": "Share of each predicted class's target rows kept as pseudo-labels, the most confident "
-                  "first (class-balanced self-training, Zou et al., ECCV 2018)."},
-    )
-    self_training_warmup: float = field(
-        default=0.1,
-        metadata={"help": "Fraction of training before pseudo-labels count; their weight then ramps up linearly "
-                  "over the same span (Lee 2013)."},
-    )
-    self_training_queue_size: int = field(
-        default=512, metadata={"help": "Recent target confidences per class that the class-balanced ranking uses."}
-    )
-
-    # --- consistency self-training (FixMatch, AdaMatch, mean teacher) ----------------------------------------
-    fixmatch_weight: float = field(
-        default=1.0,
-        metadata={"help": "Weight of FixMatch's pseudo-label loss on the strong view of the target rows (1 in Sohn et "
-                          "al., NeurIPS 2020)."},
-    )
-    fixmatch_threshold: float = field(
-        default=0.95,
-        metadata={"help": "FixMatch keeps a target row's pseudo-label where the weak view's largest probability is "
-                          ">= this, in [0, 1] (the paper's 0.95)."},
-    )
-    fixmatch_augmentation: str = field(
-        default=DEFAULT_AUGMENTATION,
-        metadata={"help": "FixMatch's strong view: '+'-joined augmentations (hfadapt.augmentation); token models use "
-                          "the text ones (mask:p, delete:p, cutoff:r, dropout), image models the image ones "
-                          "(trivial, randaugment:n, cutout:s, dropout)."},
-    )
-    adamatch_weight: float = field(
-        default=1.0,
-        metadata={"help": "Weight of AdaMatch's pseudo-label loss on the target rows (Berthelot et al., ICLR 2022; "
-                          "its warm-up is weight_schedule)."},
-    )
-    adamatch_tau: float = field(
-        default=0.9,
-        metadata={"help": "AdaMatch's relative threshold, in (0, 1]: pseudo-labels are kept where the aligned "
-                          "target probability is >= tau times the batch's mean source confidence (the paper's 0.9)."},
-    )
-    adamatch_augmentation: str = field(
-        default=DEFAULT_AUGMENTATION, metadata={"help": "AdaMatch's strong view (as fixmatch_augmentation)."}
-    )
-    mean_teacher_weight: float = field(
-        default=1.0,
-        metadata={"help": "Weight of the mean-teacher consistency loss (squared difference of the student's and the "
-                          "EMA teacher's target probabilities; French et al., ICLR 2018)."},
-    )
-    mean_teacher_ema_decay: float = field(
-        default=0.99,
-        metadata={"help": "Decay d in [0, 1) of the teacher's exponential moving average of the student's weights, "
-                          "one update per optimizer step (French et al.'s 0.99)."},
-    )
-    mean_teacher_threshold: float = field(
-        default=0.9,
-        metadata={"help": "Target rows count where the teacher's largest probability is > this, in [0, 1). French "
-                          "et al. use 0.968 on 10-class tasks; 0.9 lets the term act sooner on 2-3 class tasks "
-                          "whose fresh classification head starts near uniform (a choice, not tuned)."},
-    )
-    mean_teacher_augmentation: str = field(
-        default=DEFAULT_AUGMENTATION,
-        metadata={"help": "Augmentation of both the teacher's and the student's view, drawn independently for each "
-                          "(as fixmatch_augmentation)."},
-    )
-
-    # --- gradient reversal (DANN) -------------------------------------------------------------------------
-    grl_schedule: str = field(
-        default="warm_start",
-        metadata={
-            "help": "Gradient-reversal coefficient schedule: 'warm_start' (Ganin et al. 2016: "
-            "lambda_p = max * (2 / (1 + exp(-gamma * p)) - 1), p = optimizer steps done / total) or 'constant'."
-        },
-    )
-    grl_max_lambda: float = field(
-        default=0.1,
-        metadata={"help": "Largest gradient-reversal coefficient (Ganin et al. use 1.0 for an encoder trained from "
-                  "scratch; 0.1 keeps the adversary gentle when fine-tuning a pretrained one)."},
-    )
-    grl_gamma: float = field(
-        default=10.0,
-        metadata={"help": "Steepness gamma of the warm-start schedules (gradient reversal and loss weights)."},
     )
     weight_schedule: str = field(
         default="warm_start",
@@ -255,42 +124,6 @@ class AdaptConfig(TrainingArguments):
     )
     label_free_max_rows: int = field(
         default=1000, metadata={"help": "Rows of the source-validation and target sets each validator reads."}
-    )
-
-    # --- domain discriminator (DANN) ----------------------------------------------------------------------
-    discriminator_hidden_size: int = field(
-        default=256, metadata={"help": "Width of the discriminator's hidden layers."}
-    )
-    discriminator_num_layers: int = field(default=2, metadata={"help": "Number of hidden layers of the discriminator."})
-    discriminator_dropout: float = field(default=0.1, metadata={"help": "Dropout between discriminator layers."})
-    discriminator_lr_multiplier: float = field(
-        default=10.0,
-        metadata={"help": "The discriminator's learning rate is learning_rate times this "
-                  "(a fresh head learns faster)."},
-    )
-
-    # --- CDAN, MCC ----------------------------------------------------------------------------------------
-    cdan_entropy_conditioning: bool = field(
-        default=False, metadata={"help": "CDAN+E: weight discriminator rows by 1 + exp(-entropy of the prediction)."}
-    )
-    mcc_temperature: float = field(default=2.5, metadata={"help": "Temperature T of MCC's softmax (2.5 in the paper)."})
-
-    # --- MMD ----------------------------------------------------------------------------------------------
-    mmd_kernel_multipliers: list[float] = field(
-        default_factory=lambda: [0.25, 0.5, 1.0, 2.0, 4.0],
-        metadata={
-            "help": "Gaussian kernel bandwidths of MK-MMD (DAN, Long et al. 2015) as multiples of the batch's mean "
-            "pairwise squared distance: sigma_u^2 = m_u * mean ||x - y||^2."
-        },
-    )
-
-    mmd_estimator: str = field(
-        default="unbiased",
-        metadata={
-            "help": "MMD^2 estimator: 'unbiased' (U-statistic, Gretton et al. 2012), 'biased' (V-statistic, whose "
-            "self-similarity terms pull each domain's features together on small batches) or 'linear' (Gretton et "
-            "al.'s linear-time statistic over disjoint pairs: O(B) instead of O(B^2), higher variance; MK-MMD only)."
-        },
     )
 
     # --- features and batches -----------------------------------------------------------------------------
@@ -410,13 +243,7 @@ class AdaptConfig(TrainingArguments):
         if not isinstance(self.method, str):  # a YAML list: [dann, mmd]
             self.method = "+".join(str(m) for m in self.method)
         parse_method_names(self.method)  # raises on an unknown or repeated name
-        weights = [f"{name}_weight" for name in ALIGNMENT_METHODS if hasattr(self, f"{name}_weight")]
-        for name in (*weights, "grl_max_lambda"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-        if self.grl_schedule not in GRL_SCHEDULES:
-            raise ValueError(f"grl_schedule must be one of {sorted(GRL_SCHEDULES)}, got {self.grl_schedule!r}")
+        self._build_method_settings()
         if self.weight_schedule not in GRL_SCHEDULES:
             raise ValueError(f"weight_schedule must be one of {sorted(GRL_SCHEDULES)}, got {self.weight_schedule!r}")
         unknown = [v for v in self.label_free_validators if v not in VALIDATORS]
@@ -449,41 +276,21 @@ class AdaptConfig(TrainingArguments):
             )
         if self.source_weighting_samples < 2:
             raise ValueError(f"source_weighting_samples must be >= 2, got {self.source_weighting_samples}")
-        if not 0.0 <= self.udalm_head_warmup <= 1.0:
-            raise ValueError(f"udalm_head_warmup must be in [0, 1], got {self.udalm_head_warmup}")
-        if not 0.0 < self.udalm_mask_probability < 1.0:
-            raise ValueError(f"udalm_mask_probability must be in (0, 1), got {self.udalm_mask_probability}")
         if self.early_stopping_patience < 0 or self.early_stopping_min_steps < 0:
             raise ValueError("early_stopping_patience and early_stopping_min_steps must be >= 0, got "
                              f"{self.early_stopping_patience} and {self.early_stopping_min_steps}")
         if self.early_stopping_patience and not (self.load_best_model_at_end and self.metric_for_best_model):
             raise ValueError("early_stopping_patience needs load_best_model_at_end=True and a metric_for_best_model "
                              "(e.g. source_val_accuracy), with matching eval_strategy and save_strategy")
-        if not self.iw_clip >= 1:
-            raise ValueError(f"iw_clip must be >= 1, got {self.iw_clip}")
-        if not 0.0 <= self.iw_flattening <= 1.0:
-            raise ValueError(f"iw_flattening must be in [0, 1], got {self.iw_flattening}")
-        self._check_consistency_fields()
-        for name in ("grl_gamma", "discriminator_lr_multiplier", "mcc_temperature"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("discriminator_hidden_size", "discriminator_num_layers", "lora_r", "lora_alpha"):
+        for name in ("lora_r", "lora_alpha"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.mmd_kernel_multipliers or any(not m > 0 for m in self.mmd_kernel_multipliers):
-            raise ValueError(
-                "mmd_kernel_multipliers must be a non-empty list of positive numbers, "
-                f"got {self.mmd_kernel_multipliers}"
-            )
-        if self.mmd_estimator not in MMD_ESTIMATORS:
-            raise ValueError(f"mmd_estimator must be one of {MMD_ESTIMATORS}, got {self.mmd_estimator!r}")
         if self.feature_source not in FEATURE_SOURCES:
             raise ValueError(f"feature_source must be one of {FEATURE_SOURCES}, got {self.feature_source!r}")
         if not 0.0 < self.target_fraction < 1.0:
             raise ValueError(f"target_fraction must be strictly between 0 and 1, got {self.target_fraction}")
-        for name in ("lora_dropout", "discriminator_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
         if self.weight_ema_decay is not None:
             if not 0.0 < self.weight_ema_decay < 1.0:
                 raise ValueError(f"weight_ema_decay must be in (0, 1) or None, got {self.weight_ema_decay}")
@@ -493,20 +300,91 @@ class AdaptConfig(TrainingArguments):
         if self.peft_save not in PEFT_SAVE_MODES:
             raise ValueError(f"peft_save must be one of {PEFT_SAVE_MODES}, got {self.peft_save!r}")
 
-    def _check_consistency_fields(self) -> None:
-        """Ranges of the FixMatch, AdaMatch and mean-teacher fields; their augmentation specs must parse."""
-        if not 0.0 <= self.fixmatch_threshold <= 1.0:
-            raise ValueError(f"fixmatch_threshold must be in [0, 1], got {self.fixmatch_threshold}")
-        if not 0.0 < self.adamatch_tau <= 1.0:
-            raise ValueError(f"adamatch_tau must be in (0, 1], got {self.adamatch_tau}")
-        for name in ("mean_teacher_ema_decay", "mean_teacher_threshold"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        for name in ("fixmatch_augmentation", "adamatch_augmentation", "mean_teacher_augmentation"):
-            try:
-                split_augmentation(getattr(self, name))
-            except ValueError as err:
-                raise ValueError(f"{name}={getattr(self, name)!r}: {err}") from None
+    def _build_method_settings(self) -> None:
+        """Build every registered settings object from ``method_settings`` (their ``__post_init__`` validates
+        them) and set ``method_settings`` to every setting's value.
+
+        Raises:
+            ValueError: if ``method_settings`` is no mapping (or JSON text of one) or names an unregistered setting.
+        """
+        values = self.method_settings
+        if values is None or (isinstance(values, str) and not values.strip()):
+            values = {}
+        elif isinstance(values, str):
+            values = json.loads(values)
+        if not isinstance(values, Mapping):
+            raise ValueError(f"method_settings must map setting names to values, got {values!r}")
+        fields = setting_fields()
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            in_run = sorted(f.name for cls in settings_classes(self.method_names) for f in dataclasses.fields(cls))
+            raise ValueError(f"unknown method setting(s) {unknown}; the settings of method {self.method!r} are "
+                             f"{in_run} (any registered method's settings are accepted too: see --help)")
+        objects = {cls: cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})
+                   for cls in settings_classes()}
+        self.__dict__["_settings_objects"] = objects
+        self.__dict__["method_settings"] = {name: getattr(objects[cls], name) for name, (cls, _) in fields.items()}
+
+    def settings_of(self, settings_class: type):
+        """The settings object of ``settings_class`` (a registered settings dataclass, e.g. ``MMDSettings``) that
+        this config built; a method's :meth:`~hfadapt.methods.base.AlignmentMethod.from_config` reads its own.
+
+        Raises:
+            ValueError: if ``settings_class`` is not registered.
+        """
+        objects = self.__dict__.get("_settings_objects", {})
+        if settings_class not in objects:
+            raise ValueError(f"{getattr(settings_class, '__name__', settings_class)} is no registered settings "
+                             f"class; registered: {[cls.__name__ for cls in settings_classes()]}")
+        return objects[settings_class]
+
+    def __getattr__(self, name: str):
+        """A method setting read as an attribute (``config.mmd_weight``): its value, or its registered default
+        before ``__post_init__`` has run.
+
+        Raises:
+            AttributeError: for a name that is neither a field nor a registered setting.
+        """
+        if not name.startswith("__"):
+            fields = setting_fields()
+            if name in fields:
+                cls, f = fields[name]
+                objects = self.__dict__.get("_settings_objects")
+                if objects is not None:
+                    return getattr(objects[cls], name)
+                return f.default_factory() if f.default is dataclasses.MISSING else f.default
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value) -> None:
+        """Set a field; a method setting (``config.mmd_weight = 0.5``) goes to its settings object and to
+        ``method_settings``, so both read the same value."""
+        objects = self.__dict__.get("_settings_objects")
+        fields = setting_fields() if objects is not None else {}
+        if name in fields:
+            setattr(objects[fields[name][0]], name, value)
+            self.__dict__["method_settings"][name] = value
+            return
+        super().__setattr__(name, value)
+
+    def to_dict(self) -> dict:
+        """``TrainingArguments.to_dict`` with ``method_settings`` flattened into one entry per setting, so the
+        dict reads as before the settings moved to their methods and ``AdaptConfig(**d)`` rebuilds the config."""
+        values = super().to_dict()
+        settings = values.pop("method_settings", None) or {}
+        return {**values, **copy.deepcopy(settings)}
+
+    @classmethod
+    def settings_dataclasses(cls) -> tuple[type, ...]:
+        """Every registered settings dataclass, whose fields parse as flags and recipe keys of this config
+        (:func:`hfadapt.cli_args.parse_with_config` folds them into ``method_settings``)."""
+        return settings_classes()
+
+    @classmethod
+    def flat_fields(cls) -> tuple[dataclasses.Field, ...]:
+        """The fields of this config as they read flat: its dataclass fields except ``method_settings``, then
+        every registered setting's field (each with its default and ``help``)."""
+        own = tuple(f for f in dataclasses.fields(cls) if f.name != "method_settings")
+        return own + tuple(f for _, f in setting_fields().values())
 
     @property
     def method_names(self) -> list[str]:
@@ -514,21 +392,22 @@ class AdaptConfig(TrainingArguments):
         return parse_method_names(self.method)
 
     def adaptation_settings(self, method: str | None = None) -> dict:
-        """The adaptation fields a run of ``method`` (default: ``self.method``) depends on: every field that
-        ``TrainingArguments`` lacks, except ``method`` itself, the fields of other methods (``<other>_*``) and
-        ``alignment_balancing`` when no method it reweights is in the run.
+        """The adaptation settings a run of ``method`` (default: ``self.method``) depends on: every field that
+        ``TrainingArguments`` lacks, except ``method`` itself and ``alignment_balancing`` when no method it
+        reweights is in the run, then the settings the run reads (:func:`~hfadapt.methods.registry.settings_classes`:
+        the shared ones, each method's own and those of the methods it reads), never another method's.
         Used for model cards and to tell which benchmark rows a recipe change voids."""
         names = parse_method_names(self.method if method is None else method)
-        own = {prefix for name in names for prefix in (name, *ALIGNMENT_METHODS[name].config_prefixes)}
-        others = tuple(f"{name}_" for name in ALIGNMENT_METHODS if name not in own)
         # resume_weights_only and overwrite_output_dir say how a run continues or starts, not what it trains
-        base = {f.name for f in dataclasses.fields(TrainingArguments)} | {"method", "resume_weights_only",
-                                                                        "overwrite_output_dir"}
+        base = {f.name for f in dataclasses.fields(TrainingArguments)} | {"method", "method_settings",
+                                                                        "resume_weights_only", "overwrite_output_dir"}
         if not any(ALIGNMENT_METHODS[name].feature_scale_dependent or ALIGNMENT_METHODS[name].adversarial
                    for name in names):
-            base.add("alignment_balancing")  # it reweights MMD, JAN, CORAL and the GRL of DANN and CDAN only
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name not in base and not f.name.startswith(others)}
+            base.add("alignment_balancing")  # it reweights the feature-scale-dependent and adversarial methods only
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in base}
+        read = {f.name: getattr(self.settings_of(cls), f.name)
+                for cls in settings_classes(names) for f in dataclasses.fields(cls)}
+        return {**shared, **read}
 
     def method_weight(self, name: str) -> float:
         """The loss weight ``<name>_weight`` of a method (1.0 for a method with no such field)."""
@@ -544,3 +423,24 @@ class AdaptConfig(TrainingArguments):
                 f"{n_source} source and {n_target} target rows; raise per_device_train_batch_size"
             )
         return n_source
+
+
+def _route_method_settings(init):
+    """Wrap the dataclass ``__init__`` so that keyword arguments named after registered method settings
+    (``mmd_weight=0.5``) go into ``method_settings`` (over its own entries); ``dataclasses.replace`` passes
+    through here too."""
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        names = [name for name in kwargs if name in setting_fields()]
+        if names:
+            given = kwargs.get("method_settings")
+            if isinstance(given, str):
+                given = json.loads(given) if given.strip() else {}
+            kwargs["method_settings"] = {**(given or {}), **{name: kwargs.pop(name) for name in names}}
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
+AdaptConfig.__init__ = _route_method_settings(AdaptConfig.__init__)

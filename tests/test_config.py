@@ -56,7 +56,7 @@ def test_defaults_are_the_recipe_s_method_settings(tmp_path):
     from hfadapt.recipes import recipe_path
 
     recipe = yaml.safe_load(recipe_path("text").read_text())
-    own = {f.name for f in dataclasses.fields(AdaptConfig)} - {f.name for f in dataclasses.fields(TrainingArguments)}
+    own = {f.name for f in AdaptConfig.flat_fields()} - {f.name for f in dataclasses.fields(TrainingArguments)}
     config = AdaptConfig(output_dir=str(tmp_path), use_cpu=True)
     method_keys = sorted(own & recipe.keys())
     assert {"grl_max_lambda", "alignment_balancing", "mmd_weight", "iw_flattening", "udalm_weight"} <= set(method_keys)

@@ -100,7 +100,7 @@ def config_defaults() -> dict:
     """``{field: default}`` of :class:`AdaptConfig`'s fields (JSON values, as rows store them), with the fields whose
     default changed since rows were first written at their former default (:data:`DEFAULTS_BEFORE_RECIPE`)."""
     values = {}
-    for f in dataclasses.fields(AdaptConfig):
+    for f in AdaptConfig.flat_fields():  # its fields and every method setting
         if f.default is not dataclasses.MISSING:
             values[f.name] = f.default
         elif f.default_factory is not dataclasses.MISSING:

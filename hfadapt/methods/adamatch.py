@@ -20,12 +20,15 @@ the paper's joint pass does. The paper's warm-up of the target loss weight is th
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
-from . import register_method
 from .base import AlignmentOutput
-from .consistency import DEFAULT_AUGMENTATION, ConsistencyMethod
+from .consistency import DEFAULT_AUGMENTATION, ConsistencyMethod, check_augmentation
 from .fixmatch import confidence_masked_cross_entropy
+from .registry import register_method
+from .settings import check_fraction, check_weights
 
 
 def distribution_alignment(target_probs: torch.Tensor, source_probs: torch.Tensor) -> torch.Tensor:
@@ -60,6 +63,35 @@ def adamatch_pseudo_labels(source_logits: torch.Tensor, target_logits: torch.Ten
     return pseudo_labels, confidence >= threshold, threshold
 
 
+@dataclass
+class AdaMatchSettings:
+    """AdaMatch's settings (Berthelot et al., ICLR 2022).
+
+    Raises:
+        ValueError: from ``__post_init__`` on a negative weight, ``adamatch_tau`` outside ``(0, 1]`` or an
+            augmentation spec that does not parse.
+    """
+
+    adamatch_weight: float = field(
+        default=1.0,
+        metadata={"help": "Weight of AdaMatch's pseudo-label loss on the target rows (Berthelot et al., ICLR 2022; "
+                          "its warm-up is weight_schedule)."},
+    )
+    adamatch_tau: float = field(
+        default=0.9,
+        metadata={"help": "AdaMatch's relative threshold, in (0, 1]: pseudo-labels are kept where the aligned "
+                          "target probability is >= tau times the batch's mean source confidence (the paper's 0.9)."},
+    )
+    adamatch_augmentation: str = field(
+        default=DEFAULT_AUGMENTATION, metadata={"help": "AdaMatch's strong view (as fixmatch_augmentation)."}
+    )
+
+    def __post_init__(self):
+        check_weights(self, "adamatch_weight")
+        check_fraction(self, "adamatch_tau", low_open=True, high_open=False)
+        check_augmentation(self, "adamatch_augmentation")
+
+
 @register_method
 class AdaMatchLoss(ConsistencyMethod):
     """AdaMatch on the target rows (module docstring). Shape: logits ``(N, C)`` of source and target rows; output a
@@ -76,16 +108,17 @@ class AdaMatchLoss(ConsistencyMethod):
     """
 
     name = "adamatch"
+    settings_class = AdaMatchSettings
 
     def __init__(self, num_domains: int = 2, augmentation: str = DEFAULT_AUGMENTATION, tau: float = 0.9):
         super().__init__(num_domains, augmentation)
-        if not 0.0 < tau <= 1.0:
-            raise ValueError(f"adamatch_tau must be in (0, 1], got {tau}")
+        AdaMatchSettings(adamatch_tau=tau)  # raises ValueError naming the setting out of range
         self.tau = float(tau)
 
     @classmethod
     def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> AdaMatchLoss:
-        return cls(num_domains, config.adamatch_augmentation, config.adamatch_tau)
+        settings = config.settings_of(AdaMatchSettings)
+        return cls(num_domains, settings.adamatch_augmentation, settings.adamatch_tau)
 
     def forward(self, features: torch.Tensor, domain: torch.Tensor, logits: torch.Tensor | None = None,
                 target_inputs: dict | None = None) -> AlignmentOutput:

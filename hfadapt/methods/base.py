@@ -32,17 +32,20 @@ class AlignmentOutput:
 class AlignmentMethod(nn.Module):
     """Base class of an alignment loss over the features the classification head reads.
 
-    Subclasses set ``name`` (the registry key, also the prefix of their ``AdaptConfig`` fields such as
-    ``<name>_weight``), implement :meth:`from_config` and :meth:`forward`, and register with
-    :func:`hfadapt.methods.register_method`.
+    Subclasses set ``name`` (the registry key, also the prefix of their settings such as ``<name>_weight``) and
+    ``settings_class`` (the dataclass of those settings), implement :meth:`from_config` and :meth:`forward`, and
+    register with :func:`hfadapt.methods.register_method`.
 
     Domain ids follow one convention everywhere: source domains are ``0 .. num_domains - 2`` and the
     target domain is ``num_domains - 1``.
     """
 
     name: ClassVar[str]
+    settings_class: ClassVar[type | None] = None
+    """The dataclass of this method's own settings (``<name>_*`` fields, each with its ``help``; ``__post_init__``
+    checks them); :meth:`from_config` reads it with ``config.settings_of(settings_class)``."""
     config_prefixes: ClassVar[tuple[str, ...]] = ()
-    """Other methods' ``AdaptConfig`` field prefixes this method reads (JAN reads ``mmd_*``)."""
+    """Other methods whose settings this method reads too (JAN reads ``mmd``'s kernel settings)."""
     batch_statistic: ClassVar[bool] = False
     """Whether the loss is a statistic of the whole batch rather than a mean over rows (MMD, CORAL, MCC, IM): under
     DDP such a method gets the rows of every process (:mod:`hfadapt.distributed`), so N processes at global batch
@@ -73,8 +76,8 @@ class AlignmentMethod(nn.Module):
 
     @classmethod
     def from_config(cls, config: AdaptConfig, feature_dim: int, num_domains: int, num_classes: int) -> AlignmentMethod:
-        """Build the method from an :class:`~hfadapt.AdaptConfig` for features of width ``feature_dim`` and a
-        classifier of ``num_classes`` labels."""
+        """Build the method from an :class:`~hfadapt.AdaptConfig` (its settings objects, ``config.settings_of``)
+        for features of width ``feature_dim`` and a classifier of ``num_classes`` labels."""
         raise NotImplementedError
 
     def forward(self, features: torch.Tensor, domain: torch.Tensor,

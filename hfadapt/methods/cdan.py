@@ -14,16 +14,37 @@ more; the weights are normalised within each domain.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
-from . import register_method
 from .dann import DomainAdversarialLoss
+from .discriminator import DiscriminatorSettings
 from .entropy import prediction_entropy
+from .registry import register_method
+from .settings import check_weights
 
 
 def multilinear_map(features: torch.Tensor, predictions: torch.Tensor) -> torch.Tensor:
     """Outer product per row: ``(N, F)`` and ``(N, C)`` -> ``(N, C * F)`` with entry ``[c * F + f] = g_c * f_f``."""
     return torch.bmm(predictions.unsqueeze(2), features.unsqueeze(1)).flatten(1)
+
+
+@dataclass
+class CDANSettings:
+    """CDAN's settings (Long et al., NeurIPS 2018); the discriminator and the gradient reversal are DANN's.
+
+    Raises:
+        ValueError: from ``__post_init__`` on a negative or non-finite weight.
+    """
+
+    cdan_weight: float = field(default=1.0, metadata={"help": "Weight of the CDAN conditional discriminator loss."})
+    cdan_entropy_conditioning: bool = field(
+        default=False, metadata={"help": "CDAN+E: weight discriminator rows by 1 + exp(-entropy of the prediction)."}
+    )
+
+    def __post_init__(self):
+        check_weights(self, "cdan_weight")
 
 
 @register_method
@@ -39,6 +60,7 @@ class ConditionalDomainAdversarialLoss(DomainAdversarialLoss):
     """
 
     name = "cdan"
+    settings_class = CDANSettings
 
     def __init__(
         self,
@@ -67,14 +89,15 @@ class ConditionalDomainAdversarialLoss(DomainAdversarialLoss):
     @classmethod
     def from_config(cls, config, feature_dim: int, num_domains: int,
                     num_classes: int) -> ConditionalDomainAdversarialLoss:
+        discriminator = config.settings_of(DiscriminatorSettings)
         return cls(
             feature_dim,
             num_classes,
             num_domains,
-            hidden_size=config.discriminator_hidden_size,
-            num_layers=config.discriminator_num_layers,
-            dropout=config.discriminator_dropout,
-            entropy_conditioning=config.cdan_entropy_conditioning,
+            hidden_size=discriminator.discriminator_hidden_size,
+            num_layers=discriminator.discriminator_num_layers,
+            dropout=discriminator.discriminator_dropout,
+            entropy_conditioning=config.settings_of(CDANSettings).cdan_entropy_conditioning,
         )
 
     def discriminator_input(self, reversed_features: torch.Tensor, logits: torch.Tensor | None) -> torch.Tensor:

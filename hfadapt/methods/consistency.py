@@ -30,6 +30,14 @@ fifth of each row's tokens hidden; not tuned here); for images, FixMatch's RandA
 magnitudes) plus Cutout."""
 
 
+def check_augmentation(settings, name: str) -> None:
+    """Raise ``ValueError`` naming the field ``name`` of ``settings`` unless its augmentation spec parses."""
+    try:
+        split_augmentation(getattr(settings, name))
+    except ValueError as err:
+        raise ValueError(f"{name}={getattr(settings, name)!r}: {err}") from None
+
+
 class ConsistencyMethod(AlignmentMethod):
     """Base of the methods that compare the student's predictions on augmented target rows with a weaker view.
 

@@ -9,10 +9,13 @@ with ``C_s, C_t`` the ``(d, d)`` feature covariances of the source and target ro
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
-from . import register_method
 from .base import AlignmentMethod, AlignmentOutput
+from .registry import register_method
+from .settings import check_weights
 
 
 def covariance(x: torch.Tensor) -> torch.Tensor:
@@ -32,6 +35,24 @@ def coral_loss(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (diff * diff).sum() / (4 * d * d)
 
 
+@dataclass
+class CORALSettings:
+    """Deep CORAL's settings (Sun & Saenko, ECCV 2016 workshops).
+
+    Raises:
+        ValueError: from ``__post_init__`` on a negative or non-finite weight.
+    """
+
+    coral_weight: float = field(
+        default=0.1,
+        metadata={"help": "Weight of the Deep CORAL loss (with alignment_balancing='gradient': its share of the "
+                  "task's feature gradient)."},
+    )
+
+    def __post_init__(self):
+        check_weights(self, "coral_weight")
+
+
 @register_method
 class CorrelationAlignmentLoss(AlignmentMethod):
     """Deep CORAL loss between the source rows (all source domains pooled) and the target rows.
@@ -40,6 +61,7 @@ class CorrelationAlignmentLoss(AlignmentMethod):
     """
 
     name = "coral"
+    settings_class = CORALSettings
     batch_statistic = True
     feature_scale_dependent = True
 

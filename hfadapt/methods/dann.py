@@ -15,13 +15,17 @@ multi-class discriminator of multi-source DANN.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..grl import GradientReversalLayer
-from . import register_method
 from .base import AlignmentMethod, AlignmentOutput
+from .discriminator import DiscriminatorSettings
+from .registry import register_method
+from .settings import check_weights
 
 
 class DomainDiscriminator(nn.Sequential):
@@ -66,6 +70,21 @@ def domain_balanced_cross_entropy(
     return (sums[present] / norms[present]).mean()
 
 
+@dataclass
+class DANNSettings:
+    """DANN's settings (Ganin et al., JMLR 2016); the discriminator's are :class:`DiscriminatorSettings`, the
+    gradient-reversal schedule's :class:`~hfadapt.methods.gradient_reversal.GRLSettings`.
+
+    Raises:
+        ValueError: from ``__post_init__`` on a negative or non-finite weight.
+    """
+
+    dann_weight: float = field(default=1.0, metadata={"help": "Weight of the DANN domain-discriminator loss."})
+
+    def __post_init__(self):
+        check_weights(self, "dann_weight")
+
+
 @register_method
 class DomainAdversarialLoss(AlignmentMethod):
     """DANN loss: GRL + domain discriminator over the head's input features.
@@ -79,6 +98,7 @@ class DomainAdversarialLoss(AlignmentMethod):
     """
 
     name = "dann"
+    settings_class = DANNSettings
     adversarial = True
 
     def __init__(
@@ -95,12 +115,13 @@ class DomainAdversarialLoss(AlignmentMethod):
 
     @classmethod
     def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> DomainAdversarialLoss:
+        discriminator = config.settings_of(DiscriminatorSettings)
         return cls(
             feature_dim,
             num_domains,
-            hidden_size=config.discriminator_hidden_size,
-            num_layers=config.discriminator_num_layers,
-            dropout=config.discriminator_dropout,
+            hidden_size=discriminator.discriminator_hidden_size,
+            num_layers=discriminator.discriminator_num_layers,
+            dropout=discriminator.discriminator_dropout,
         )
 
     def set_grl_coefficient(self, value: float) -> None:

@@ -9,10 +9,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
-from . import register_method
 from .base import AlignmentMethod, AlignmentOutput
+from .registry import register_method
+from .settings import check_weights
 
 
 def prediction_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -27,6 +30,34 @@ def information_maximisation(logits: torch.Tensor) -> torch.Tensor:
     mean_p = p.mean(0)
     marginal_entropy = -(mean_p * torch.log(mean_p.clamp_min(1e-12))).sum()
     return prediction_entropy(logits).mean() - marginal_entropy
+
+
+@dataclass
+class EntropySettings:
+    """Settings of target entropy minimisation (Grandvalet & Bengio, NeurIPS 2004).
+
+    Raises:
+        ValueError: from ``__post_init__`` on a negative or non-finite weight.
+    """
+
+    entropy_weight: float = field(default=0.1, metadata={"help": "Weight of target entropy minimisation."})
+
+    def __post_init__(self):
+        check_weights(self, "entropy_weight")
+
+
+@dataclass
+class IMSettings:
+    """Settings of target information maximisation (Shi & Sha, ICML 2012; Liang et al., ICML 2020).
+
+    Raises:
+        ValueError: from ``__post_init__`` on a negative or non-finite weight.
+    """
+
+    im_weight: float = field(default=0.1, metadata={"help": "Weight of target information maximisation."})
+
+    def __post_init__(self):
+        check_weights(self, "im_weight")
 
 
 class _TargetPredictionLoss(AlignmentMethod):
@@ -45,6 +76,7 @@ class EntropyMinimisationLoss(_TargetPredictionLoss):
     """Mean prediction entropy of the target rows. Shape: logits ``(N, C)``; output a scalar in ``[0, log C]``."""
 
     name = "entropy"
+    settings_class = EntropySettings
 
     def forward(self, features: torch.Tensor, domain: torch.Tensor,
                 logits: torch.Tensor | None = None) -> AlignmentOutput:
@@ -56,6 +88,7 @@ class InformationMaximisationLoss(_TargetPredictionLoss):
     """Information maximisation on the target rows. Shape: logits ``(N, C)``; output a scalar."""
 
     name = "im"
+    settings_class = IMSettings
     batch_statistic = True
 
     def forward(self, features: torch.Tensor, domain: torch.Tensor,

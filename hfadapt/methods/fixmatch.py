@@ -14,12 +14,15 @@ threshold ``tau`` (``fixmatch_threshold``, the paper's 0.95). The weak view is t
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 
-from . import register_method
 from .base import AlignmentOutput
-from .consistency import DEFAULT_AUGMENTATION, ConsistencyMethod
+from .consistency import DEFAULT_AUGMENTATION, ConsistencyMethod, check_augmentation
+from .registry import register_method
+from .settings import check_fraction, check_weights
 
 
 def confidence_masked_cross_entropy(strong_logits: torch.Tensor, pseudo_labels: torch.Tensor,
@@ -52,6 +55,38 @@ def fixmatch_loss(weak_logits: torch.Tensor, strong_logits: torch.Tensor,
     return confidence_masked_cross_entropy(strong_logits, pseudo_labels, mask), mask
 
 
+@dataclass
+class FixMatchSettings:
+    """FixMatch's settings (Sohn et al., NeurIPS 2020).
+
+    Raises:
+        ValueError: from ``__post_init__`` on a negative weight, a threshold outside ``[0, 1]`` or an augmentation
+            spec that does not parse.
+    """
+
+    fixmatch_weight: float = field(
+        default=1.0,
+        metadata={"help": "Weight of FixMatch's pseudo-label loss on the strong view of the target rows (1 in Sohn et "
+                          "al., NeurIPS 2020)."},
+    )
+    fixmatch_threshold: float = field(
+        default=0.95,
+        metadata={"help": "FixMatch keeps a target row's pseudo-label where the weak view's largest probability is "
+                          ">= this, in [0, 1] (the paper's 0.95)."},
+    )
+    fixmatch_augmentation: str = field(
+        default=DEFAULT_AUGMENTATION,
+        metadata={"help": "FixMatch's strong view: '+'-joined augmentations (hfadapt.augmentation); token models use "
+                          "the text ones (mask:p, delete:p, cutoff:r, dropout), image models the image ones "
+                          "(trivial, randaugment:n, cutout:s, dropout)."},
+    )
+
+    def __post_init__(self):
+        check_weights(self, "fixmatch_weight")
+        check_fraction(self, "fixmatch_threshold", high_open=False)
+        check_augmentation(self, "fixmatch_augmentation")
+
+
 @register_method
 class FixMatchLoss(ConsistencyMethod):
     """FixMatch on the target rows (module docstring). Shape: logits ``(N, C)``; output a scalar loss and
@@ -68,16 +103,17 @@ class FixMatchLoss(ConsistencyMethod):
     """
 
     name = "fixmatch"
+    settings_class = FixMatchSettings
 
     def __init__(self, num_domains: int = 2, augmentation: str = DEFAULT_AUGMENTATION, threshold: float = 0.95):
         super().__init__(num_domains, augmentation)
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"fixmatch_threshold must be in [0, 1], got {threshold}")
+        FixMatchSettings(fixmatch_threshold=threshold)  # raises ValueError naming the setting out of range
         self.threshold = float(threshold)
 
     @classmethod
     def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> FixMatchLoss:
-        return cls(num_domains, config.fixmatch_augmentation, config.fixmatch_threshold)
+        settings = config.settings_of(FixMatchSettings)
+        return cls(num_domains, settings.fixmatch_augmentation, settings.fixmatch_threshold)
 
     def forward(self, features: torch.Tensor, domain: torch.Tensor, logits: torch.Tensor | None = None,
                 target_inputs: dict | None = None) -> AlignmentOutput:

@@ -22,11 +22,15 @@ normalised to mean 1 over the batch's source rows, then used as per-example weig
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
-from . import register_method
 from .base import AlignmentMethod, AlignmentOutput
 from .dann import DomainDiscriminator, domain_balanced_cross_entropy
+from .discriminator import DiscriminatorSettings
+from .registry import register_method
+from .settings import check_fraction, check_weights
 
 
 def density_ratio_weights(target_probability: torch.Tensor, prior_ratio: float = 1.0, clip: float = 10.0,
@@ -59,6 +63,37 @@ def density_ratio_weights(target_probability: torch.Tensor, prior_ratio: float =
     return ratio / ratio.mean()
 
 
+@dataclass
+class IWSettings:
+    """Importance weighting's settings (Shimodaira, J. Stat. Plan. Inference 2000; the classifier is the shared
+    :class:`~hfadapt.methods.discriminator.DiscriminatorSettings`).
+
+    Raises:
+        ValueError: from ``__post_init__`` on a negative weight, ``iw_clip < 1`` or ``iw_flattening`` outside
+            ``[0, 1]``.
+    """
+
+    iw_weight: float = field(
+        default=1.0,
+        metadata={"help": "Weight of the importance-weighting domain classifier's loss "
+                  "(it trains only that classifier)."},
+    )
+    iw_clip: float = field(
+        default=10.0, metadata={"help": "Importance weights p_t(x)/p_s(x) are clipped to [1/iw_clip, iw_clip] (>= 1)."}
+    )
+    iw_flattening: float = field(
+        default=0.5,
+        metadata={"help": "Exponent lambda in [0, 1] of the clipped importance weights (Shimodaira 2000's flattening: "
+                          "0 = unweighted, 1 = the full density ratio)."},
+    )
+
+    def __post_init__(self):
+        check_weights(self, "iw_weight")
+        if not self.iw_clip >= 1:
+            raise ValueError(f"iw_clip must be >= 1, got {self.iw_clip}")
+        check_fraction(self, "iw_flattening", high_open=False)
+
+
 @register_method
 class ImportanceWeighting(AlignmentMethod):
     """Trains a domain classifier on detached features and weights the source rows' task loss by its
@@ -71,6 +106,7 @@ class ImportanceWeighting(AlignmentMethod):
     """
 
     name = "iw"
+    settings_class = IWSettings
 
     def __init__(
         self,
@@ -83,18 +119,17 @@ class ImportanceWeighting(AlignmentMethod):
         flattening: float = 1.0,
     ):
         super().__init__(num_domains)
-        if clip < 1:
-            raise ValueError(f"iw_clip must be >= 1, got {clip}")
-        if not 0.0 <= flattening <= 1.0:
-            raise ValueError(f"iw_flattening must be in [0, 1], got {flattening}")
+        IWSettings(iw_clip=clip, iw_flattening=flattening)  # raises ValueError naming the setting out of range
         self.clip = float(clip)
         self.flattening = float(flattening)
         self.classifier = DomainDiscriminator(feature_dim, hidden_size, num_layers, num_domains, dropout)
 
     @classmethod
     def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> ImportanceWeighting:
-        return cls(feature_dim, num_domains, config.discriminator_hidden_size, config.discriminator_num_layers,
-                   config.discriminator_dropout, config.iw_clip, config.iw_flattening)
+        discriminator, settings = config.settings_of(DiscriminatorSettings), config.settings_of(IWSettings)
+        return cls(feature_dim, num_domains, discriminator.discriminator_hidden_size,
+                   discriminator.discriminator_num_layers, discriminator.discriminator_dropout, settings.iw_clip,
+                   settings.iw_flattening)
 
     def forward(self, features: torch.Tensor, domain: torch.Tensor,
                 logits: torch.Tensor | None = None) -> AlignmentOutput:

@@ -14,12 +14,14 @@ so source and target are aligned in the joint distribution of features and predi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 
-from . import register_method
 from .base import AlignmentOutput
 from .mmd import MultiKernelMMDLoss, check_estimate, gaussian_kernel_matrix, mmd_from_kernel
+from .registry import register_method
+from .settings import check_weights
 
 PREDICTION_SIGMA = 0.92
 
@@ -50,15 +52,36 @@ def joint_mmd(
     return mmd_from_kernel(k_features * k_predictions, len(source), estimator)
 
 
+@dataclass
+class JANSettings:
+    """JAN's own settings (Long et al., ICML 2017); its kernels and estimator are MK-MMD's
+    (:class:`~hfadapt.methods.mmd.MMDSettings`).
+
+    Raises:
+        ValueError: from ``__post_init__`` on a negative or non-finite weight.
+    """
+
+    jan_weight: float = field(
+        default=0.1,
+        metadata={"help": "Weight of the JAN joint MMD loss, which uses the MMD kernel settings (with "
+                  "alignment_balancing='gradient': its share of the task's feature gradient)."},
+    )
+
+    def __post_init__(self):
+        check_weights(self, "jan_weight")
+
+
 @register_method
 class JointMMDLoss(MultiKernelMMDLoss):
     """JAN loss between source rows (all source domains pooled) and target rows; the feature kernels and the
-    estimator are those of :class:`~hfadapt.methods.mmd.MultiKernelMMDLoss` (``mmd_*`` config fields).
+    estimator are those of :class:`~hfadapt.methods.mmd.MultiKernelMMDLoss`, set by its
+    :class:`~hfadapt.methods.mmd.MMDSettings`.
 
     Shape: features ``(N, F)``, domain ``(N,)``, logits ``(N, C)``; output a scalar. No trainable parameters.
     """
 
     name = "jan"
+    settings_class = JANSettings
     config_prefixes = ("mmd",)
 
     def forward(self, features: torch.Tensor, domain: torch.Tensor,

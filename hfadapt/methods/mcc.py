@@ -14,11 +14,14 @@ constants for the gradient (detached), as in the authors' code.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
-from . import register_method
 from .base import AlignmentMethod, AlignmentOutput
 from .entropy import prediction_entropy
+from .registry import register_method
+from .settings import check_positive, check_weights
 
 
 def minimum_class_confusion(logits: torch.Tensor, temperature: float = 2.5) -> torch.Tensor:
@@ -35,11 +38,28 @@ def minimum_class_confusion(logits: torch.Tensor, temperature: float = 2.5) -> t
     return (confusion.sum() - confusion.trace()) / num_classes
 
 
+@dataclass
+class MCCSettings:
+    """Minimum class confusion's settings (Jin et al., ECCV 2020).
+
+    Raises:
+        ValueError: from ``__post_init__`` on a negative weight or a temperature <= 0.
+    """
+
+    mcc_weight: float = field(default=1.0, metadata={"help": "Weight of the minimum class confusion loss."})
+    mcc_temperature: float = field(default=2.5, metadata={"help": "Temperature T of MCC's softmax (2.5 in the paper)."})
+
+    def __post_init__(self):
+        check_weights(self, "mcc_weight")
+        check_positive(self, "mcc_temperature")
+
+
 @register_method
 class MinimumClassConfusionLoss(AlignmentMethod):
     """MCC loss on the target rows' logits. Shape: logits ``(N, C)``; output a scalar."""
 
     name = "mcc"
+    settings_class = MCCSettings
     batch_statistic = True
 
     def __init__(self, num_domains: int = 2, temperature: float = 2.5):
@@ -48,7 +68,7 @@ class MinimumClassConfusionLoss(AlignmentMethod):
 
     @classmethod
     def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> MinimumClassConfusionLoss:
-        return cls(num_domains, config.mcc_temperature)
+        return cls(num_domains, config.settings_of(MCCSettings).mcc_temperature)
 
     def forward(self, features: torch.Tensor, domain: torch.Tensor,
                 logits: torch.Tensor | None = None) -> AlignmentOutput:

@@ -36,14 +36,16 @@ yet taken step ``k``'s update) makes that update when it starts, as the uninterr
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from ..features import HeadInputCapture
-from . import register_method
 from .base import AlignmentOutput
-from .consistency import DEFAULT_AUGMENTATION, ConsistencyMethod
+from .consistency import DEFAULT_AUGMENTATION, ConsistencyMethod, check_augmentation
+from .registry import register_method
+from .settings import check_fraction, check_weights
 
 
 def mean_teacher_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
@@ -82,6 +84,44 @@ def frozen_copy(model: nn.Module) -> nn.Module:
     return teacher
 
 
+@dataclass
+class MeanTeacherSettings:
+    """The mean teacher's settings (French et al., ICLR 2018).
+
+    Raises:
+        ValueError: from ``__post_init__`` on a negative weight, a decay or threshold outside ``[0, 1)`` or an
+            augmentation spec that does not parse.
+    """
+
+    mean_teacher_weight: float = field(
+        default=1.0,
+        metadata={"help": "Weight of the mean-teacher consistency loss (squared difference of the student's and the "
+                          "EMA teacher's target probabilities; French et al., ICLR 2018)."},
+    )
+    mean_teacher_ema_decay: float = field(
+        default=0.99,
+        metadata={"help": "Decay d in [0, 1) of the teacher's exponential moving average of the student's weights, "
+                          "one update per optimizer step (French et al.'s 0.99)."},
+    )
+    mean_teacher_threshold: float = field(
+        default=0.9,
+        metadata={"help": "Target rows count where the teacher's largest probability is > this, in [0, 1). French "
+                          "et al. use 0.968 on 10-class tasks; 0.9 lets the term act sooner on 2-3 class tasks "
+                          "whose fresh classification head starts near uniform (a choice, not tuned)."},
+    )
+    mean_teacher_augmentation: str = field(
+        default=DEFAULT_AUGMENTATION,
+        metadata={"help": "Augmentation of both the teacher's and the student's view, drawn independently for each "
+                          "(as fixmatch_augmentation)."},
+    )
+
+    def __post_init__(self):
+        check_weights(self, "mean_teacher_weight")
+        check_fraction(self, "mean_teacher_ema_decay")
+        check_fraction(self, "mean_teacher_threshold")
+        check_augmentation(self, "mean_teacher_augmentation")
+
+
 @register_method
 class MeanTeacher(ConsistencyMethod):
     """Mean-teacher consistency on the target rows (module docstring). Shape: target inputs of ``M`` rows; output
@@ -99,14 +139,13 @@ class MeanTeacher(ConsistencyMethod):
     """
 
     name = "mean_teacher"
+    settings_class = MeanTeacherSettings
 
     def __init__(self, num_domains: int = 2, augmentation: str = DEFAULT_AUGMENTATION, ema_decay: float = 0.99,
                  threshold: float = 0.9):
         super().__init__(num_domains, augmentation)
-        if not 0.0 <= ema_decay < 1.0:
-            raise ValueError(f"mean_teacher_ema_decay must be in [0, 1), got {ema_decay}")
-        if not 0.0 <= threshold < 1.0:
-            raise ValueError(f"mean_teacher_threshold must be in [0, 1), got {threshold}")
+        # raises ValueError naming the setting out of range
+        MeanTeacherSettings(mean_teacher_ema_decay=ema_decay, mean_teacher_threshold=threshold)
         self.ema_decay, self.threshold = float(ema_decay), float(threshold)
         self.teacher: nn.Module | None = None
         # progress * 2^40 as an integer (-1: none yet); an integer buffer survives a dtype cast of the model
@@ -114,8 +153,9 @@ class MeanTeacher(ConsistencyMethod):
 
     @classmethod
     def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> MeanTeacher:
-        return cls(num_domains, config.mean_teacher_augmentation, config.mean_teacher_ema_decay,
-                   config.mean_teacher_threshold)
+        settings = config.settings_of(MeanTeacherSettings)
+        return cls(num_domains, settings.mean_teacher_augmentation, settings.mean_teacher_ema_decay,
+                   settings.mean_teacher_threshold)
 
     def bind(self, task_model: nn.Module, processing_class=None) -> None:
         """Bind as :meth:`ConsistencyMethod.bind` and make the teacher, a frozen copy of the task model now."""

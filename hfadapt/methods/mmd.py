@@ -31,11 +31,13 @@ Cost of the quadratic estimators is O((N_s + N_t)^2 F).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 
-from . import register_method
 from .base import AlignmentMethod, AlignmentOutput
+from .registry import register_method
+from .settings import check_weights
 
 MMD_ESTIMATORS = ("unbiased", "biased", "linear")
 
@@ -151,6 +153,47 @@ def _off_diagonal_mean(k: torch.Tensor) -> torch.Tensor:
     return (k.sum() - k.diagonal().sum()) / (n * (n - 1))
 
 
+@dataclass
+class MMDSettings:
+    """MK-MMD's settings (DAN, Long et al., ICML 2015); JAN reads the kernels and the estimator too.
+
+    Raises:
+        ValueError: from ``__post_init__`` on a negative weight, an empty or non-positive kernel list or an
+            unknown estimator.
+    """
+
+    mmd_weight: float = field(
+        default=0.1,
+        metadata={"help": "Weight of the MK-MMD loss (with alignment_balancing='gradient': its share of the task's "
+                  "feature gradient)."},
+    )
+    mmd_kernel_multipliers: list[float] = field(
+        default_factory=lambda: [0.25, 0.5, 1.0, 2.0, 4.0],
+        metadata={
+            "help": "Gaussian kernel bandwidths of MK-MMD (DAN, Long et al. 2015) as multiples of the batch's mean "
+            "pairwise squared distance: sigma_u^2 = m_u * mean ||x - y||^2."
+        },
+    )
+    mmd_estimator: str = field(
+        default="unbiased",
+        metadata={
+            "help": "MMD^2 estimator: 'unbiased' (U-statistic, Gretton et al. 2012), 'biased' (V-statistic, whose "
+            "self-similarity terms pull each domain's features together on small batches) or 'linear' (Gretton et "
+            "al.'s linear-time statistic over disjoint pairs: O(B) instead of O(B^2), higher variance; MK-MMD only)."
+        },
+    )
+
+    def __post_init__(self):
+        check_weights(self, "mmd_weight")
+        if not self.mmd_kernel_multipliers or any(not m > 0 for m in self.mmd_kernel_multipliers):
+            raise ValueError(
+                "mmd_kernel_multipliers must be a non-empty list of positive numbers, "
+                f"got {self.mmd_kernel_multipliers}"
+            )
+        if self.mmd_estimator not in MMD_ESTIMATORS:
+            raise ValueError(f"mmd_estimator must be one of {MMD_ESTIMATORS}, got {self.mmd_estimator!r}")
+
+
 @register_method
 class MultiKernelMMDLoss(AlignmentMethod):
     """MK-MMD loss between all source rows and the target rows of a batch (no trainable parameters).
@@ -163,6 +206,7 @@ class MultiKernelMMDLoss(AlignmentMethod):
     """
 
     name = "mmd"
+    settings_class = MMDSettings
     batch_statistic = True
     feature_scale_dependent = True
 
@@ -180,7 +224,8 @@ class MultiKernelMMDLoss(AlignmentMethod):
 
     @classmethod
     def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> MultiKernelMMDLoss:
-        return cls(num_domains, config.mmd_kernel_multipliers, config.mmd_estimator)
+        settings = config.settings_of(MMDSettings)
+        return cls(num_domains, settings.mmd_kernel_multipliers, settings.mmd_estimator)
 
     def forward(self, features: torch.Tensor, domain: torch.Tensor,
                 logits: torch.Tensor | None = None) -> AlignmentOutput:

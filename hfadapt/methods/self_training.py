@@ -19,12 +19,15 @@ The denominator is every target row (as FixMatch's), so the loss grows with the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 
 from ..distributed import gather_rows
-from . import register_method
 from .base import AlignmentMethod, AlignmentOutput
+from .registry import register_method
+from .settings import check_fraction, check_weights
 
 
 def warmup_ramp(progress: float, warmup: float) -> float:
@@ -54,6 +57,48 @@ def class_thresholds(queue: torch.Tensor, filled: torch.Tensor, fraction: float)
     return out
 
 
+@dataclass
+class SelfTrainingSettings:
+    """Self-training's settings (Lee, ICML 2013 workshop; class-balanced selection: Zou et al., ECCV 2018).
+
+    Raises:
+        ValueError: from ``__post_init__`` on a negative weight, ``self_training_threshold`` outside ``[0, 1)``,
+            ``self_training_class_fraction`` outside ``(0, 1]``, ``self_training_warmup`` outside ``[0, 0.5]`` or
+            ``self_training_queue_size < 1``.
+    """
+
+    self_training_weight: float = field(
+        default=1.0, metadata={"help": "Weight of the pseudo-label loss on the target rows (self_training)."}
+    )
+    self_training_threshold: float = field(
+        default=0.0,
+        metadata={"help": "Confidence floor in [0, 1) a target row's prediction needs to count as a pseudo-label, "
+                  "on top of the class-balanced selection."},
+    )
+    self_training_class_fraction: float = field(
+        default=0.5,
+        metadata={"help": "Share of each predicted class's target rows kept as pseudo-labels, the most confident "
+                  "first (class-balanced self-training, Zou et al., ECCV 2018)."},
+    )
+    self_training_warmup: float = field(
+        default=0.1,
+        metadata={"help": "Fraction of training before pseudo-labels count; their weight then ramps up linearly "
+                  "over the same span (Lee 2013)."},
+    )
+    self_training_queue_size: int = field(
+        default=512, metadata={"help": "Recent target confidences per class that the class-balanced ranking uses."}
+    )
+
+    def __post_init__(self):
+        check_weights(self, "self_training_weight")
+        check_fraction(self, "self_training_threshold")
+        check_fraction(self, "self_training_class_fraction", low_open=True, high_open=False)
+        if not 0.0 <= self.self_training_warmup <= 0.5:
+            raise ValueError(f"self_training_warmup must be in [0, 0.5], got {self.self_training_warmup}")
+        if self.self_training_queue_size < 1:
+            raise ValueError(f"self_training_queue_size must be >= 1, got {self.self_training_queue_size}")
+
+
 @register_method
 class SelfTrainingLoss(AlignmentMethod):
     """Pseudo-label self-training with class-balanced selection and a warm-up (see the module docstring).
@@ -74,18 +119,15 @@ class SelfTrainingLoss(AlignmentMethod):
     """
 
     name = "self_training"
+    settings_class = SelfTrainingSettings
 
     def __init__(self, num_domains: int = 2, num_classes: int = 2, threshold: float = 0.0,
                  class_fraction: float = 0.5, warmup: float = 0.1, queue_size: int = 512):
         super().__init__(num_domains)
-        if not 0.0 <= threshold < 1.0:
-            raise ValueError(f"self_training_threshold must be in [0, 1), got {threshold}")
-        if not 0.0 < class_fraction <= 1.0:
-            raise ValueError(f"self_training_class_fraction must be in (0, 1], got {class_fraction}")
-        if not 0.0 <= warmup <= 0.5:
-            raise ValueError(f"self_training_warmup must be in [0, 0.5], got {warmup}")
-        if queue_size < 1:
-            raise ValueError(f"self_training_queue_size must be >= 1, got {queue_size}")
+        SelfTrainingSettings(  # raises ValueError naming the setting out of range
+            self_training_threshold=threshold, self_training_class_fraction=class_fraction,
+            self_training_warmup=warmup, self_training_queue_size=queue_size,
+        )
         self.threshold, self.class_fraction, self.warmup = threshold, class_fraction, warmup
         self.ramp = 1.0 if warmup == 0 else 0.0
         # Persistent buffers: a resumed run ranks against the same history (identical on every process).
@@ -95,8 +137,9 @@ class SelfTrainingLoss(AlignmentMethod):
 
     @classmethod
     def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> SelfTrainingLoss:
-        return cls(num_domains, num_classes, config.self_training_threshold, config.self_training_class_fraction,
-                   config.self_training_warmup, config.self_training_queue_size)
+        settings = config.settings_of(SelfTrainingSettings)
+        return cls(num_domains, num_classes, settings.self_training_threshold, settings.self_training_class_fraction,
+                   settings.self_training_warmup, settings.self_training_queue_size)
 
     def set_progress(self, progress: float) -> None:
         self.ramp = warmup_ramp(progress, self.warmup)

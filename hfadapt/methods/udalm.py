@@ -37,12 +37,15 @@ are computed from (a mild input noise); source rows are never masked.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import register_method
 from .base import AlignmentMethod, AlignmentOutput
+from .registry import register_method
+from .settings import check_fraction, check_weights
 
 
 def mask_tokens(
@@ -80,6 +83,45 @@ def mask_tokens(
     return masked, labels
 
 
+@dataclass
+class UDALMSettings:
+    """UDALM's settings (Karouzos et al., NAACL 2021; the head warm-up follows LP-FT, Kumar et al., ICLR 2022).
+    The reasons for the defaults, with the gradient ratios measured on MiniLM, are in the module docstring.
+
+    Raises:
+        ValueError: from ``__post_init__`` on a negative weight, ``udalm_head_warmup`` outside ``[0, 1]`` or
+            ``udalm_mask_probability`` outside ``(0, 1)``.
+    """
+
+    udalm_weight: float = field(
+        default=0.01,
+        metadata={"help": "Weight of UDALM's masked-language-model loss on the target text; small, because a fresh "
+                  "MLM head's encoder gradient is far larger than the task's."},
+    )
+    udalm_head_warmup: float = field(
+        default=0.1,
+        metadata={"help": "Fraction of training during which UDALM's MLM head learns on detached hidden states "
+                  "(linear probing first, as LP-FT), so a random head's large gradient does not reach the encoder."},
+    )
+    udalm_mask_probability: float = field(
+        default=0.15, metadata={"help": "Share of target tokens UDALM masks (BERT's 0.15)."}
+    )
+    udalm_train_output_embedding: bool = field(
+        default=True,
+        metadata={
+            "help": "Whether UDALM's MLM loss trains the decoder's tied output matrix (the input word embeddings). "
+            "Its softmax over the vocabulary sends a gradient to every word's row each step, and AdamW scales each "
+            "row's step to the learning rate however small that gradient is (the loss weight does not shrink it); "
+            "False detaches the matrix, so only the rows of words in the batch move, as with the other methods."
+        },
+    )
+
+    def __post_init__(self):
+        check_weights(self, "udalm_weight")
+        check_fraction(self, "udalm_head_warmup", high_open=False)
+        check_fraction(self, "udalm_mask_probability", low_open=True)
+
+
 class MaskedLMHead(nn.Module):
     """BERT's MLM prediction head with an externally owned (tied) output matrix.
 
@@ -110,15 +152,14 @@ class TargetMaskedLM(AlignmentMethod):
     """
 
     name = "udalm"
+    settings_class = UDALMSettings
     needs_hidden_states = True
 
     def __init__(self, num_domains: int = 2, mask_probability: float = 0.15, head_warmup: float = 0.0,
                  train_output_embedding: bool = True):
         super().__init__(num_domains)
-        if not 0.0 < mask_probability < 1.0:
-            raise ValueError(f"udalm_mask_probability must be in (0, 1), got {mask_probability}")
-        if not 0.0 <= head_warmup <= 1.0:
-            raise ValueError(f"udalm_head_warmup must be in [0, 1], got {head_warmup}")
+        # raises ValueError naming the setting out of range
+        UDALMSettings(udalm_mask_probability=mask_probability, udalm_head_warmup=head_warmup)
         self.mask_probability = float(mask_probability)
         self.head_warmup = float(head_warmup)
         self.train_output_embedding = bool(train_output_embedding)
@@ -130,8 +171,9 @@ class TargetMaskedLM(AlignmentMethod):
 
     @classmethod
     def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> TargetMaskedLM:
-        return cls(num_domains, config.udalm_mask_probability, config.udalm_head_warmup,
-                   config.udalm_train_output_embedding)
+        settings = config.settings_of(UDALMSettings)
+        return cls(num_domains, settings.udalm_mask_probability, settings.udalm_head_warmup,
+                   settings.udalm_train_output_embedding)
 
     def set_progress(self, progress: float) -> None:
         self.progress = float(progress)

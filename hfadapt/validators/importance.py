@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import register_validator
 from .data import ValidationData
+from .registry import register_validator
 
 
 def density_ratio(source: torch.Tensor, target: torch.Tensor, clip: float = 100.0, seed: int = 0,

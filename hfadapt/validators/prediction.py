@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from . import register_validator
 from .data import ValidationData
+from .registry import register_validator
 
 
 def mean_entropy(probs: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,8 @@ import datasets
 import torch
 
 from ..features import dataset_predictions, row_sample
-from . import VALIDATORS, ValidationData, min_rows, validator_score
+from .data import ValidationData
+from .registry import VALIDATORS, min_rows, validator_score
 
 
 class LabelFreeValidation:

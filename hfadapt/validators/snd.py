@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import register_validator
 from .data import ValidationData
+from .registry import register_validator
 
 SND_TEMPERATURE = 0.05
 """The paper's temperature tau."""

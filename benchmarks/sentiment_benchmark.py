@@ -96,6 +96,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="YAML recipe for everything else (method hyperparameters, batch size, lr)")
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "sentiment.jsonl"))
     parser.add_argument("--table", default=str(REPO / "benchmarks" / "results" / "sentiment.md"))
+    parser.add_argument("--label_free_validators", nargs="*", default=[],
+                        help="label-free validators (hfadapt.validators) scored at every evaluation and recorded in "
+                             "each row's 'validators', so that a method can be chosen without target labels; they "
+                             "join the recipe, so such rows form a grid of their own")
     parser.add_argument("--table_only", action="store_true")
     parser.add_argument("--claim_dir", default=None,
                         help="share the grid between processes started with the same folder: each run is claimed "
@@ -124,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     recipe_data, base_config = parse_with_config((DataArguments, AdaptConfig),
                                                  ["--output_dir", scratch, "--disable_tqdm", "true",
                                                   "--logging_steps", "1000"], default_config=args.recipe)
+    if args.label_free_validators:
+        base_config = dataclasses.replace(base_config, label_free_validators=args.label_free_validators)
     data = dataclasses.replace(recipe_data, dataset_name=args.dataset_name or recipe_data.dataset_name,
                                max_length=args.max_length, max_train_samples=args.max_train_samples,
                                max_eval_samples=args.max_eval_samples)

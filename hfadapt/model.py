@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +16,7 @@ from .balancing import ALIGNMENT_BALANCINGS, feature_gradient_norm, gradient_rat
 from .distributed import gather_rows, world_size
 from .features import FEATURE_SOURCES, HeadInputCapture, find_classification_head, mean_pooled, unwrap_peft
 from .grl import GradientScale
+from .objective import TaskObjective, objective_for
 from .rng import RandomStream
 
 
@@ -65,9 +67,16 @@ class AdaptModel(nn.Module):
         method_seed: seed of the random stream the methods draw from (discriminator dropout, UDALM's masks;
             :mod:`hfadapt.rng`), kept apart from the global one so that the backbone's dropout masks are the
             source-only run's (``AdaptTrainer`` derives it from the run's seed: :func:`hfadapt.rng.stream_seed`).
+        objective: the :class:`~hfadapt.objective.TaskObjective` of the task loss; default: the one registered for
+            the task model's ``config.model_type`` (:func:`~hfadapt.objective.objective_for`), the single-task one
+            for a plain classifier.
 
     Inputs of ``forward``: the task model's inputs (``input_ids (N, L)``, ``attention_mask (N, L)``, ...),
     ``labels (N,)`` long with -100 on unlabelled rows, ``domain (N,)`` long (absent in evaluation).
+
+    Raises:
+        ValueError: an unknown ``alignment_balancing`` or ``feature_source``, ``domain_names`` of the wrong length,
+            bad ``source_domain_weights``, a task model without a classification head.
     """
 
     accepts_loss_kwargs = False  # our loss is a per-batch mean; the trainer scales it for accumulation
@@ -84,6 +93,7 @@ class AdaptModel(nn.Module):
         skip_target_rows: bool = False,
         alignment_balancing: str = "fixed",
         method_seed: int = 0,
+        objective: TaskObjective | None = None,
     ):
         super().__init__()
         if alignment_balancing not in ALIGNMENT_BALANCINGS:
@@ -105,10 +115,8 @@ class AdaptModel(nn.Module):
         if len(self.domain_names) != num_domains:
             raise ValueError(f"domain_names has {len(self.domain_names)} names for {num_domains} domains")
         self.set_source_domain_weights(source_domain_weights)
-        task_config = unwrap_peft(task_model).config
-        self.extra_tasks = list(getattr(task_config, "extra_tasks", None) or [])
-        self.main_task = getattr(task_config, "main_task", None) if self.extra_tasks else None
-        self.task_weights = dict(getattr(task_config, "task_weights", None) or {})
+        self.objective = objective if objective is not None else objective_for(unwrap_peft(task_model).config)
+        """The hook that picks the task labels and combines the task losses (:mod:`hfadapt.objective`)."""
         self.head_name, head = find_classification_head(task_model)
         self._capture = HeadInputCapture(head)
 
@@ -225,102 +233,171 @@ class AdaptModel(nn.Module):
             components[f"accuracy_{tag}"] = correct[in_d].mean()
         return loss, components
 
-    def _all_task_losses(self, outputs, labels, task_labels, domain, source_weights=None):
-        """``sum_i lambda_i L_i`` over the tasks (one task: ``L_task``); components per task and source domain."""
-        if not self.extra_tasks:
-            return self._task_loss(outputs.logits, labels, domain, source_weights)
-        pairs = [(self.main_task, outputs.logits, labels)]
-        pairs += [(t, outputs.task_logits[t], task_labels[t]) for t in self.extra_tasks if t in task_labels]
-        total, components = None, {}
-        for name, logits, y in pairs:
-            if y is None:
-                continue
-            loss, parts = self._task_loss(logits, y, domain, source_weights, task=name)
-            weighted = self.task_weights.get(name, 1.0) * loss
-            total = weighted if total is None else total + weighted
-            components[f"loss_task_{name}"] = loss.detach()
-            components.update(parts)
-        return total, components
+    def _objective_loss(
+        self,
+        outputs,
+        labels: torch.Tensor,
+        task_labels: dict[str, torch.Tensor],
+        domain: torch.Tensor | None,
+        source_weights: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The task loss as :attr:`objective` combines it (one task: ``L_task``; a multi-task model: ``sum_i lambda_i
+        L_i``), each task's cross-entropy being :meth:`_task_loss` over this batch's ``domain (N,)`` and instance
+        weights ``source_weights (N_s,)``. Returns the scalar loss and its components (per task and source domain)."""
+        cross_entropy = functools.partial(self._task_loss, domain=domain, source_weights=source_weights)
+        return self.objective.task_loss(outputs, labels, task_labels, cross_entropy)
 
     def forward(self, labels: torch.Tensor | None = None, domain: torch.Tensor | None = None,
                 **inputs) -> AdaptModelOutput:
-        task_labels = {t: inputs.pop(t) for t in self.extra_tasks if t in inputs}
+        """Run the task model over a batch; in training, add every alignment method's weighted loss.
+
+        The steps, in order: the objective takes its label columns out of the inputs
+        (:meth:`TaskObjective.split_labels <hfadapt.objective.TaskObjective.split_labels>`); a source-only
+        baseline drops the target rows (:meth:`_drop_target_rows`); the methods change the inputs
+        (:meth:`_prepare_method_inputs`); one forward (:meth:`_run`); in evaluation, the task loss and the logits are
+        returned; in training, each method's loss (:meth:`_method_losses`), the task loss weighted by the methods'
+        instance weights (:meth:`_objective_loss`), the methods' losses weighted and balanced
+        (:meth:`_weighted_alignment`), the objective's penalties (:meth:`_add_penalties`).
+
+        Args:
+            labels: ``(N,)`` long, -100 on unlabelled rows (target rows are never read).
+            domain: ``(N,)`` long domain ids (target: :attr:`target_domain`); ``None`` in evaluation.
+            **inputs: the task model's inputs (``input_ids (N, L)``, ``attention_mask (N, L)``, ...) and the
+                objective's label columns.
+
+        Returns:
+            :class:`AdaptModelOutput`; ``components`` in training only.
+
+        Raises:
+            ValueError: two methods of the run return instance weights for the source rows.
+        """
+        inputs, task_labels = self.objective.split_labels(inputs)
         aligning = self.training and domain is not None and len(self.methods) > 0
         if self.training and domain is not None and not aligning and self.skip_target_rows:
-            # Source-only baseline: the target rows of the batch are not needed, skip their forward.
-            keep = domain != self.target_domain
-            inputs = {k: v[keep] if torch.is_tensor(v) and v.shape[:1] == keep.shape else v for k, v in inputs.items()}
-            labels = labels[keep] if labels is not None else None
-            task_labels = {t: v[keep] for t, v in task_labels.items()}
-            domain = domain[keep]
-
-        contexts: dict[str, dict] = {}
-        if aligning:
-            with self.method_rng.active(domain.device):  # UDALM's masks: the backbone's dropout stays the baseline's
-                for name, method in self.methods.items():
-                    inputs, contexts[name] = method.prepare_inputs(inputs, domain)
+            inputs, labels, task_labels, domain = self._drop_target_rows(inputs, labels, task_labels, domain)
+        inputs, contexts = self._prepare_method_inputs(inputs, domain) if aligning else (inputs, {})
         need_hidden = aligning and any(m.needs_hidden_states for m in self.methods.values())
         outputs, features = self._run(inputs, with_features=aligning, hidden_states=need_hidden)
-        logits = outputs.logits
         if not self.training:
-            loss = None if labels is None else self._all_task_losses(outputs, labels, task_labels, domain)[0]
-            return AdaptModelOutput(loss=loss, logits=logits)
+            loss = None if labels is None else self._objective_loss(outputs, labels, task_labels, domain)[0]
+            return AdaptModelOutput(loss=loss, logits=outputs.logits)
 
-        components: dict[str, torch.Tensor] = {}
-        alignment = logits.sum() * 0.0
-        source_weights = None
-        method_losses: dict[str, torch.Tensor] = {}
-        reversal_scales: dict[str, GradientScale] = {}
-        gathered = None
-        if aligning:
-            has_both = bool((domain == self.target_domain).any()) and bool((domain != self.target_domain).any())
-            # method heads draw (dropout) from a stream of their own: the backbone's dropout stays the baseline's
-            with self.method_rng.active(logits.device):
-                for name, method in self.methods.items():
-                    if not has_both:
-                        # Keep every head in the graph so DDP's reducer sees all parameters on every step.
-                        alignment = alignment + sum(p.sum() * 0.0 for p in method.parameters())
-                        continue
-                    context = contexts.get(name, {})
-                    if method.needs_hidden_states:
-                        context = {**context, "hidden_states": outputs.hidden_states[-1]}
-                    method_features = features
-                    if self.alignment_balancing == "gradient" and not self._is_scheduled(name):
-                        # the reversed gradient is rescaled once the task's gradient is known (below)
-                        reversal_scales[name] = GradientScale()
-                        method_features = reversal_scales[name](features)
-                    if method.batch_statistic and world_size() > 1:
-                        if gathered is None:  # every process's rows, gradients flowing back (hfadapt.distributed)
-                            gathered = (gather_rows(features), gather_rows(domain), gather_rows(logits))
-                        rows = (gathered if method_features is features
-                                else (gather_rows(method_features), *gathered[1:]))
-                        out = method(*rows, **context)
-                    else:
-                        out = method(method_features, domain, logits, **context)
-                    method_losses[name] = out.loss
-                    components[f"loss_{name}"] = out.loss.detach()
-                    components.update({f"{name}_{k}": v.detach() for k, v in out.metrics.items()})
-                    if out.source_weights is not None:
-                        if source_weights is not None:
-                            raise ValueError("two methods of this run weight the source rows; combine at most one "
-                                             "of them")
-                        source_weights = out.source_weights.detach()
+        methods = (self._method_losses(outputs, features, domain, contexts) if aligning
+                   else _MethodLosses(zero=outputs.logits.sum() * 0.0))
+        components = methods.components
         loss = None
         if labels is not None:
-            loss, per_domain = self._all_task_losses(outputs, labels, task_labels, domain, source_weights)
+            loss, per_domain = self._objective_loss(outputs, labels, task_labels, domain, methods.source_weights)
             components["loss_task"] = loss.detach()
             components.update(per_domain)
+        alignment = self._weighted_alignment(methods, loss, features, components)
+        if loss is not None:
+            loss = self._add_penalties(loss, outputs, components)
+        loss = alignment if loss is None else loss + alignment
+        return AdaptModelOutput(loss=loss, logits=outputs.logits, components=components)
+
+    # ---- the steps of a training forward ------------------------------------------------------------------
+
+    def _drop_target_rows(self, inputs: dict, labels: torch.Tensor | None, task_labels: dict[str, torch.Tensor],
+                          domain: torch.Tensor) -> tuple[dict, torch.Tensor | None, dict[str, torch.Tensor],
+                                                         torch.Tensor]:
+        """Leave the target rows out of a source-only batch: no loss reads them, so their forward is skipped.
+
+        Every ``(N, ...)`` tensor of ``inputs``, ``labels (N,)``, each of ``task_labels`` and ``domain (N,)`` keep
+        their ``N_s`` source rows; other inputs pass unchanged.
+        """
+        keep = domain != self.target_domain
+        inputs = {k: v[keep] if torch.is_tensor(v) and v.shape[:1] == keep.shape else v for k, v in inputs.items()}
+        labels = labels[keep] if labels is not None else None
+        task_labels = {t: v[keep] for t, v in task_labels.items()}
+        return inputs, labels, task_labels, domain[keep]
+
+    def _prepare_method_inputs(self, inputs: dict, domain: torch.Tensor) -> tuple[dict, dict[str, dict]]:
+        """Let every method change the batch's inputs before the forward (UDALM masks target tokens).
+
+        Returns ``(inputs, contexts)``: the inputs to run and ``{method: keyword arguments for its forward}``. The
+        methods draw from their own random stream, so the backbone's dropout masks stay the baseline's.
+        """
+        contexts: dict[str, dict] = {}
+        with self.method_rng.active(domain.device):
+            for name, method in self.methods.items():
+                inputs, contexts[name] = method.prepare_inputs(inputs, domain)
+        return inputs, contexts
+
+    def _method_losses(self, outputs, features: torch.Tensor, domain: torch.Tensor,
+                       contexts: dict[str, dict]) -> _MethodLosses:
+        """Run every alignment method on the batch's ``features (N, F)``, ``domain (N,)`` and logits ``(N, C)``.
+
+        A batch without both source and target rows runs no method; the heads' parameters then enter the loss times
+        zero, so DDP's reducer sees all parameters on every step. With gradient balancing an adversarial method
+        reads the features through a :class:`~hfadapt.grl.GradientScale` that :meth:`_weighted_alignment` sets once
+        the task's gradient is known. The methods draw (dropout) from their own random stream.
+
+        Raises:
+            ValueError: two methods return instance weights for the source rows.
+        """
+        logits = outputs.logits
+        result = _MethodLosses(zero=logits.sum() * 0.0)
+        has_both = bool((domain == self.target_domain).any()) and bool((domain != self.target_domain).any())
+        gathered: list[torch.Tensor] = []
+        with self.method_rng.active(logits.device):
+            for name, method in self.methods.items():
+                if not has_both:
+                    result.zero = result.zero + sum(p.sum() * 0.0 for p in method.parameters())
+                    continue
+                context = contexts.get(name, {})
+                if method.needs_hidden_states:
+                    context = {**context, "hidden_states": outputs.hidden_states[-1]}
+                method_features = features
+                if self.alignment_balancing == "gradient" and not self._is_scheduled(name):
+                    result.reversal_scales[name] = GradientScale()
+                    method_features = result.reversal_scales[name](features)
+                rows = self._method_rows(method, features, method_features, domain, logits, gathered)
+                out = method(*rows, **context)
+                result.losses[name] = out.loss
+                result.components[f"loss_{name}"] = out.loss.detach()
+                result.components.update({f"{name}_{k}": v.detach() for k, v in out.metrics.items()})
+                if out.source_weights is not None:
+                    if result.source_weights is not None:
+                        raise ValueError("two methods of this run weight the source rows; combine at most one "
+                                         "of them")
+                    result.source_weights = out.source_weights.detach()
+        return result
+
+    @staticmethod
+    def _method_rows(method, features: torch.Tensor, method_features: torch.Tensor, domain: torch.Tensor,
+                     logits: torch.Tensor, gathered: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """``(features, domain, logits)`` a method reads: this process's rows, or under DDP, for a batch statistic
+        (MMD, CORAL, ...), every process's rows with gradients flowing back (:mod:`hfadapt.distributed`).
+
+        ``gathered`` caches the gathered ``(features, domain, logits)`` across the methods of one batch;
+        ``method_features`` are ``features`` or a gradient-scaled view of them, gathered on their own.
+        """
+        if not (method.batch_statistic and world_size() > 1):
+            return method_features, domain, logits
+        if not gathered:
+            gathered.extend((gather_rows(features), gather_rows(domain), gather_rows(logits)))
+        return tuple(gathered) if method_features is features else (gather_rows(method_features), *gathered[1:])
+
+    def _weighted_alignment(self, methods: _MethodLosses, task_loss: torch.Tensor | None, features: torch.Tensor,
+                            components: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``sum_m w_m L_m`` (a scalar), each ``w_m`` the method's :meth:`effective_weight`, balanced against the task
+        loss's gradient on ``features (N, F)`` with ``alignment_balancing="gradient"`` (:mod:`hfadapt.balancing`).
+
+        Adds ``<name>_weight`` (and ``<name>_balance`` when balanced) to ``components``.
+        """
+        alignment = methods.zero
         task_norm = None
-        if method_losses and loss is not None and self.alignment_balancing == "gradient":
-            task_norm = feature_gradient_norm(loss, features)
-        for name, method_loss in method_losses.items():
+        if methods.losses and task_loss is not None and self.alignment_balancing == "gradient":
+            task_norm = feature_gradient_norm(task_loss, features)
+        for name, method_loss in methods.losses.items():
             weight = torch.tensor(self.effective_weight(name), device=method_loss.device)
             balanced = self._is_scheduled(name) and self.methods[name].feature_scale_dependent
             ratio = gradient_ratio(task_norm, method_loss, features) if balanced else None
-            if name in reversal_scales:
+            if name in methods.reversal_scales:
                 factor = reversal_factor(task_norm, method_loss, features, self.methods[name].grl_coefficient)
                 if factor is not None:
-                    reversal_scales[name].factor = factor
+                    methods.reversal_scales[name].factor = factor
                     components[f"{name}_balance"] = factor
                 alignment = alignment + weight * method_loss
             elif ratio is not None:
@@ -331,9 +408,32 @@ class AdaptModel(nn.Module):
             else:
                 alignment = alignment + weight * method_loss
             components[f"{name}_weight"] = weight
-        penalty = getattr(outputs, "soft_sharing_penalty", None)  # a multi-task model's soft sharing (multitask.py)
-        if penalty is not None and loss is not None:
+        return alignment
+
+    def _add_penalties(self, loss: torch.Tensor, outputs, components: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``loss`` plus the objective's penalties on ``outputs`` (a multi-task model's soft sharing), each logged
+        as ``loss_<name>`` in ``components``."""
+        for name, penalty in self.objective.penalties(outputs).items():
             loss = loss + penalty
-            components["loss_soft_sharing"] = penalty.detach()
-        loss = alignment if loss is None else loss + alignment
-        return AdaptModelOutput(loss=loss, logits=logits, components=components)
+            components[f"loss_{name}"] = penalty.detach()
+        return loss
+
+
+@dataclass
+class _MethodLosses:
+    """What the alignment methods gave on one training batch, before weighting.
+
+    Attributes:
+        zero: a zero scalar holding the logits (and, on a one-domain batch, every head's parameters) in the graph;
+            the weighted losses are added to it.
+        losses: the scalar loss of each method that ran, by name.
+        components: detached scalars to log: ``loss_<name>``, ``<name>_<metric>``.
+        reversal_scales: with gradient balancing, the gradient scale each adversarial method reads through.
+        source_weights: ``(N_s,)`` instance weights of the source rows, if a method gave them.
+    """
+
+    zero: torch.Tensor
+    losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    components: dict[str, torch.Tensor] = field(default_factory=dict)
+    reversal_scales: dict[str, GradientScale] = field(default_factory=dict)
+    source_weights: torch.Tensor | None = None

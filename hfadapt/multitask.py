@@ -26,6 +26,7 @@ from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedMode
 from transformers.utils import ModelOutput
 
 from .features import mean_pooled
+from .objective import CrossEntropy, TaskObjective, register_objective
 
 
 class MultiTaskConfig(PretrainedConfig):
@@ -265,6 +266,72 @@ class MultiTaskModel(PreTrainedModel):
         )
 
 
+class MultiTaskObjective(TaskObjective):
+    """The adaptation objective of a :class:`MultiTaskModel`: ``L_task = sum_i lambda_i L_i`` over its tasks.
+
+    Each ``L_i`` is the adaptation model's cross-entropy over the labelled source rows of task ``i`` (the main task
+    reads ``labels``, every other task the column named after it); each is logged as ``loss_task_<task>`` and, with
+    several source domains, per domain as ``loss_task_<task>_<domain>``. The soft-sharing penalty of the model's
+    output is added to the training loss and logged as ``loss_soft_sharing``. A model with one task is trained as a
+    single-task one.
+
+    Args:
+        tasks: ``{task: num_labels}`` in order, the main task first.
+        task_weights: ``{task: lambda_i}``; missing tasks weigh 1.
+    """
+
+    def __init__(self, tasks: dict[str, int], task_weights: dict[str, float] | None = None):
+        self.tasks = dict(tasks)
+        self.extra_tasks = list(self.tasks)[1:]
+        self.main_task = next(iter(self.tasks)) if self.extra_tasks else None
+        self.task_weights = dict(task_weights or {})
+
+    @classmethod
+    def from_config(cls, config: MultiTaskConfig) -> MultiTaskObjective:
+        """The objective of a model with this config."""
+        return cls(config.tasks, config.task_weights)
+
+    @property
+    def label_columns(self) -> dict[str, int]:
+        """``{task: num_labels}`` of every task but the main one: the columns their labels are read from."""
+        return {t: self.tasks[t] for t in self.extra_tasks}
+
+    def split_labels(self, inputs: dict) -> tuple[dict, dict[str, torch.Tensor]]:
+        """Pop the extra tasks' label columns, ``{task: (N,) long}``, from the model inputs (changed in place)."""
+        return inputs, {t: inputs.pop(t) for t in self.extra_tasks if t in inputs}
+
+    def task_loss(self, outputs, labels: torch.Tensor, task_labels: dict[str, torch.Tensor],
+                  cross_entropy: CrossEntropy) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``sum_i lambda_i L_i`` over the main task and the extra tasks whose labels the batch carries.
+
+        Args:
+            outputs: a :class:`MultiTaskOutput` (``logits (N, C_main)``, ``task_logits {task: (N, C_task)}``).
+            labels: ``(N,)`` long labels of the main task, -100 on unlabelled rows.
+            task_labels: ``{task: (N,) long}`` from :meth:`split_labels`.
+            cross_entropy: the adaptation model's task loss (:data:`hfadapt.objective.CrossEntropy`).
+        """
+        if not self.extra_tasks:
+            return cross_entropy(outputs.logits, labels)
+        pairs = [(self.main_task, outputs.logits, labels)]
+        pairs += [(t, outputs.task_logits[t], task_labels[t]) for t in self.extra_tasks if t in task_labels]
+        total, components = None, {}
+        for name, logits, y in pairs:
+            if y is None:
+                continue
+            loss, parts = cross_entropy(logits, y, task=name)
+            weighted = self.task_weights.get(name, 1.0) * loss
+            total = weighted if total is None else total + weighted
+            components[f"loss_task_{name}"] = loss.detach()
+            components.update(parts)
+        return total, components
+
+    def penalties(self, outputs) -> dict[str, torch.Tensor]:
+        """``{"soft_sharing": penalty}`` when the model soft-shares parameters
+        (:attr:`MultiTaskOutput.soft_sharing_penalty`), else nothing."""
+        penalty = outputs.soft_sharing_penalty
+        return {} if penalty is None else {"soft_sharing": penalty}
+
+
 # After `import hfadapt`, AutoConfig/AutoModel load a saved multi-task model without remote code.
 AutoConfig.register(MultiTaskConfig.model_type, MultiTaskConfig, exist_ok=True)
 AutoModel.register(MultiTaskConfig, MultiTaskModel, exist_ok=True)
@@ -272,3 +339,5 @@ AutoModel.register(MultiTaskConfig, MultiTaskModel, exist_ok=True)
 # with `trust_remote_code=True` where hfadapt is not installed.
 MultiTaskConfig.register_for_auto_class()
 MultiTaskModel.register_for_auto_class("AutoModel")
+# Adapting a multi-task model trains every task (AdaptModel asks hfadapt.objective for the model's objective).
+register_objective(MultiTaskConfig.model_type, MultiTaskObjective.from_config)

@@ -23,15 +23,7 @@ from transformers import (
 from .callbacks import AdaptationScheduleCallback, MinStepsEarlyStoppingCallback
 from .checkpointing import ResumableCheckpointsMixin, save_folder_atomically
 from .config import AdaptConfig
-from .data.mixing import (
-    DOMAIN_COLUMN,
-    LABEL_COLUMNS,
-    build_training_set,
-    check_columns,
-    check_label_sets,
-    check_task_columns,
-    model_input_names,
-)
+from .data.mixing import DOMAIN_COLUMN, LABEL_COLUMNS, build_training_set, model_input_names
 from .data.sampler import DomainBalancedSampler
 from .data.transforms import keep_only, raw, transform_of
 from .features import dataset_features, row_sample, unwrap_peft
@@ -41,9 +33,19 @@ from .grl import GRL_SCHEDULES
 from .methods import build_methods
 from .model import AdaptModel
 from .model_card import ModelCardMixin
+from .objective import TaskObjective, objective_for
 from .peft_utils import is_peft_model, lora_config_from, save_task_model, wrap_with_peft
-from .preflight import check_batchable, check_finite_inputs, check_task_head, check_token_ids, probe_rows
 from .rng import stream_seed
+from .setup import (
+    check_datasets,
+    check_model,
+    check_stored_inputs,
+    eval_sets,
+    named_evals,
+    named_sources,
+    probe_datasets,
+    probe_feature_dim,
+)
 from .source_weighting import proximity_weights
 from .validators.callback import LabelFreeValidationCallback
 
@@ -113,75 +115,28 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
         peft_config=None,
         **kwargs,
     ):
-        if not isinstance(args, AdaptConfig):
-            raise TypeError(f"args must be an hfadapt.AdaptConfig, got {type(args).__name__}")
-        args.source_per_batch(args.per_device_train_batch_size)  # both domains fit in a batch
-        if not isinstance(unwrap_peft(model), PreTrainedModel):
-            raise TypeError("model must be a transformers PreTrainedModel (or a PEFT model of one), "
-                            f"got {type(model).__name__}")
-        check_task_head(model)
-        num_labels = unwrap_peft(model).config.num_labels
-        if num_labels < 2:
-            raise ValueError(f"hfadapt adapts classifiers; the model has num_labels={num_labels} (regression)")
-
+        # The steps in order: refuse bad input before any work, wrap with PEFT before fingerprinting, probe the
+        # model for the feature width the methods' heads are built for, then hand over to Trainer.
+        num_labels = check_model(args, model)
+        objective = objective_for(unwrap_peft(model).config)
         model_inputs = model_input_names(model)
-        sources = self._named_sources(train_dataset)
-        evals = (eval_dataset if isinstance(eval_dataset, dict)
-                 else ({"eval": eval_dataset} if eval_dataset is not None else {}))
-        extra_tasks = self._check_datasets(args, unwrap_peft(model).config, sources, target_dataset, evals,
-                                           model_inputs)
-        self._check_stored_inputs(model, sources, target_dataset, evals, model_inputs)
-        first = next(iter(sources.values()))
-        # A dataset's own `domain` column (e.g. a domain name) is not the domain id the model takes.
-        evals = {name: ds.remove_columns(DOMAIN_COLUMN) if DOMAIN_COLUMN in ds.column_names else ds
-                 for name, ds in evals.items()}
-        evals = {name: keep_only(ds, [*model_inputs, *LABEL_COLUMNS, *extra_tasks]) for name, ds in evals.items()}
+        sources, evals = named_sources(train_dataset), named_evals(eval_dataset)
+        self._check_datasets(args, model, num_labels, objective, sources, target_dataset, evals, model_inputs)
+        evals = eval_sets(evals, [*model_inputs, *LABEL_COLUMNS, *objective.label_columns])
         if eval_dataset is not None:
             eval_dataset = evals if isinstance(eval_dataset, dict) else evals["eval"]
-        mixed = build_training_set(list(sources.values()), target_dataset, model_inputs,
-                                   extra_label_columns=list(extra_tasks))
-        self._model_input_names = model_inputs
-        self._extra_task_columns = list(extra_tasks)
-
-        if peft_config is None and args.use_peft:
-            peft_config = lora_config_from(args)
-        if peft_config is not None and not is_peft_model(model):
-            model = wrap_with_peft(model, peft_config)
+        mixed = self._mix_domains(sources, target_dataset, model_inputs, objective)
+        model = self._apply_peft(model, args, peft_config)
         self.run_fingerprint = run_fingerprint(args, model, sources, target_dataset)
         """What a checkpoint must share with this run to be resumed (:mod:`hfadapt.fingerprint`)."""
-
-        if data_collator is None:
-            data_collator = (
-                DataCollatorWithPadding(processing_class) if isinstance(processing_class, PreTrainedTokenizerBase)
-                else default_data_collator
-            )
-        num_domains = len(sources) + 1
-        # With batch normalisation the target rows of a batch would shape the baseline's statistics (AdaBN, Li et
-        # al. 2016): it would not be source-only any more, so it skips them.
-        has_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-        adapt_model = AdaptModel(model, feature_source=args.feature_source, num_domains=num_domains,
-                                 domain_names=[*sources, "target"],
-                                 skip_target_rows=not args.source_only_full_batch or has_batch_norm,
-                                 alignment_balancing=args.alignment_balancing,
-                                 method_seed=stream_seed(args.seed, args.process_index))
-        feature_dim = self._probe_feature_dim(adapt_model, first, data_collator, model_inputs)
-        self._probe_other_sets(adapt_model, sources, target_dataset, evals, data_collator, model_inputs, num_labels)
-        self.source_domain_distances = None
-        if args.source_weighting == "fixed":
-            adapt_model.set_source_domain_weights(args.source_domain_weights)
-        elif args.source_weighting == "auto" and len(sources) > 1:
-            n = args.source_weighting_samples
-            features = [dataset_features(adapt_model, row_sample(ds, n, args.seed), data_collator, model_inputs, n)
-                        for ds in (*sources.values(), target_dataset)]
-            weights, self.source_domain_distances = proximity_weights(features[:-1], features[-1],
-                                                                      args.mmd_kernel_multipliers)
-            adapt_model.set_source_domain_weights(weights)
-        set_seed(args.seed)  # heads start the same in every run with this seed
-        methods = build_methods(args, feature_dim, num_domains=num_domains, num_classes=num_labels)
-        for method in methods.values():
-            method.bind(model, processing_class)
-        adapt_model.methods.update(methods)
-        adapt_model.method_weights = {name: args.method_weight(name) for name in methods}
+        data_collator = self._choose_collator(data_collator, processing_class)
+        adapt_model = self._adaptation_model(model, args, sources, objective)
+        feature_dim = self._probe(adapt_model, sources, target_dataset, evals, data_collator, model_inputs, num_labels)
+        self.source_domain_distances = self._weight_sources(adapt_model, args, sources, target_dataset,
+                                                            data_collator, model_inputs)
+        """With ``source_weighting="auto"`` over several sources, each source's MMD^2 to the target, else ``None``
+        (:func:`~hfadapt.source_weighting.proximity_weights`)."""
+        self._build_methods(adapt_model, args, model, processing_class, feature_dim, num_labels)
 
         super().__init__(
             model=adapt_model,
@@ -194,6 +149,124 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
             callbacks=callbacks,
             **kwargs,
         )
+        self._components: dict[str, list[torch.Tensor]] = defaultdict(list)
+        self.label_free = None
+        """The :class:`~hfadapt.validators.selection.LabelFreeValidation` of ``args.label_free_validators``, scored
+        at every evaluation by a :class:`~hfadapt.validators.callback.LabelFreeValidationCallback`."""
+        self.card_details: dict = {}
+        """What the model card needs beyond the trainer's own knowledge (see :meth:`create_model_card`)."""
+        self._add_callbacks(args, adapt_model, evals, isinstance(eval_dataset, dict), target_dataset, data_collator,
+                            model_inputs)
+
+    # ---- the steps of __init__, in order -------------------------------------------------------------------
+
+    @staticmethod
+    def _check_datasets(args, model, num_labels: int, objective: TaskObjective, sources, target, evals,
+                        model_inputs) -> None:
+        """Every check of the datasets that must fail before training: columns, label sets and the objective's
+        label columns (:func:`~hfadapt.setup.check_datasets`), then every stored row's token ids and float values
+        (:func:`~hfadapt.setup.check_stored_inputs`).
+
+        Raises:
+            ValueError: naming the set, the column or the row at fault.
+        """
+        check_datasets(args, num_labels, objective.label_columns, sources, target, evals, model_inputs)
+        check_stored_inputs(model, sources, target, evals, model_inputs)
+
+    def _mix_domains(self, sources, target, model_inputs, objective: TaskObjective) -> datasets.Dataset:
+        """The training set: the source domains' and the target's rows with a ``domain`` id column, cut to the
+        model inputs, the labels and the objective's label columns (:func:`~hfadapt.data.mixing.build_training_set`);
+        remembers the columns a batch keeps."""
+        self._model_input_names = model_inputs
+        self._extra_task_columns = list(objective.label_columns)
+        return build_training_set(list(sources.values()), target, model_inputs,
+                                  extra_label_columns=self._extra_task_columns)
+
+    @staticmethod
+    def _apply_peft(model, args: AdaptConfig, peft_config):
+        """The model wrapped with ``peft_config`` (``args.use_peft`` builds a LoRA one when none is given); a PEFT
+        model or a run without PEFT is returned as it is."""
+        if peft_config is None and args.use_peft:
+            peft_config = lora_config_from(args)
+        if peft_config is not None and not is_peft_model(model):
+            model = wrap_with_peft(model, peft_config)
+        return model
+
+    @staticmethod
+    def _choose_collator(data_collator, processing_class):
+        """The given collator; else dynamic padding with a tokenizer, ``default_data_collator`` otherwise."""
+        if data_collator is not None:
+            return data_collator
+        if isinstance(processing_class, PreTrainedTokenizerBase):
+            return DataCollatorWithPadding(processing_class)
+        return default_data_collator
+
+    @staticmethod
+    def _adaptation_model(model, args: AdaptConfig, sources, objective: TaskObjective) -> AdaptModel:
+        """The :class:`AdaptModel` around the task model, with no methods yet: one domain id per source, then the
+        target's."""
+        # With batch normalisation the target rows of a batch would shape the baseline's statistics (AdaBN, Li et
+        # al. 2016): it would not be source-only any more, so it skips them.
+        has_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        return AdaptModel(model, feature_source=args.feature_source, num_domains=len(sources) + 1,
+                          domain_names=[*sources, "target"],
+                          skip_target_rows=not args.source_only_full_batch or has_batch_norm,
+                          alignment_balancing=args.alignment_balancing,
+                          method_seed=stream_seed(args.seed, args.process_index), objective=objective)
+
+    @staticmethod
+    def _probe(adapt_model: AdaptModel, sources, target, evals, collator, model_inputs, num_labels: int) -> int:
+        """Run the model on rows of every set (:mod:`hfadapt.setup.probe`); return the feature width ``F``.
+
+        Raises:
+            ValueError: rows of a set that the model or the collator cannot take, naming the set.
+        """
+        feature_dim = probe_feature_dim(adapt_model, next(iter(sources.values())), collator, model_inputs)
+        probe_datasets(adapt_model, sources, target, evals, collator, model_inputs, num_labels)
+        return feature_dim
+
+    @staticmethod
+    def _weight_sources(adapt_model: AdaptModel, args: AdaptConfig, sources, target, collator,
+                        model_inputs) -> list[float] | None:
+        """Set ``lambda_d`` of each source domain in the task loss: ``args.source_domain_weights`` with
+        ``source_weighting="fixed"``; with ``"auto"`` and several sources, from each source's feature distance to
+        the target (:func:`~hfadapt.source_weighting.proximity_weights`), which is returned (else ``None``)."""
+        if args.source_weighting == "fixed":
+            adapt_model.set_source_domain_weights(args.source_domain_weights)
+        elif args.source_weighting == "auto" and len(sources) > 1:
+            n = args.source_weighting_samples
+            features = [dataset_features(adapt_model, row_sample(ds, n, args.seed), collator, model_inputs, n)
+                        for ds in (*sources.values(), target)]
+            weights, distances = proximity_weights(features[:-1], features[-1], args.mmd_kernel_multipliers)
+            adapt_model.set_source_domain_weights(weights)
+            return distances
+        return None
+
+    @staticmethod
+    def _build_methods(adapt_model: AdaptModel, args: AdaptConfig, model, processing_class, feature_dim: int,
+                       num_labels: int) -> None:
+        """Build the alignment methods of ``args.method`` for ``(N, feature_dim)`` features, bind them to the task
+        model and its processor, and put them and their loss weights into ``adapt_model``.
+
+        Raises:
+            ValueError: a method that cannot work with this model or processor (e.g. UDALM without a tokenizer).
+        """
+        num_domains = adapt_model.num_domains
+        set_seed(args.seed)  # heads start the same in every run with this seed
+        methods = build_methods(args, feature_dim, num_domains=num_domains, num_classes=num_labels)
+        for method in methods.values():
+            method.bind(model, processing_class)
+        adapt_model.methods.update(methods)
+        adapt_model.method_weights = {name: args.method_weight(name) for name in methods}
+
+    def _add_callbacks(self, args: AdaptConfig, adapt_model: AdaptModel, evals, evals_by_name: bool, target,
+                       collator, model_inputs) -> None:
+        """Add, in this order: the schedules of the GRL coefficient, the loss-weight factor and training progress;
+        early stopping; label-free validation; the weight EMA of the task model.
+
+        Raises:
+            ValueError: ``args.label_free_validators`` without the labelled source-validation set among ``evals``.
+        """
         grl = functools.partial(GRL_SCHEDULES[args.grl_schedule], max_lambda=args.grl_max_lambda, gamma=args.grl_gamma)
         weights = functools.partial(GRL_SCHEDULES[args.weight_schedule], max_lambda=1.0, gamma=args.grl_gamma)
         self.add_callback(
@@ -206,100 +279,20 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
         if args.early_stopping_patience:
             self.add_callback(MinStepsEarlyStoppingCallback(args.early_stopping_patience,
                                                             args.early_stopping_min_steps))
-        self._components: dict[str, list[torch.Tensor]] = defaultdict(list)
-        self.label_free = None
-        """The :class:`~hfadapt.validators.selection.LabelFreeValidation` of ``args.label_free_validators``, scored
-        at every evaluation by a :class:`~hfadapt.validators.callback.LabelFreeValidationCallback`."""
         if args.label_free_validators:
             split = args.label_free_source_split
             if split not in evals:
                 raise ValueError(f"label_free_validators need a labelled source-validation set: pass "
                                  f"eval_dataset={{'{split}': source_val, ...}} (or set label_free_source_split)")
             callback = LabelFreeValidationCallback(
-                evals[split], keep_only(target_dataset, model_inputs), data_collator, args.label_free_validators,
-                args.label_free_max_rows, model_inputs, eval_name=split if isinstance(eval_dataset, dict) else None)
+                evals[split], keep_only(target, model_inputs), collator, args.label_free_validators,
+                args.label_free_max_rows, model_inputs, eval_name=split if evals_by_name else None)
             self.add_callback(callback)
             self.label_free = callback.validation
-        self.card_details: dict = {}
-        """What the model card needs beyond the trainer's own knowledge (see :meth:`create_model_card`)."""
         if args.weight_ema_decay is not None:  # the EMA covers the task model only, not the training-only heads
             self.add_callback(WeightEMACallback(args.weight_ema_decay, module=adapt_model.task_model))
 
-    # ---- set-up helpers ------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _probe_feature_dim(adapt_model: AdaptModel, source: datasets.Dataset, collator, model_inputs) -> int:
-        """Run two source rows through the model to learn the feature width (and fail now on unusable input)."""
-        try:
-            features = dataset_features(adapt_model, source, collator, model_inputs, max_rows=2)
-        except (RuntimeError, ValueError, TypeError) as err:
-            row = {k: v for k, v in source[0].items() if k in model_inputs}
-            shapes = {k: tuple(v.shape) for k, v in collator([row]).items() if hasattr(v, "shape")}
-            raise ValueError(
-                f"the model cannot run on the first source rows (inputs {shapes}): {err}. Check that the data was "
-                "processed for this model: tokenised with its tokenizer, or images resized to the model's "
-                "image_size with its number of channels (hfadapt.data.image_transform does both)."
-            ) from err
-        return int(features.shape[-1])
-
-    @staticmethod
-    def _check_stored_inputs(model, sources, target, evals, model_inputs) -> None:
-        """Token ids within the vocabulary and finite float inputs, on every stored row of every set."""
-        named = {**{f"train_dataset (source {n!r})": ds for n, ds in sources.items()}, "target_dataset": target,
-                 **{f"eval dataset {n!r}": ds for n, ds in evals.items()}}
-        for name, ds in named.items():
-            check_token_ids(ds, name, model)
-            check_finite_inputs(ds, name, model_inputs)
-
-    @staticmethod
-    def _probe_other_sets(adapt_model, sources, target, evals, collator, model_inputs, num_labels) -> None:
-        """Run rows of the target and eval sets (and the source's longest) through the model, and a source row
-        with a target row through the collator: what the first training step and evaluation will do."""
-        first = next(iter(sources.values()))
-        named = {"train_dataset (source)": first, "target_dataset": target,
-                 **{f"eval dataset {n!r}": ds for n, ds in evals.items()}}
-        for name, ds in named.items():
-            probe_rows(adapt_model, ds, name, collator, model_inputs, num_labels)
-        check_batchable(first, target, collator, model_inputs)
-
-    @staticmethod
-    def _check_datasets(args, model_config, sources, target, evals, model_inputs) -> dict[str, int]:
-        """Every check of the datasets that must fail before training; returns ``{task: num_labels}`` of a
-        multi-task model's extra tasks (empty for a single-task model)."""
-        num_labels = model_config.num_labels
-        for name, ds in sources.items():
-            check_columns(ds, f"train_dataset (source {name!r})" if len(sources) > 1 else "train_dataset (source)",
-                          model_inputs, need_labels=True)
-        check_columns(target, "target_dataset", model_inputs, need_labels=False)
-        for name, ds in evals.items():
-            check_columns(ds, f"eval dataset {name!r}", model_inputs, need_labels=False)
-        for ds in sources.values():
-            check_label_sets(ds, num_labels, evals)
-        first, *others = sources.items()
-        check_label_sets(first[1], num_labels, {f"source {n!r}": ds for n, ds in others})
-        extra_tasks = {t: model_config.tasks[t] for t in getattr(model_config, "extra_tasks", None) or []}
-        for name, ds in sources.items():
-            check_task_columns(ds, f"train_dataset (source {name!r})", extra_tasks)
-        if args.source_weighting == "fixed" and len(args.source_domain_weights) != len(sources):
-            raise ValueError(f"source_domain_weights has {len(args.source_domain_weights)} values for "
-                             f"{len(sources)} source domains {list(sources)}")
-        return extra_tasks
-
-    @staticmethod
-    def _named_sources(train_dataset) -> dict[str, datasets.Dataset]:
-        """``{name: dataset}`` of the source domains: one ``Dataset`` is the single domain ``"source"``."""
-        if isinstance(train_dataset, datasets.Dataset):
-            return {"source": train_dataset}
-        if isinstance(train_dataset, dict | datasets.DatasetDict):
-            if not train_dataset:
-                raise ValueError("train_dataset is an empty dict: give at least one labelled source domain")
-            bad = [n for n in train_dataset if not str(n).isidentifier() or n == "target"]
-            if bad:
-                raise ValueError(f"source domain names must be identifiers other than 'target' (they name logged "
-                                 f"keys such as loss_task_<name>), got {bad}")
-            return dict(train_dataset)
-        raise TypeError(f"train_dataset must be a datasets.Dataset or a dict of them (one per source domain), "
-                        f"got {type(train_dataset).__name__}")
+    # ---- Trainer overrides -----------------------------------------------------------------------------------
 
     @property
     def source_domain_weights(self) -> dict[str, float]:

@@ -49,13 +49,13 @@ from hfadapt.benchmarking.ledger import (
     row_recipe,
 )
 from hfadapt.benchmarking.pairs import DEFAULT_PAIRS, MULTI_SOURCE_PAIRS, tokenised_pair
-from hfadapt.cli_args import parse_with_config
+from hfadapt.cli.args import parse_with_config
+from hfadapt.cli.recipes import recipe_path
 from hfadapt.data import DataArguments
-from hfadapt.experiment import train_and_evaluate
+from hfadapt.evaluation.experiment import train_and_evaluate
 from hfadapt.methods import ALIGNMENT_METHODS, SOURCE_ONLY
-from hfadapt.offline_models import packaged_minilm_path
-from hfadapt.recipes import recipe_path
-from hfadapt.runtime import use_available_cpu_threads
+from hfadapt.utils.offline_models import packaged_minilm_path
+from hfadapt.utils.runtime import use_available_cpu_threads
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,7 +97,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "sentiment.jsonl"))
     parser.add_argument("--table", default=str(REPO / "benchmarks" / "results" / "sentiment.md"))
     parser.add_argument("--label_free_validators", nargs="*", default=[],
-                        help="label-free validators (hfadapt.validators) scored at every evaluation and recorded in "
+                        help="label-free validators (hfadapt.selection) scored at every evaluation and recorded in "
                              "each row's 'validators', so that a method can be chosen without target labels; they "
                              "join the recipe, so such rows form a grid of their own")
     parser.add_argument("--table_only", action="store_true")

@@ -36,8 +36,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trai
 from hfadapt import ALIGNMENT_METHODS, AdaptConfig, AdaptTrainer
 from hfadapt.benchmarking.timing import StepTimer, args_for, run_header, token_rows, write_results
 from hfadapt.methods.mmd import multi_kernel_mmd
-from hfadapt.offline_models import packaged_minilm_path
-from hfadapt.runtime import use_available_cpu_threads
+from hfadapt.utils.offline_models import packaged_minilm_path
+from hfadapt.utils.runtime import use_available_cpu_threads
 
 REPO = Path(__file__).resolve().parents[1]
 PEAK_MEMORY_CHILD = Path(__file__).resolve().parent / "_peak_memory_child.py"

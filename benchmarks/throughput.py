@@ -1,6 +1,6 @@
 """Throughput of the default sentiment run on CPU: tokens per second, before and after length-aware batching.
 
-The default recipe (``hfadapt/recipes/sentiment_transfer.yaml``: books -> electronics, the packaged
+The default recipe (``hfadapt/cli/recipes/sentiment_transfer.yaml``: books -> electronics, the packaged
 all-MiniLM-L6-v2, 128 tokens, batches of 32 rows = 16 source + 16 target, DANN) on the real reviews, three input
 pipelines timed side by side in one process, alternating in rounds:
 
@@ -38,11 +38,11 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from hfadapt import AdaptConfig, AdaptTrainer
 from hfadapt.benchmarking.timing import StepTimer, run_header, write_results
-from hfadapt.cli_args import parse_with_config
+from hfadapt.cli.args import parse_with_config
+from hfadapt.cli.recipes import recipe_path
 from hfadapt.data import DataArguments, load_transfer_splits, tokenize_splits
-from hfadapt.offline_models import packaged_minilm_path
-from hfadapt.recipes import recipe_path
-from hfadapt.runtime import use_available_cpu_threads
+from hfadapt.utils.offline_models import packaged_minilm_path
+from hfadapt.utils.runtime import use_available_cpu_threads
 
 REPO = Path(__file__).resolve().parents[1]
 TOKENISE_CHILD = Path(__file__).resolve().parent / "_tokenise_child.py"

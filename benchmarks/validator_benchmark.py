@@ -2,7 +2,7 @@
 
 For each transfer pair among books, dvd and electronics and each setting (a method and its hyperparameters), one run
 of the packaged MiniLM is evaluated every ``--eval_steps`` optimizer steps: the validators of
-``hfadapt.validators`` score each checkpoint without target labels, and its true target-test accuracy is recorded
+``hfadapt.selection`` score each checkpoint without target labels, and its true target-test accuracy is recorded
 beside them (``benchmarks/results/validators.jsonl``, one row per checkpoint; reruns skip what is there). The table
 gives, per validator, over the checkpoints of each pair:
 
@@ -33,13 +33,13 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from hfadapt import AdaptConfig, AdaptTrainer
 from hfadapt.benchmarking.ledger import append_row, load_results, parse_setting
 from hfadapt.benchmarking.pairs import DEFAULT_PAIRS, tokenised_pair
-from hfadapt.cli_args import parse_with_config
+from hfadapt.cli.args import parse_with_config
+from hfadapt.cli.recipes import recipe_path
 from hfadapt.data import DataArguments
-from hfadapt.metrics import classification_metrics
-from hfadapt.offline_models import packaged_minilm_path
-from hfadapt.recipes import recipe_path
-from hfadapt.runtime import use_available_cpu_threads
-from hfadapt.validators import VALIDATORS
+from hfadapt.evaluation.metrics import classification_metrics
+from hfadapt.selection import VALIDATORS
+from hfadapt.utils.offline_models import packaged_minilm_path
+from hfadapt.utils.runtime import use_available_cpu_threads
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """Handwritten digits across scanners: adapt an image classifier from one digits domain to another, or from any
 labelled image data to unlabelled image data of another domain.
 
-The script is :mod:`hfadapt.scripts.image_transfer`, which ``hfadapt train --task image`` runs too; this file is
+The script is :mod:`hfadapt.cli.scripts.image_transfer`, which ``hfadapt train --task image`` runs too; this file is
 its entry point in the repository. Domains (nothing to download): UCI optdigits, 8x8, bundled with scikit-learn,
 and USPS, 16x16, shipped with the package (or --usps_dir, else $HFADAPT_USPS_DIR). Protocol: the source's train
 split is labelled training data (its test split the source validation set); the target's train split is
@@ -9,7 +9,7 @@ unlabelled training data and its test split the target test set. Beside source-o
 recipe is trained on the *labelled* target train split (target-supervised), so the table says what share of the
 gap the method closes.
 
-Default recipe: hfadapt/recipes/digits_transfer.yaml: optdigits -> USPS, a small ViT initialised from a config
+Default recipe: hfadapt/cli/recipes/digits_transfer.yaml: optdigits -> USPS, a small ViT initialised from a config
 and trained from scratch, DANN.
 
     accelerate launch examples/digits_transfer.py                                  # optdigits -> USPS
@@ -21,9 +21,9 @@ and trained from scratch, DANN.
     accelerate launch examples/digits_transfer.py --model_name_or_path google/vit-base-patch16-224-in21k  # network
 """
 
-from hfadapt.cli_args import run_as_script
-from hfadapt.distributed import end_process_group
-from hfadapt.scripts.image_transfer import main
+from hfadapt.cli.args import run_as_script
+from hfadapt.cli.scripts.image_transfer import main
+from hfadapt.utils.distributed import end_process_group
 
 if __name__ == "__main__":
     run_as_script(main)

@@ -1,14 +1,14 @@
 """Cross-domain sentiment: adapt a pretrained BERT-family model from one Amazon product domain to another, or
 any text classifier from your own source data to your own unlabelled target data.
 
-The script is :mod:`hfadapt.scripts.text_transfer`, which ``hfadapt train`` runs too; this file is its entry point
+The script is :mod:`hfadapt.cli.scripts.text_transfer`, which ``hfadapt train`` runs too; this file is its entry point
 in the repository. Data: by default the Multi-Domain Sentiment Dataset (Blitzer et al., ACL 2007) shipped with
 the package (``--dataset_name demo:amazon-msd --domain_column_name domain``). Protocol (as in DAAT and UDALM):
 source reviews split 80/20 into train and validation; the target reviews' texts are the unlabelled training data,
 and their labels are used only for the final test. Trains the source-only baseline and the chosen method with the
 same seed and budget, prints the table and writes it to <output_dir>/results.json beside the saved models.
 
-Default recipe: hfadapt/recipes/sentiment_transfer.yaml; --config mine.yaml layers over it, flags override both.
+Default recipe: hfadapt/cli/recipes/sentiment_transfer.yaml; --config mine.yaml layers over it, flags override both.
 
     # default: books -> electronics, packaged all-MiniLM-L6-v2, source-only vs DANN
     accelerate launch examples/sentiment_transfer.py
@@ -30,9 +30,9 @@ Default recipe: hfadapt/recipes/sentiment_transfer.yaml; --config mine.yaml laye
     accelerate launch examples/sentiment_transfer.py --model_name_or_path bert-base-uncased
 """
 
-from hfadapt.cli_args import run_as_script
-from hfadapt.distributed import end_process_group
-from hfadapt.scripts.text_transfer import main
+from hfadapt.cli.args import run_as_script
+from hfadapt.cli.scripts.text_transfer import main
+from hfadapt.utils.distributed import end_process_group
 
 if __name__ == "__main__":
     run_as_script(main)

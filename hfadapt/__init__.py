@@ -4,17 +4,17 @@
 data with alignment losses (DANN, MK-MMD, ...) from the registry in :mod:`hfadapt.methods`.
 """
 
-from .callbacks import AdaptationScheduleCallback
-from .config import AdaptConfig
+from .cli.runner import adapt
 from .data.loading import DataArguments
 from .fusion import EnsembleConfig, EnsembleForClassification, WeightEMACallback
-from .grl import GradientReversalLayer, grl_warm_start, reverse_gradient
 from .methods import ALIGNMENT_METHODS, AlignmentMethod, AlignmentOutput, register_method
-from .model import AdaptModel, AdaptModelOutput
-from .multitask import MultiTaskConfig, MultiTaskModel
-from .runner import adapt
-from .trainer import AdaptTrainer
-from .validators.callback import LabelFreeValidationCallback
+from .methods.grl import GradientReversalLayer, grl_warm_start, reverse_gradient
+from .modeling.model import AdaptModel, AdaptModelOutput
+from .modeling.multitask import MultiTaskConfig, MultiTaskModel
+from .selection.callback import LabelFreeValidationCallback
+from .trainer.callbacks import AdaptationScheduleCallback
+from .trainer.config import AdaptConfig
+from .trainer.trainer import AdaptTrainer
 
 __version__ = "0.1.0"
 

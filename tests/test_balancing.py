@@ -4,10 +4,10 @@ from conftest import tiny_bert
 from helpers import make_trainer
 from torch import nn
 
-from hfadapt.balancing import MAX_RATIO, feature_gradient_norm, gradient_ratio, reversal_factor
-from hfadapt.grl import GradientScale, grl_warm_start, reverse_gradient
 from hfadapt.methods.dann import DomainAdversarialLoss
-from hfadapt.model import AdaptModel
+from hfadapt.methods.grl import GradientScale, grl_warm_start, reverse_gradient
+from hfadapt.modeling.balancing import MAX_RATIO, feature_gradient_norm, gradient_ratio, reversal_factor
+from hfadapt.modeling.model import AdaptModel
 
 
 def test_ratio_of_hand_computed_gradients():

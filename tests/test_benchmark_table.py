@@ -18,7 +18,7 @@ def _load_benchmark(name: str):
 def test_table_only_tables_the_rows_of_the_budget_and_recipe(tmp_path):
     from hfadapt import AdaptConfig
     from hfadapt.benchmarking import ledger
-    from hfadapt.cli_args import parse_with_config
+    from hfadapt.cli.args import parse_with_config
     from hfadapt.data import DataArguments
 
     bench = _load_benchmark("sentiment_benchmark")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import tiny_bert, tiny_tokenizer
 
-from hfadapt import cli
+from hfadapt.cli import main as cli
 
 REPO = Path(__file__).resolve().parents[1]
 HFADAPT = str(Path(sys.executable).with_name("hfadapt"))  # the console script pip installed beside this python
@@ -20,8 +20,8 @@ def test_help_lists_the_subcommands():
 
 
 def test_task_is_inferred_from_the_arguments(tmp_path):
-    from hfadapt.recipes import recipe_path
-    from hfadapt.scripts.train import infer_task, split_task
+    from hfadapt.cli.recipes import recipe_path
+    from hfadapt.cli.scripts.train import infer_task, split_task
 
     assert infer_task(["--config", str(recipe_path("text"))]) == "text"
     assert infer_task(["--config", str(recipe_path("image"))]) == "image"

@@ -3,7 +3,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from hfadapt import AdaptConfig
-from hfadapt.cli_args import parse_with_config
+from hfadapt.cli.args import parse_with_config
 
 
 @dataclass

@@ -53,7 +53,7 @@ def test_defaults_are_the_recipe_s_method_settings(tmp_path):
     import yaml
     from transformers import TrainingArguments
 
-    from hfadapt.recipes import recipe_path
+    from hfadapt.cli.recipes import recipe_path
 
     recipe = yaml.safe_load(recipe_path("text").read_text())
     own = {f.name for f in AdaptConfig.flat_fields()} - {f.name for f in dataclasses.fields(TrainingArguments)}

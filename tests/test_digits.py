@@ -8,7 +8,7 @@ import pytest
 
 from hfadapt.data import load_optdigits, load_usps, resolve_usps_dir
 from hfadapt.data.digits import digits_dataset
-from hfadapt.experiment import format_results_table
+from hfadapt.evaluation.experiment import format_results_table
 
 REPO = Path(__file__).resolve().parents[1]
 USPS = REPO / "hfadapt" / "demo_data" / "usps"

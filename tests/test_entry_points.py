@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from conftest import tiny_bert, tiny_tokenizer
 
-from hfadapt import cli
-from hfadapt.cli_args import report_errors
-from hfadapt.integrity import write_manifest
-from hfadapt.preflight import OutputDirInUseError, check_output_dir
-from hfadapt.scripts import text_transfer
+from hfadapt.cli import main as cli
+from hfadapt.cli.args import report_errors
+from hfadapt.cli.scripts import text_transfer
+from hfadapt.trainer.integrity import write_manifest
+from hfadapt.trainer.preflight import OutputDirInUseError, check_output_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
@@ -26,9 +26,9 @@ def run(*args):
 
 @pytest.mark.parametrize("args", [
     ["examples/sentiment_transfer.py", "--help"], ["examples/digits_transfer.py", "--help"],
-    ["-m", "hfadapt.cli", "--help"], ["-m", "hfadapt.cli", "train", "--help"],
-    ["-m", "hfadapt.cli", "evaluate", "--help"], ["-m", "hfadapt.cli", "report", "--help"],
-    ["-m", "hfadapt.cli", "fuse", "--help"],
+    ["-m", "hfadapt.cli.main", "--help"], ["-m", "hfadapt.cli.main", "train", "--help"],
+    ["-m", "hfadapt.cli.main", "evaluate", "--help"], ["-m", "hfadapt.cli.main", "report", "--help"],
+    ["-m", "hfadapt.cli.main", "fuse", "--help"],
 ], ids=lambda a: " ".join(a))
 def test_every_entry_point_has_a_help(args):
     done = run(*args)
@@ -117,7 +117,7 @@ def test_the_example_refuses_a_used_output_folder_before_reading_data(tmp_path, 
 
 def test_hfadapt_train_refuses_a_used_output_folder(tmp_path):
     out = finished_run(tmp_path / "out")
-    done = run("-m", "hfadapt.cli", "train", "--output_dir", str(out), "--max_steps", "1")
+    done = run("-m", "hfadapt.cli.main", "train", "--output_dir", str(out), "--max_steps", "1")
     assert done.returncode == 2 and "holds a previous run's results (results.json, dann/)" in done.stderr
     assert "Traceback" not in done.stderr
 

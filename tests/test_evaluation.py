@@ -38,9 +38,9 @@ def test_run_report_with_plots(tmp_path):
     from helpers import make_config
 
     from hfadapt.data.splits import TransferSplits
+    from hfadapt.evaluation.experiment import compare_with_source_only
     from hfadapt.evaluation.plots import loss_components
     from hfadapt.evaluation.report import write_report
-    from hfadapt.experiment import compare_with_source_only
 
     splits = TransferSplits(source_train=token_dataset(32, seed=1), source_val=token_dataset(16, seed=4),
                             target_train=token_dataset(32, seed=2, shift=8, labels=False),
@@ -72,7 +72,7 @@ def test_report_of_a_folder_without_results(tmp_path):
 def test_row_sample_is_a_seeded_random_sample_not_the_first_rows():
     import datasets
 
-    from hfadapt.features import row_sample
+    from hfadapt.modeling.features import row_sample
 
     sorted_by_label = datasets.Dataset.from_dict({"x": list(range(100)), "label": [0] * 50 + [1] * 50})
     sample = row_sample(sorted_by_label, 20, seed=0)

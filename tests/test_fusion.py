@@ -16,7 +16,7 @@ from transformers import (
     ViTForImageClassification,
 )
 
-from hfadapt import cli
+from hfadapt.cli import main as cli
 from hfadapt.fusion import (
     EnsembleForClassification,
     WeightEMACallback,

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from hfadapt.grl import GradientReversalLayer, grl_constant, grl_warm_start, reverse_gradient
+from hfadapt.methods.grl import GradientReversalLayer, grl_constant, grl_warm_start, reverse_gradient
 
 
 @pytest.mark.parametrize("lam", [0.0, 0.3, 1.0, 2.5])

@@ -15,7 +15,7 @@ from test_multitask import tiny_multitask, with_rating
 from transformers import AutoModelForSequenceClassification
 
 from hfadapt import AdaptTrainer
-from hfadapt.model_card import adaptation_model_card, hub_id_of, public_value
+from hfadapt.trainer.model_card import adaptation_model_card, hub_id_of, public_value
 
 TOKEN = "hf_notARealTokenButShapedLikeOne1234"
 CARD = {"source_domains": ["books"], "target_domain": "kitchen", "dataset_name": "Amazon reviews",

@@ -8,7 +8,7 @@ import pytest
 from transformers import TrainingArguments
 
 from hfadapt import AdaptConfig
-from hfadapt.cli_args import SettingsArgumentParser, parse_with_config
+from hfadapt.cli.args import SettingsArgumentParser, parse_with_config
 from hfadapt.methods import ALIGNMENT_METHODS, SHARED_SETTINGS, register_method, setting_defaults, settings_classes
 from hfadapt.methods.base import AlignmentMethod
 from hfadapt.methods.mmd import MMDSettings

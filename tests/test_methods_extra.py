@@ -162,7 +162,7 @@ def test_importance_weighting_weights_the_task_loss_and_leaves_features_alone():
 def test_model_applies_instance_weights_to_the_source_rows():
     from conftest import tiny_bert
 
-    from hfadapt.model import AdaptModel
+    from hfadapt.modeling.model import AdaptModel
 
     model = AdaptModel(tiny_bert())
     logits = torch.tensor([[1.0, 0.0], [0.0, 2.0], [0.3, 0.1], [5.0, 5.0]])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from transformers import EvalPrediction
 
-from hfadapt.metrics import METRIC_PATH, classification_metrics
+from hfadapt.evaluation.metrics import METRIC_PATH, classification_metrics
 
 
 def test_local_evaluate_module_by_hand():

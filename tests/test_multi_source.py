@@ -6,8 +6,8 @@ from conftest import tiny_bert, token_dataset
 from helpers import make_config, trainable_state
 
 from hfadapt import AdaptTrainer
-from hfadapt.model import AdaptModel
-from hfadapt.source_weighting import proximity_weights
+from hfadapt.modeling.model import AdaptModel
+from hfadapt.modeling.source_weighting import proximity_weights
 
 
 def sources():

@@ -11,8 +11,8 @@ import torch
 from helpers import script_env
 from safetensors.torch import load_file
 
-from hfadapt.checkpointing import ADAPT_STATE_NAME
-from hfadapt.config import launched_on_cpus_only
+from hfadapt.trainer.checkpointing import ADAPT_STATE_NAME
+from hfadapt.trainer.config import launched_on_cpus_only
 
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_run.py"
 # Same rows, same seed: what differs is the order of floating-point sums (all-reduce, gathered batches). Measured

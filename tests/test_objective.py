@@ -6,10 +6,10 @@ import torch
 from conftest import VOCAB, tiny_bert
 from test_multitask import tiny_multitask
 
-from hfadapt import objective as objective_module
-from hfadapt.model import AdaptModel
-from hfadapt.multitask import MultiTaskObjective
-from hfadapt.objective import TaskObjective, objective_for, register_objective
+from hfadapt.modeling import objective as objective_module
+from hfadapt.modeling.model import AdaptModel
+from hfadapt.modeling.multitask import MultiTaskObjective
+from hfadapt.modeling.objective import TaskObjective, objective_for, register_objective
 
 
 def test_a_plain_classifier_gets_the_single_task_objective_and_a_multitask_model_its_own():

@@ -11,9 +11,9 @@ from conftest import tiny_bert, tiny_tokenizer
 from huggingface_hub import ModelCard
 
 from hfadapt import AdaptConfig
+from hfadapt.cli.runner import adapt
 from hfadapt.data import DataArguments, load_table, load_transfer_splits, tokenize_splits
 from hfadapt.data.loading import DEMO_DATASETS
-from hfadapt.runner import adapt
 
 WORDS = {"neg": "w5 w6 w7", "neu": "w20 w21 w22", "pos": "w40 w41 w42"}
 
@@ -181,7 +181,7 @@ def test_hub_dataset_names_reach_the_card(tmp_path):
 
 
 def test_a_user_yaml_layers_over_the_recipe(tmp_path):
-    from hfadapt.scripts.text_transfer import parse
+    from hfadapt.cli.scripts.text_transfer import parse
 
     mine = tmp_path / "mine.yaml"
     mine.write_text(yaml.safe_dump({"learning_rate": 1e-4, "output_dir": str(tmp_path / "o")}))
@@ -203,7 +203,7 @@ def test_image_script_on_imagefolders_without_target_labels(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from hfadapt.scripts.image_transfer import main
+    from hfadapt.cli.scripts.image_transfer import main
 
     rng = np.random.default_rng(0)
     for cls, level in (("dark", 40), ("light", 200)):
@@ -250,7 +250,8 @@ def test_hfadapt_train_from_the_wheel_reads_nothing_outside_the_package(tmp_path
     tiny_tokenizer().save_pretrained(model)
     (tmp_path / "elsewhere").mkdir()
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    launcher = "import sys, hfadapt, hfadapt.cli; print('from', hfadapt.__file__); sys.exit(hfadapt.cli.main())"
+    launcher = ("import sys, hfadapt, hfadapt.cli.main; print('from', hfadapt.__file__); "
+                "sys.exit(hfadapt.cli.main.main())")
     cmd = [sys.executable, "-c", launcher, "train", "--model_name_or_path", str(model), "--max_train_samples", "16",
            "--max_eval_samples", "8", "--max_steps", "1", "--per_device_train_batch_size", "8", "--max_length", "16",
            "--pad_rows", "0", "--output_dir", str(tmp_path / "run"), "--use_cpu", "true", "--disable_tqdm", "true"]

@@ -6,7 +6,7 @@ import torch
 from conftest import VOCAB, tiny_tokenizer
 from transformers import AutoModelForSequenceClassification, BertConfig, BertForMaskedLM, BertModel
 
-from hfadapt.pretraining import continue_pretraining, masked_lm_head_keys
+from hfadapt.trainer.pretraining import continue_pretraining, masked_lm_head_keys
 
 
 def _config():

@@ -18,12 +18,12 @@ from safetensors.torch import load_file
 from transformers import BertConfig, BertForTokenClassification
 
 from hfadapt import AdaptTrainer
-from hfadapt.checkpointing import ADAPT_STATE_NAME, load_adapt_state
 from hfadapt.data import TransferSplits
-from hfadapt.experiment import compare_with_source_only
-from hfadapt.fingerprint import FINGERPRINT_NAME, RunMismatchError
-from hfadapt.integrity import MANIFEST_NAME, IntegrityError, verify_manifest, write_manifest
-from hfadapt.preflight import HubAccessError
+from hfadapt.evaluation.experiment import compare_with_source_only
+from hfadapt.trainer.checkpointing import ADAPT_STATE_NAME, load_adapt_state
+from hfadapt.trainer.fingerprint import FINGERPRINT_NAME, RunMismatchError
+from hfadapt.trainer.integrity import MANIFEST_NAME, IntegrityError, verify_manifest, write_manifest
+from hfadapt.trainer.preflight import HubAccessError
 
 
 def tree(folder: Path) -> dict[str, str]:

@@ -14,8 +14,8 @@ from helpers import make_trainer, script_env
 from safetensors.torch import load_file
 from transformers.trainer_utils import get_last_checkpoint
 
-from hfadapt.checkpointing import ADAPT_STATE_NAME, STAGING_DIR, load_adapt_state
-from hfadapt.fingerprint import RunMismatchError
+from hfadapt.trainer.checkpointing import ADAPT_STATE_NAME, STAGING_DIR, load_adapt_state
+from hfadapt.trainer.fingerprint import RunMismatchError
 
 SCRIPT = Path(__file__).parent / "scripts" / "resumable_run.py"
 
@@ -95,7 +95,7 @@ def test_loading_a_state_of_another_method_names_the_mismatch(domains, tmp_path)
 def test_checkpoint_to_resume(tmp_path):
     from helpers import make_config
 
-    from hfadapt.experiment import checkpoint_to_resume
+    from hfadapt.evaluation.experiment import checkpoint_to_resume
 
     assert checkpoint_to_resume(make_config(tmp_path)) is None
     assert checkpoint_to_resume(make_config(tmp_path, resume_from_checkpoint="true")) is None  # nothing saved yet

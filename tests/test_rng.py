@@ -2,7 +2,7 @@ import pytest
 import torch
 from helpers import assert_same_parameters, backbone_after_training
 
-from hfadapt.rng import RandomStream, stream_seed
+from hfadapt.utils.rng import RandomStream, stream_seed
 
 
 def test_a_stream_leaves_the_global_generator_alone_and_continues_where_it_stopped():

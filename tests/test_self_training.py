@@ -8,9 +8,9 @@ from conftest import tiny_bert, token_dataset
 from helpers import make_trainer, trainable_state
 
 from hfadapt import AdaptConfig
-from hfadapt.callbacks import MinStepsEarlyStoppingCallback
-from hfadapt.experiment import source_val_curve, train_and_evaluate
+from hfadapt.evaluation.experiment import source_val_curve, train_and_evaluate
 from hfadapt.methods.self_training import SelfTrainingLoss, class_thresholds, warmup_ramp
+from hfadapt.trainer.callbacks import MinStepsEarlyStoppingCallback
 
 
 def cross_entropy(row, label):

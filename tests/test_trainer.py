@@ -7,8 +7,8 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification
 
 from hfadapt import AdaptTrainer
-from hfadapt.grl import grl_warm_start
 from hfadapt.methods import AlignmentOutput
+from hfadapt.methods.grl import grl_warm_start
 
 
 @pytest.mark.parametrize("method", ["dann", "mmd", "dann+mmd", "cdan", "jan", "coral", "mcc", "entropy", "im", "iw",

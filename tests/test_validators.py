@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from hfadapt.validators import VALIDATORS, ValidationData, validator_score
-from hfadapt.validators.importance import deep_embedded_validation_risk, density_ratio, importance_weighted_risk
-from hfadapt.validators.snd import soft_neighbourhood_density
+from hfadapt.selection import VALIDATORS, ValidationData, validator_score
+from hfadapt.selection.importance import deep_embedded_validation_risk, density_ratio, importance_weighted_risk
+from hfadapt.selection.snd import soft_neighbourhood_density
 
 
 def data(target_probs, source_probs=None, labels=None, source_features=None, target_features=None):

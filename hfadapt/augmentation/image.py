@@ -22,7 +22,7 @@ Why not torchvision: its transforms would be the obvious choice, but the torchvi
 beside the CPU build of torch 2.13.0 this project pins, so the few batched operations needed are written here.
 
 Random draws come from the given ``torch.Generator`` or torch's current CPU generator (inside
-:meth:`hfadapt.rng.RandomStream.active`: the methods' own stream).
+:meth:`hfadapt.utils.rng.RandomStream.active`: the methods' own stream).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ optionally ``token_type_ids (N, L)``; any other key passes through. Only *eligib
 
 Counts are exact per row: ``round(p * n)`` of the row's ``n`` eligible tokens. Random draws come from the given
 ``torch.Generator`` or, without one, from torch's current CPU generator, so that code running inside
-:meth:`hfadapt.rng.RandomStream.active` draws from the methods' own stream.
+:meth:`hfadapt.utils.rng.RandomStream.active` draws from the methods' own stream.
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ import os
 import statistics
 from pathlib import Path
 
-from ..config import AdaptConfig
 from ..methods import SOURCE_ONLY
+from ..trainer.config import AdaptConfig
 
 DEFAULTS_BEFORE_RECIPE = {"grl_max_lambda": 1.0, "alignment_balancing": "fixed", "mmd_weight": 1.0, "jan_weight": 1.0,
                           "coral_weight": 1.0, "iw_flattening": 1.0, "udalm_weight": 0.1}

@@ -12,7 +12,7 @@ def negative_transfer_warnings(runs: list[dict], tolerance: float = 0.0) -> list
     """One sentence per adaptation run below the source-only baseline of the same run.
 
     Args:
-        runs: result rows as ``hfadapt.experiment.compare_with_source_only`` writes them (``method``,
+        runs: result rows as ``hfadapt.evaluation.experiment.compare_with_source_only`` writes them (``method``,
             ``target_accuracy`` in ``[0, 1]`` or ``None`` without target labels, optionally ``validators``: a
             dict of label-free scores, higher is better).
         tolerance: accuracy drop (in ``[0, 1]``) tolerated before warning.

@@ -44,7 +44,7 @@ def plot_feature_tsne(analysis: dict, path: str | Path, title: str = "") -> Path
     bottom by class (where labels are known).
 
     Args:
-        analysis: what ``hfadapt.experiment.save_run_analysis`` writes: ``{"features": {when: {"source",
+        analysis: what ``hfadapt.evaluation.experiment.save_run_analysis`` writes: ``{"features": {when: {"source",
             "target"}}, "labels": {"source", "target"}, "label_names"}``.
         path: the PNG to write.
     """

@@ -14,7 +14,8 @@ from .run_files import ANALYSIS_FILE, LOG_HISTORY_FILE, REPORT_FILE, RESULTS_FIL
 
 
 def write_report(run_dir: str | Path) -> Path:
-    """Read ``RUN_DIR/results.json`` (written by ``hfadapt.experiment.compare_with_source_only``) and each run's
+    """Read ``RUN_DIR/results.json`` (written by ``hfadapt.evaluation.experiment.compare_with_source_only``) and each
+    run's
     ``log_history.json`` / ``analysis.pt``; write ``<run>_losses.png``, ``<run>_tsne.png`` and ``report.md``
     (results table, negative-transfer warnings, proxy A-distances, the plots, the configuration) into ``RUN_DIR``.
 

@@ -1,4 +1,5 @@
-"""What a run writes where: file and folder names shared by the run driver (:mod:`hfadapt.experiment`), the report
+"""What a run writes where: file and folder names shared by the run driver (:mod:`hfadapt.evaluation.experiment`), the
+report
 (:mod:`hfadapt.evaluation.report`) and the command line, in one module that imports neither."""
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def greedy_soup(models: Sequence[nn.Module], score: Callable[[nn.Module], float]
         models: ``K`` models of one class and architecture.
         score: ``score(model) -> float``, higher is better, called on models in eval mode. It decides which models
             enter the soup, so in hfadapt it must be **source**-validation accuracy or a label-free validator
-            (:mod:`hfadapt.validators`), never target labels: selecting on target labels is not unsupervised
+            (:mod:`hfadapt.selection`), never target labels: selecting on target labels is not unsupervised
             domain adaptation and overstates the result.
 
     Raises:

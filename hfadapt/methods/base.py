@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from ..config import AdaptConfig
+    from ..trainer.config import AdaptConfig
 
 
 @dataclass
@@ -48,17 +48,19 @@ class AlignmentMethod(nn.Module):
     """Other methods whose settings this method reads too (JAN reads ``mmd``'s kernel settings)."""
     batch_statistic: ClassVar[bool] = False
     """Whether the loss is a statistic of the whole batch rather than a mean over rows (MMD, CORAL, MCC, IM): under
-    DDP such a method gets the rows of every process (:mod:`hfadapt.distributed`), so N processes at global batch
+    DDP such a method gets the rows of every process (:mod:`hfadapt.utils.distributed`), so N processes at global batch
     B estimate what one process at batch B does."""
     feature_scale_dependent: ClassVar[bool] = False
     """Whether the loss's scale follows the backbone's feature scale (MMD, JAN, CORAL read raw feature distances or
     covariances): with ``alignment_balancing="gradient"`` its weight becomes a share of the task's feature gradient
-    (:mod:`hfadapt.balancing`). Losses over predicted probabilities (MCC, entropy, IM) are bounded and keep their
+    (:mod:`hfadapt.modeling.balancing`). Losses over predicted probabilities (MCC, entropy, IM) are bounded and keep
+    their
     weight as it is."""
     adversarial: ClassVar[bool] = False
     """Whether the method reads the features through a gradient-reversal layer (DANN, CDAN): it then has
     ``set_grl_coefficient`` and ``grl_coefficient``, follows the GRL schedule instead of the loss-weight schedule,
-    and with ``alignment_balancing="gradient"`` its reversed gradient is balanced (:mod:`hfadapt.balancing`)."""
+    and with ``alignment_balancing="gradient"`` its reversed gradient is balanced
+    (:mod:`hfadapt.modeling.balancing`)."""
     needs_hidden_states: ClassVar[bool] = False
     """Whether :meth:`forward` needs the last hidden state (``hidden_states`` keyword, ``(N, L, H)``)."""
 

@@ -1,12 +1,13 @@
 """What the consistency self-training methods share (FixMatch, AdaMatch, mean teacher): a second forward of the task
 model on an augmented view of the batch's target rows.
 
-The main forward of :class:`~hfadapt.model.AdaptModel` runs over source and target rows as for every method; its
+The main forward of :class:`~hfadapt.modeling.model.AdaptModel` runs over source and target rows as for every method;
+its
 target logits, detached, are the *weak* view (the only noise on them is dropout). :meth:`prepare_inputs` keeps the
 target rows' model inputs (the main batch is not changed), and :meth:`forward` augments them
 (:mod:`hfadapt.augmentation`) and runs the task model, the student, on them again: the *strong* view, whose
 gradient trains the model. The augmentation and the second forward's dropout draw from the methods' own random
-stream (:mod:`hfadapt.rng`), so the main forward's dropout masks stay the source-only run's.
+stream (:mod:`hfadapt.utils.rng`), so the main forward's dropout masks stay the source-only run's.
 
 The augmentation spec may list text and image augmentations; a model whose ``main_input_name`` is ``input_ids``
 uses the text ones (which need its tokenizer, for the special tokens and ``[MASK]``), a ``pixel_values`` model the
@@ -21,7 +22,7 @@ from torch import nn
 
 from ..augmentation import ImageAugmenter, SpecialTokens, TextAugmenter, split_augmentation
 from ..augmentation.text import TEXT_AUGMENTATIONS
-from ..features import unwrap_peft
+from ..modeling.features import unwrap_peft
 from .base import AlignmentMethod
 
 DEFAULT_AUGMENTATION = "mask:0.1+cutoff:0.1+randaugment:2+cutout:0.5"

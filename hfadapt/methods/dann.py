@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..grl import GradientReversalLayer
 from .base import AlignmentMethod, AlignmentOutput
 from .discriminator import DiscriminatorSettings
+from .grl import GradientReversalLayer
 from .registry import register_method
 from .settings import check_weights
 

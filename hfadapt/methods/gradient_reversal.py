@@ -1,11 +1,11 @@
 """Settings of the gradient-reversal schedule of the adversarial methods (DANN, CDAN); the layer and the schedules
-are in :mod:`hfadapt.grl`."""
+are in :mod:`hfadapt.methods.grl`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..grl import GRL_SCHEDULES
+from .grl import GRL_SCHEDULES
 from .registry import register_shared_settings
 from .settings import check_positive, check_weights
 

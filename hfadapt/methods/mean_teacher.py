@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..features import HeadInputCapture
+from ..modeling.features import HeadInputCapture
 from .base import AlignmentOutput
 from .consistency import DEFAULT_AUGMENTATION, ConsistencyMethod, check_augmentation
 from .registry import register_method

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 if TYPE_CHECKING:
-    from ..config import AdaptConfig
+    from ..trainer.config import AdaptConfig
     from .base import AlignmentMethod
 
 ALIGNMENT_METHODS: dict[str, type[AlignmentMethod]] = {}

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ..distributed import gather_rows
+from ..utils.distributed import gather_rows
 from .base import AlignmentMethod, AlignmentOutput
 from .registry import register_method
 from .settings import check_fraction, check_weights

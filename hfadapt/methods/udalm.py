@@ -14,22 +14,21 @@ matrix tied to the model's input embeddings. The transform is freshly initialise
 and the packaged MiniLM carry no MLM head); the tied output matrix is pretrained.
 
 The classification checkpoints hfadapt starts from carry no MLM head, so ours starts random: its loss is about
-``log V`` (10.3 nats for BERT's vocabulary) and its gradient into the encoder about 90x the task's on MiniLM.
-For the first ``head_warmup`` fraction of training the head therefore learns on *detached* hidden states
-(linear probing before fine-tuning, as LP-FT: Kumar et al., ICLR 2022); only then does the MLM loss train the
-encoder. The default weight (``udalm_weight`` 0.1) levels the remaining ~10x.
+``log V`` (10.3 nats for BERT's vocabulary) and its gradient into the encoder far larger than the task's. For the
+first ``head_warmup`` fraction of training the head therefore learns on *detached* hidden states (linear probing
+before fine-tuning, as LP-FT: Kumar et al., ICLR 2022); only then does the MLM loss train the encoder, with a
+small weight (``udalm_weight``, 0.01 by default) so that it pulls less than the task does (measurements in
+``docs/recipes.md``).
 
 The output matrix being the input embeddings, the softmax over the vocabulary sends a gradient to every word's
 embedding row at every step; AdamW then moves each row by about the learning rate however small its gradient, so
 the loss weight does not shrink that drift. ``train_output_embedding=False`` detaches the output matrix: the
 embeddings then move only through the encoder's input, for the words in the batch, as under the other methods.
 
-Masks are drawn while :class:`~hfadapt.model.AdaptModel` has the method heads' own random stream active
-(:mod:`hfadapt.rng`), not torch's global one: the backbone's dropout then draws the same numbers as the
-source-only run of the same seed, and UDALM differs from it only by its loss, as every other method does. Drawn from
-the global generator, the masks moved every later dropout mask: at ``udalm_weight`` 0 that alone cost 2.4 and 1.5
-points of target accuracy (electronics -> books and -> dvd, seed 1, the benchmark's budget), the size of the
-negative transfer first measured with the loss.
+Masks are drawn while :class:`~hfadapt.modeling.model.AdaptModel` has the method heads' own random stream active
+(:mod:`hfadapt.utils.rng`), not torch's global one: the backbone's dropout then draws the same numbers as the
+source-only run of the same seed, and UDALM differs from it only by its loss, as every other method does (masks
+drawn from the global generator would move every later dropout mask).
 
 The same forward serves every method: the masked target rows are also what the other methods' target features
 are computed from (a mild input noise); source rows are never masked.

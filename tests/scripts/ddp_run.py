@@ -18,8 +18,8 @@ import torch
 from tiny_models import tiny_bert, token_dataset
 
 from hfadapt import AdaptConfig, AdaptTrainer
-from hfadapt.checkpointing import save_adapt_state
-from hfadapt.distributed import end_process_group
+from hfadapt.trainer.checkpointing import save_adapt_state
+from hfadapt.utils.distributed import end_process_group
 
 
 class CountingTrainer(AdaptTrainer):

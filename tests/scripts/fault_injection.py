@@ -42,9 +42,9 @@ from transformers.utils import logging
 
 from hfadapt import AdaptConfig
 from hfadapt.data import TransferSplits
-from hfadapt.experiment import compare_with_source_only
-from hfadapt.integrity import MANIFEST_NAME, IntegrityError, verify_manifest
-from hfadapt.trainer import AdaptTrainer
+from hfadapt.evaluation.experiment import compare_with_source_only
+from hfadapt.trainer.integrity import MANIFEST_NAME, IntegrityError, verify_manifest
+from hfadapt.trainer.trainer import AdaptTrainer
 
 CATEGORIES = ("training", "checkpoint", "final save", "results", "card")
 

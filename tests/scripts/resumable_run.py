@@ -16,9 +16,9 @@ import signal
 import torch
 from tiny_models import tiny_bert, token_dataset
 
-import hfadapt.checkpointing
+import hfadapt.trainer.checkpointing
 from hfadapt import AdaptConfig, AdaptTrainer
-from hfadapt.checkpointing import save_adapt_state
+from hfadapt.trainer.checkpointing import save_adapt_state
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
             save_adapt_state(model, folder)
             if folder.endswith(f"checkpoint-{args.kill_at}"):
                 os.kill(os.getpid(), signal.SIGKILL)
-        hfadapt.checkpointing.save_adapt_state = save_then_die
+        hfadapt.trainer.checkpointing.save_adapt_state = save_then_die
     config = AdaptConfig(
         output_dir=os.path.join(args.out, "run"), method="dann+mmd", per_device_train_batch_size=8, max_steps=8,
         learning_rate=1e-3, logging_steps=1, save_strategy="steps", save_steps=2, use_cpu=True, report_to="none",

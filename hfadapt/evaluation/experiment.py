@@ -1,0 +1,282 @@
+"""Running a method beside the source-only baseline with the same seed and budget, and tabulating the result."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import datasets
+import torch
+from accelerate import PartialState
+from transformers import PreTrainedModel, set_seed
+
+from ..data.splits import TransferSplits
+from ..data.transforms import raw
+from ..methods import SOURCE_ONLY
+from ..modeling.features import row_sample
+from ..trainer.callbacks import MinStepsEarlyStoppingCallback
+from ..trainer.checkpointing import last_checkpoint
+from ..trainer.config import AdaptConfig
+from ..trainer.integrity import atomic_replace, atomic_write_text
+from ..trainer.model_card import TRAINING_FIELDS, public_value
+from ..trainer.preflight import check_evaluation_sizes, check_hub_access, check_output_dir, previous_results
+from ..trainer.trainer import AdaptTrainer
+from . import negative_transfer_warnings, proxy_a_distance
+from .metrics import classification_metrics
+from .negative_transfer import TARGET_SUPERVISED
+from .report import format_results_table, write_report
+from .run_files import ANALYSIS_FILE, LOG_HISTORY_FILE, SOURCE_EVAL, TARGET_EVAL, run_name
+
+logger = logging.getLogger(__name__)
+
+NO_TARGET_LABEL_VALIDATORS = ("im", "entropy")
+"""Label-free validators scored when the target has no labels (and ``label_free_validators`` names none): the two
+that ranked checkpoints best among the label-free ones in the validator study (``benchmarks/README.md``)."""
+
+
+def save_run_analysis(run_dir: str, log_history: list[dict], snapshots: dict,
+                      probe: tuple[datasets.Dataset, datasets.Dataset], label_names: list[str]) -> None:
+    """Write what ``hfadapt report`` draws: the log history (JSON) and, if features were taken, ``analysis.pt``
+    with ``{"before"|"after": {"source", "target"}}`` features of the ``probe`` rows (source validation, target
+    test) and their labels (target-test labels colour the class plot only; no loss or validator reads them).
+    Each file is replaced at once: a run killed meanwhile leaves the old file or the new one."""
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(run_dir) / LOG_HISTORY_FILE, json.dumps(log_history, indent=1))
+    if snapshots:
+        stored = {name: raw(ds) for name, ds in zip(("source", "target"), probe, strict=True)}
+        labels = {name: torch.tensor(list(ds["label"])) if "label" in ds.column_names else None
+                  for name, ds in stored.items()}
+        analysis = {"features": {when: {"source": s, "target": t} for when, (s, t) in snapshots.items()},
+                    "labels": labels, "label_names": list(label_names)}
+        atomic_replace(Path(run_dir) / ANALYSIS_FILE, lambda tmp: torch.save(analysis, tmp))
+
+
+def source_val_curve(log_history: list[dict]) -> list[list[float]]:
+    """``[[step, accuracy], ...]`` of the source-validation evaluations during training (empty without periodic
+    evaluation): the curve that shows whether a run converged."""
+    key = f"eval_{SOURCE_EVAL}_accuracy"
+    curve = {}
+    for entry in log_history:
+        if key in entry and "step" in entry:
+            curve.setdefault(entry["step"], entry[key])  # the final evaluation repeats the last step's
+    return [[step, accuracy] for step, accuracy in curve.items()]
+
+
+def checkpoint_to_resume(config: AdaptConfig) -> str | bool | None:
+    """What a run continues from: ``config.resume_from_checkpoint`` if it is a folder; with ``"true"``, ``True``
+    (``AdaptTrainer.train`` then picks the latest checkpoint of this run under ``config.output_dir``, by its
+    fingerprint) once there is any ``checkpoint-<step>``, else ``None``: a fresh start, as a run that was killed
+    before its first save starts again."""
+    resume = config.resume_from_checkpoint
+    if resume is None or str(resume).lower() == "false":
+        return None
+    if str(resume).lower() == "true":
+        return True if last_checkpoint(config.output_dir) is not None else None
+    return str(resume)
+
+
+def train_and_evaluate(
+    make_model: Callable[[], PreTrainedModel],
+    config: AdaptConfig,
+    splits: TransferSplits,
+    processing_class=None,
+    save: bool = True,
+    card_details: dict | None = None,
+    pad_rows: int = 0,
+) -> dict:
+    """Train ``config.method`` from ``make_model()`` (after ``set_seed(config.seed)``; resuming from
+    :func:`checkpoint_to_resume`) on ``splits``, evaluate it on
+    source validation and target test, and save it to ``config.output_dir`` when ``save``, with a model card
+    (``README.md``: ``card_details`` as in ``AdaptTrainer.card_details``, plus this run's results); with
+    ``config.push_to_hub``, saving also pushes model, processor and card to ``config.hub_model_id``. With
+    ``pad_rows > 0``, the proxy A-distance between source-validation and target-test features (``pad_rows`` of
+    each; the unlabelled target rows when there is no target test set) is measured before and after training.
+    Without target labels (``splits.target_test`` is ``None``) the model is scored by the label-free validators
+    of ``config.label_free_validators``, else :data:`NO_TARGET_LABEL_VALIDATORS`.
+
+    Returns:
+        ``{"method", "source_val_accuracy", "target_accuracy", "target_macro_f1", "validators", "train_steps",
+        "source_val_curve", "wall_time_s", "model_dir"}``, accuracies in ``[0, 1]``, wall time in seconds (training,
+        evaluation and saving); ``target_accuracy`` and ``target_macro_f1`` only with target labels,
+        ``validators`` (``{name: score}``, higher is better) only when validators were scored. With
+        ``config.eval_strategy`` set, the evaluations during training read source
+        validation only (``source_val_curve``; with ``load_best_model_at_end`` the best of them is kept).
+
+    Raises:
+        ValueError: before training, if the evaluation sets are too small for the proxy A-distance or the
+            label-free validators (:func:`~hfadapt.trainer.preflight.check_evaluation_sizes`), if the Hub cannot take
+            the
+            push (:class:`~hfadapt.trainer.preflight.HubAccessError`), or if ``AdaptTrainer`` refuses the data, the
+            model or
+            the checkpoint to resume from.
+    """
+    if not splits.has_target_labels and not config.label_free_validators:
+        config = dataclasses.replace(config, label_free_validators=list(NO_TARGET_LABEL_VALIDATORS))
+    check_evaluation_sizes(config, splits, pad_rows)
+    if save:
+        check_hub_access(config)
+    set_seed(config.seed)
+    final_evals = {SOURCE_EVAL: splits.source_val}
+    if splits.has_target_labels:
+        final_evals[TARGET_EVAL] = splits.target_test
+    # Evaluations during training (early stopping, the best checkpoint) read source validation only: the target
+    # test set is scored once, at the end, and never chooses anything.
+    periodic = config.eval_strategy != "no"
+    trainer = AdaptTrainer(
+        make_model(),
+        config,
+        train_dataset=splits.source_train,
+        target_dataset=splits.target_train,
+        eval_dataset=final_evals,
+        processing_class=processing_class,
+        compute_metrics=classification_metrics,
+    )
+    final_evals = trainer.eval_dataset  # as the trainer prepared them (model inputs and labels only)
+    if periodic:
+        trainer.eval_dataset = {SOURCE_EVAL: final_evals[SOURCE_EVAL]}
+    snapshots = {}
+    # a seeded random sample of each side: the test files are sorted by label
+    probe = None
+    if pad_rows:
+        target_rows = splits.target_test if splits.has_target_labels else splits.target_train
+        probe = (row_sample(splits.source_val, pad_rows, config.seed), row_sample(target_rows, pad_rows, config.seed))
+        snapshots["before"] = trainer.domain_features(*probe, pad_rows)
+    start = time.perf_counter()
+    train_output = trainer.train(resume_from_checkpoint=checkpoint_to_resume(config))
+    trainer.remove_callback(MinStepsEarlyStoppingCallback)  # the final evaluation is no training signal
+    metrics = trainer.evaluate(final_evals)
+    if pad_rows:
+        snapshots["after"] = trainer.domain_features(*probe, pad_rows)
+    pad = {when: proxy_a_distance(*features, seed=config.seed) for when, features in snapshots.items()}
+    scores = {"source_val_accuracy": metrics[f"eval_{SOURCE_EVAL}_accuracy"]}
+    if splits.has_target_labels:
+        scores["target_accuracy"] = metrics[f"eval_{TARGET_EVAL}_accuracy"]
+        scores["target_macro_f1"] = metrics[f"eval_{TARGET_EVAL}_macro_f1"]
+    validators = {name: metrics[f"eval_{name}"] for name in config.label_free_validators if f"eval_{name}" in metrics}
+    if validators:
+        scores["validators"] = validators
+    if save:
+        trainer.card_details = {**(card_details or {}), "results": scores}
+        trainer.save_model()  # and push_to_hub, which writes the card, when config.push_to_hub
+        if not config.push_to_hub:
+            trainer.create_model_card()
+        if PartialState().is_main_process:
+            save_run_analysis(config.output_dir, trainer.state.log_history, snapshots, probe, splits.label_names)
+    return {
+        "method": config.method,
+        **scores,
+        "proxy_a_distance_before": pad.get("before"),
+        "proxy_a_distance_after": pad.get("after"),
+        "train_steps": train_output.global_step,
+        "source_val_curve": source_val_curve(trainer.state.log_history),
+        "wall_time_s": round(time.perf_counter() - start, 1),
+        "model_dir": config.output_dir if save else None,
+    }
+
+
+def compare_with_source_only(
+    make_model: Callable[[], PreTrainedModel],
+    config: AdaptConfig,
+    splits: TransferSplits,
+    processing_class=None,
+    with_baseline: bool = True,
+    metadata: dict | None = None,
+    target_supervised_splits: TransferSplits | None = None,
+    card_details: dict | None = None,
+    pad_rows: int = 0,
+) -> dict:
+    """Train the source-only baseline (if ``with_baseline``) and ``config.method``, each from a fresh model with
+    the same seed, data order and number of steps; evaluate both on source validation and target test; save
+    each model under ``config.output_dir/<run>``; write ``results.json`` there.
+
+    Args:
+        make_model: returns a fresh pretrained task model (called once per run, after seeding).
+        config: the method's configuration; the baseline uses a copy with ``method="none"``.
+        splits: processed (e.g. tokenised) :class:`~hfadapt.data.TransferSplits`; ``target_train`` has no
+            labels, ``target_test`` is used only for the final evaluation.
+        processing_class: tokenizer or image processor, saved with each model.
+        metadata: extra fields for ``results.json`` (domains, model, ...).
+        target_supervised_splits: if given (and the target has labels), also train the source-only recipe on these
+            splits, whose
+            ``source_train`` is *labelled target* data: the target-supervised reference. Each method's run then
+            gets ``gap_closed``, the share of the source-only-to-target-supervised gap it closes.
+        card_details: domains, dataset and base model for the model cards (``AdaptTrainer.card_details``); the
+            method's card also gets the baseline's results. With ``config.push_to_hub`` only the method's model
+            is pushed (to ``config.hub_model_id``), never the baseline or the target-supervised reference.
+
+    Returns:
+        ``{"runs": [{"method", "source_val_accuracy", "target_accuracy", "target_gain_vs_source_only",
+        "gap_closed", ...}], "target_labels": bool, ...}``; without target labels the runs carry ``validators``
+        and no target accuracy, gain or gap.
+
+    Raises:
+        OutputDirInUseError: before anything runs, if ``config.output_dir`` holds a previous run's results and
+            neither ``overwrite_output_dir`` nor ``resume_from_checkpoint`` is set.
+        ValueError: before the baseline trains, if the evaluation sets are too small for the proxy A-distance or the
+            label-free validators, or, with ``config.push_to_hub``, if the Hub refuses the token or the repository
+            (:class:`~hfadapt.trainer.preflight.HubAccessError`); from ``AdaptTrainer``, on data or a model it refuses.
+
+    ``results.json`` is written last and at once: a run killed before leaves none.
+    """
+    methods = [SOURCE_ONLY, config.method] if with_baseline and config.method_names else [config.method]
+    check_output_dir(config)  # a previous run's results are not replaced without --overwrite_output_dir
+    ours = {f"{run_name(m)}/" for m in [*methods, *([TARGET_SUPERVISED] if target_supervised_splits else [])]}
+    stale = [f for f in previous_results(config.output_dir) if f.endswith("/") and f not in ours]
+    if stale:
+        logger.warning("%s keeps run folders this run does not write: %s (results.json will not list them)",
+                       config.output_dir, ", ".join(stale))
+    # What would fail after the baseline has trained is checked before it trains.
+    check_evaluation_sizes(config, splits, pad_rows)
+    check_hub_access(config, str(Path(config.output_dir) / run_name(config.method)))
+    runs = []
+    for method in methods:
+        is_method = method == config.method
+        run_config = dataclasses.replace(config, method=method,
+                                         output_dir=str(Path(config.output_dir) / run_name(method)),
+                                         push_to_hub=config.push_to_hub and is_method)
+        details = {**(card_details or {})}
+        if is_method and runs:  # the baseline ran first, same seed and budget
+            details["baseline"] = {k: runs[0][k] for k in ("target_accuracy", "target_macro_f1", "source_val_accuracy",
+                                                           "validators") if k in runs[0]}
+        runs.append(train_and_evaluate(make_model, run_config, splits, processing_class, card_details=details,
+                                       pad_rows=pad_rows))
+    if target_supervised_splits is not None:
+        run_config = dataclasses.replace(config, method=SOURCE_ONLY, push_to_hub=False,
+                                         output_dir=str(Path(config.output_dir) / run_name(TARGET_SUPERVISED)))
+        runs.append({**train_and_evaluate(make_model, run_config, target_supervised_splits, processing_class),
+                     "method": TARGET_SUPERVISED})
+    baseline = next((r for r in runs if r["method"] == SOURCE_ONLY), None)
+    oracle = next((r for r in runs if r["method"] == TARGET_SUPERVISED), None)
+    if splits.has_target_labels:
+        gap = oracle["target_accuracy"] - baseline["target_accuracy"] if baseline and oracle else None
+        for run in runs:
+            run["target_gain_vs_source_only"] = (run["target_accuracy"] - baseline["target_accuracy"] if baseline
+                                                 else None)
+            adapting = run["method"] not in (SOURCE_ONLY, TARGET_SUPERVISED)
+            run["gap_closed"] = run["target_gain_vs_source_only"] / gap if adapting and gap else None
+    settings = {"method": config.method, **config.adaptation_settings(),
+                **{k: getattr(config, k) for k in TRAINING_FIELDS}}
+    results = {**(metadata or {}), "target_labels": splits.has_target_labels, "seed": config.seed, "runs": runs,
+               "negative_transfer": negative_transfer_warnings(runs), "config": public_value(settings)}
+    if PartialState().is_main_process:
+        Path(config.output_dir).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(Path(config.output_dir) / "results.json", json.dumps(results, indent=2))
+    return results
+
+
+def print_results(results: dict, title: str, output_dir: str) -> None:
+    """On the main process only: print ``title``, the results table, negative-transfer warnings and the wall time
+    of each run (seconds); write the run report with its plots (``hfadapt report``)."""
+    if not PartialState().is_main_process:
+        return
+    print(f"\n{title}\n")
+    print(format_results_table(results))
+    for warning in results.get("negative_transfer") or []:
+        print(f"WARNING {warning}")
+    report = write_report(output_dir)
+    print(f"\nwritten: {Path(output_dir) / 'results.json'}, {report} (with the plots beside it)")
+    print(json.dumps({r["method"]: r["wall_time_s"] for r in results["runs"]}))

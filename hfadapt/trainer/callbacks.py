@@ -1,0 +1,67 @@
+"""Trainer callbacks that hold adaptation state the model must not advance itself."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from transformers import EarlyStoppingCallback, TrainerCallback
+
+Setter = Callable[[float], None]
+Schedule = Callable[[float], float]
+
+
+class AdaptationScheduleCallback(TrainerCallback):
+    """Sets scheduled coefficients (the gradient-reversal ``lambda``, the loss-weight factor) once per optimizer
+    step, before its first micro-batch.
+
+    Each coefficient is ``schedule(p)`` with ``p = state.global_step / state.max_steps`` (optimizer steps done
+    over total), so it is the same for every micro-batch of an accumulation cycle, evaluation does not move it,
+    and a resumed run (which restores ``global_step``) continues where it stopped.
+
+    Args:
+        *schedules: ``(set_coefficient, schedule)`` pairs, e.g. ``(AdaptModel.set_grl_coefficient, grl_warm_start)``
+            or ``(AdaptModel.set_weight_factor, ...)``; ``schedule(progress) -> value`` (see
+            :mod:`hfadapt.methods.grl`).
+    """
+
+    def __init__(self, *schedules: tuple[Setter, Schedule]):
+        self.schedules = schedules
+
+    def progress(self, state) -> float:
+        """Fraction of optimizer steps done, in ``[0, 1]``."""
+        return state.global_step / state.max_steps if state.max_steps else 0.0
+
+    def _apply(self, state) -> None:
+        p = self.progress(state)
+        for set_coefficient, schedule in self.schedules:
+            set_coefficient(schedule(p))
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._apply(state)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._apply(state)
+
+
+class MinStepsEarlyStoppingCallback(EarlyStoppingCallback):
+    """``transformers.EarlyStoppingCallback`` that never stops before ``min_steps`` optimizer steps.
+
+    Stops once ``metric_for_best_model`` (for a converged source-only baseline: source-validation accuracy, never a
+    target metric) has not improved for ``early_stopping_patience`` evaluations and ``min_steps`` are done; with
+    ``load_best_model_at_end`` the best checkpoint is then restored. Evaluations before ``min_steps`` still count
+    towards the patience, so training stops at the first evaluation after ``min_steps`` if the metric has already
+    stalled for that long.
+
+    Args:
+        early_stopping_patience: evaluations without improvement before stopping (>= 1).
+        min_steps: optimizer steps before stopping is allowed (>= 0).
+    """
+
+    def __init__(self, early_stopping_patience: int = 1, min_steps: int = 0):
+        super().__init__(early_stopping_patience=early_stopping_patience)
+        self.min_steps = min_steps
+
+    def on_evaluate(self, args, state, control, metrics, **kwargs):
+        super().on_evaluate(args, state, control, metrics, **kwargs)
+        if state.global_step < self.min_steps:
+            control.should_training_stop = False

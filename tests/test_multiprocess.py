@@ -36,7 +36,7 @@ def run(command: list[str]) -> None:
 
 def launch_two(script_args: list[str]) -> None:
     """``accelerate launch --multi_gpu --num_processes 2`` (as ``python -m``, so the venv's bin/ need not be on PATH).
-    Once, with a second pytest session running the same test beside it on the 2 cores, a launch never finished;
+    Once, with a second pytest run of the same test beside it on the 2 cores, a launch never finished;
     alone it ran 4 of 4 times in 8-9 s. A launch that times out is retried once on a fresh port, and the log says so."""
     for attempt in range(2):
         command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",

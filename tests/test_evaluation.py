@@ -72,7 +72,7 @@ def test_report_of_a_folder_without_results(tmp_path):
 def test_row_sample_is_a_seeded_random_sample_not_the_first_rows():
     import datasets
 
-    from hfadapt.modeling.features import row_sample
+    from hfadapt.data.sampler import row_sample
 
     sorted_by_label = datasets.Dataset.from_dict({"x": list(range(100)), "label": [0] * 50 + [1] * 50})
     sample = row_sample(sorted_by_label, 20, seed=0)

@@ -149,9 +149,9 @@ def evaluate_model(args: argparse.Namespace) -> dict[str, float]:
 
     from ..data import image_transform
     from ..data.loading import require_columns
+    from ..data.sampler import row_sample
     from ..data.text import tokenizer_function
     from ..evaluation.metrics import classification_metrics
-    from ..modeling.features import row_sample
     from ..trainer.integrity import verify_manifest
 
     model_dir = Path(args.model_dir)

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import datasets
 
-from ..modeling.features import unwrap_peft
+from ..modeling.heads import unwrap_peft
 from .transforms import DomainTransform, raw, row_keys, transform_of
 
 LABEL_COLUMNS = ("labels", "label", "label_ids")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Sequence
 
+import datasets
 import torch
 from torch.utils.data import Sampler
 
@@ -135,3 +136,13 @@ class DomainBalancedSampler(Sampler[int]):
             blocks = self._length_grouped(blocks)
         for parts in blocks:
             yield from itertools.chain(*parts)
+
+
+def row_sample(dataset: datasets.Dataset, max_rows: int, seed: int = 0) -> datasets.Dataset:
+    """At most ``max_rows`` rows of ``dataset`` drawn at random (seeded, kept in dataset order; a lazy transform is
+    kept). Data files are often sorted by label (the Amazon reviews are: all negative, then all positive), so the
+    first rows are no sample of a domain."""
+    if len(dataset) <= max_rows:
+        return dataset
+    generator = torch.Generator().manual_seed(seed)
+    return dataset.select(sorted(torch.randperm(len(dataset), generator=generator)[:max_rows].tolist()))

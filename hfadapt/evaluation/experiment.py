@@ -14,10 +14,10 @@ import torch
 from accelerate import PartialState
 from transformers import PreTrainedModel, set_seed
 
+from ..data.sampler import row_sample
 from ..data.splits import TransferSplits
 from ..data.transforms import raw
 from ..methods import SOURCE_ONLY
-from ..modeling.features import row_sample
 from ..trainer.callbacks import MinStepsEarlyStoppingCallback
 from ..trainer.checkpointing import last_checkpoint
 from ..trainer.config import AdaptConfig

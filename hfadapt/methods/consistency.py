@@ -22,7 +22,7 @@ from torch import nn
 
 from ..augmentation import ImageAugmenter, SpecialTokens, TextAugmenter, split_augmentation
 from ..augmentation.text import TEXT_AUGMENTATIONS
-from ..modeling.features import unwrap_peft
+from ..modeling.heads import unwrap_peft
 from .base import AlignmentMethod
 
 DEFAULT_AUGMENTATION = "mask:0.1+cutoff:0.1+randaugment:2+cutout:0.5"

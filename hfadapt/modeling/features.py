@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import datasets
 import torch
 from torch import nn
 
+from .heads import find_classification_head
+
 FEATURE_SOURCES = ("head_input", "mean_pooled")
 """What alignment heads can read: the classification head's input, or the mask-aware mean of the last hidden state."""
-
-HEAD_MODULE_NAMES = ("classifier", "score", "logits_proj", "head", "fc")
-"""Attribute names under which transformers' ``*ForSequenceClassification`` / ``*ForImageClassification``
-models keep their classification head, tried in this order."""
-
-
-def unwrap_peft(model: nn.Module) -> nn.Module:
-    """The underlying transformers model of a ``peft.PeftModel`` (the model itself otherwise)."""
-    get_base_model = getattr(model, "get_base_model", None)
-    return get_base_model() if callable(get_base_model) else model
-
-
-def find_classification_head(model: nn.Module) -> tuple[str, nn.Module]:
-    """Return ``(name, module)`` of the classification head of a transformers model (PEFT-wrapped or not).
-
-    Raises:
-        ValueError: if none of :data:`HEAD_MODULE_NAMES` is a submodule, naming the model class.
-    """
-    base = unwrap_peft(model)
-    for name in HEAD_MODULE_NAMES:
-        module = getattr(base, name, None)
-        if isinstance(module, nn.Module):
-            return name, module
-    raise ValueError(
-        f"cannot find the classification head of {type(base).__name__}: none of {HEAD_MODULE_NAMES} is a submodule. "
-        "hfadapt adapts AutoModelForSequenceClassification / AutoModelForImageClassification models."
-    )
-
 
 def as_feature_matrix(x: torch.Tensor) -> torch.Tensor:
     """Bring a head's input to ``(N, F)``: a token sequence ``(N, L, H)`` gives its first token ``(N, H)``
@@ -109,46 +80,3 @@ class HeadInputReader(nn.Module):
             return capture.pop(), logits
         finally:
             capture.remove()
-
-
-def row_sample(dataset: datasets.Dataset, max_rows: int, seed: int = 0) -> datasets.Dataset:
-    """At most ``max_rows`` rows of ``dataset`` drawn at random (seeded, kept in dataset order; a lazy transform is
-    kept). Data files are often sorted by label (the Amazon reviews are: all negative, then all positive), so the
-    first rows are no sample of a domain."""
-    if len(dataset) <= max_rows:
-        return dataset
-    generator = torch.Generator().manual_seed(seed)
-    return dataset.select(sorted(torch.randperm(len(dataset), generator=generator)[:max_rows].tolist()))
-
-
-def dataset_features(adapt_model, dataset: datasets.Dataset, collator, model_inputs: Sequence[str],
-                     max_rows: int = 256, batch_size: int = 32) -> torch.Tensor:
-    """The ``(min(len, max_rows), F)`` alignment features of the first rows of ``dataset``, in eval mode (pass a
-    :func:`row_sample` for a random sample).
-
-    ``adapt_model`` is an :class:`~hfadapt.modeling.model.AdaptModel`; its train/eval mode is restored afterwards.
-    """
-    return dataset_predictions(adapt_model, dataset, collator, model_inputs, max_rows, batch_size)[0]
-
-
-@torch.no_grad()
-def dataset_predictions(adapt_model, dataset: datasets.Dataset, collator, model_inputs: Sequence[str],
-                        max_rows: int = 256, batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features ``(n, F)`` and logits ``(n, C)`` (float32, CPU) of the first ``n = min(len, max_rows)`` rows of
-    ``dataset`` in eval mode, reading only the ``model_inputs`` columns (never labels)."""
-    columns = list(model_inputs)
-    rows = [{k: v for k, v in dataset[i].items() if k in columns} for i in range(min(len(dataset), max_rows))]
-    device = next(adapt_model.parameters()).device
-    was_training = adapt_model.training
-    adapt_model.eval()
-    try:
-        features, logits = [], []
-        for start in range(0, len(rows), batch_size):
-            batch = collator([rows[i] for i in range(start, min(start + batch_size, len(rows)))])
-            batch = {k: v.to(device) for k, v in batch.items() if k in columns}
-            feats, batch_logits = adapt_model.features_and_logits(**batch)
-            features.append(feats.float().cpu())
-            logits.append(batch_logits.float().cpu())
-        return torch.cat(features), torch.cat(logits)
-    finally:
-        adapt_model.train(was_training)

@@ -16,7 +16,8 @@ from ..methods.grl import GradientScale
 from ..utils.distributed import gather_rows, world_size
 from ..utils.rng import RandomStream
 from .balancing import ALIGNMENT_BALANCINGS, feature_gradient_norm, gradient_ratio, reversal_factor
-from .features import FEATURE_SOURCES, HeadInputCapture, find_classification_head, mean_pooled, unwrap_peft
+from .features import FEATURE_SOURCES, HeadInputCapture, mean_pooled
+from .heads import find_classification_head, unwrap_peft
 from .objective import TaskObjective, objective_for
 
 

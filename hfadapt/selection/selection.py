@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import datasets
 import torch
 
-from ..modeling.features import dataset_predictions, row_sample
+from ..data.sampler import row_sample
+from ..modeling.inference import dataset_predictions
 from .data import ValidationData
 from .registry import VALIDATORS, min_rows, validator_score
 

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 import datasets
 from torch import nn
 
-from ..modeling.features import unwrap_peft
+from ..modeling.heads import unwrap_peft
 
 FINGERPRINT_NAME = "adapt_fingerprint.json"
 """File of an ``AdaptTrainer`` checkpoint holding the fingerprint of the run that wrote it."""

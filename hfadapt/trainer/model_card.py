@@ -14,7 +14,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..methods import parse_method_names
-from ..modeling.features import unwrap_peft
+from ..modeling.heads import unwrap_peft
 from ..modeling.multitask import MultiTaskModel
 from ..utils.peft_utils import is_peft_model
 from .config import AdaptConfig

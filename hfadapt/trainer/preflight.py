@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from ..data.transforms import transform_of
-from ..modeling.features import dataset_predictions, unwrap_peft
+from ..modeling.heads import unwrap_peft
+from ..modeling.inference import dataset_predictions
 from ..selection import min_rows
 
 OTHER_TASK_HEADS = {

@@ -21,12 +21,13 @@ from transformers import (
 )
 
 from ..data.mixing import DOMAIN_COLUMN, LABEL_COLUMNS, build_training_set, model_input_names
-from ..data.sampler import DomainBalancedSampler
+from ..data.sampler import DomainBalancedSampler, row_sample
 from ..data.transforms import keep_only, raw, transform_of
 from ..fusion.ema import WeightEMACallback
 from ..methods import build_methods
 from ..methods.grl import GRL_SCHEDULES
-from ..modeling.features import dataset_features, row_sample, unwrap_peft
+from ..modeling.heads import unwrap_peft
+from ..modeling.inference import dataset_features
 from ..modeling.model import AdaptModel
 from ..modeling.objective import TaskObjective, objective_for
 from ..modeling.source_weighting import proximity_weights
@@ -433,7 +434,7 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
                         max_rows: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
         """The features the alignment heads read, ``(n_s, F)`` and ``(n_t, F)``, on the first ``max_rows`` rows
         of ``source`` and of ``target`` in eval mode (model inputs only; labels are not read); pass
-        :func:`~hfadapt.modeling.features.row_sample` subsets for random rows."""
+        :func:`~hfadapt.data.sampler.row_sample` subsets for random rows."""
         return tuple(dataset_features(self.adapt_model, keep_only(ds, self._model_input_names), self.data_collator,
                                       self._model_input_names, max_rows) for ds in (source, target))
 

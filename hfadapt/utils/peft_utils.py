@@ -7,7 +7,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ..modeling.features import find_classification_head
+from ..modeling.heads import find_classification_head
 
 
 def lora_config_from(config) -> peft.LoraConfig:  # noqa: F821

@@ -8,7 +8,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from ...data.mixing import check_columns, check_label_sets, check_task_columns
-from ...modeling.features import unwrap_peft
+from ...modeling.heads import unwrap_peft
 from ..config import AdaptConfig
 from ..preflight import check_finite_inputs, check_task_head, check_token_ids
 

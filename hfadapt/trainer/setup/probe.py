@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datasets
 
-from ...modeling.features import dataset_features
+from ...modeling.inference import dataset_features
 from ...modeling.model import AdaptModel
 from ..preflight import check_batchable, probe_rows
 

@@ -13,7 +13,7 @@ from transformers import AutoModelForSequenceClassification, TrainerCallback
 from hfadapt import AdaptConfig, AdaptTrainer
 from hfadapt.methods.adamatch import AdaMatchLoss, adamatch_pseudo_labels, distribution_alignment
 from hfadapt.methods.fixmatch import FixMatchLoss, fixmatch_loss
-from hfadapt.methods.mean_teacher import MeanTeacher, mean_teacher_loss
+from hfadapt.methods.mean_teacher import MeanTeacher, class_balance_loss, mean_teacher_loss
 
 
 def softmax(row):
@@ -85,6 +85,31 @@ def test_mean_teacher_loss_is_the_thresholded_squared_probability_difference():
 def token_batch():
     ids = torch.tensor([[1, 10, 11, 12, 13, 2, 0, 0]] * 2 + [[1, 40, 41, 42, 43, 44, 45, 2]] * 2)
     return {"input_ids": ids, "attention_mask": (ids != 0).long()}, torch.tensor([0, 0, 1, 1])
+
+
+def test_class_balance_loss_is_the_summed_bce_to_uniform_scaled_by_the_mask_rate():
+    # uniform predictions: each class's mean probability is 1/2, BCE(1/2, 1/2) = log 2, summed over 2 classes
+    uniform = class_balance_loss(torch.zeros(3, 2), torch.tensor(1.0))
+    torch.testing.assert_close(uniform, torch.tensor(2 * math.log(2)), rtol=1e-5, atol=0)
+    # every row predicts class 0: p = (1, 0), BCE per class = -(1/2) log(1e-6) (French et al.'s epsilon), x mask 1/2
+    collapsed = class_balance_loss(torch.tensor([[20.0, -20.0], [20.0, -20.0]]), torch.tensor(0.5))
+    torch.testing.assert_close(collapsed, torch.tensor(0.5 * 2 * 0.5 * -math.log(1e-6)), rtol=1e-4, atol=0)
+
+
+def test_mean_teacher_adds_the_weighted_class_balance_loss():
+    student = tiny_bert(dropout=0.0)
+    inputs, domain = token_batch()
+    losses = {}
+    for weight in (0.0, 0.5):
+        torch.manual_seed(0)
+        method = MeanTeacher(threshold=0.0, class_balance=weight, augmentation="dropout")
+        method.bind(student, tiny_tokenizer())
+        _, context = method.prepare_inputs(inputs, domain)
+        losses[weight] = method(torch.zeros(4, 32), domain, torch.zeros(4, 2), **context)
+    student_logits = student(**{k: v[domain == 1] for k, v in inputs.items()}).logits
+    expected = losses[0.0].loss + 0.5 * class_balance_loss(student_logits, torch.tensor(1.0))
+    torch.testing.assert_close(losses[0.5].loss, expected)
+    assert "class_balance" in losses[0.5].metrics and "class_balance" not in losses[0.0].metrics
 
 
 def test_prepare_inputs_keeps_the_batch_and_hands_the_target_rows_to_forward():

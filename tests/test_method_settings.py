@@ -81,6 +81,7 @@ OWN = {  # what adaptation_settings(method) added to SHARED, before the settings
         "mean_teacher_ema_decay": 0.99,
         "mean_teacher_threshold": 0.9,
         "mean_teacher_augmentation": "mask:0.1+cutoff:0.1+randaugment:2+cutout:0.5",
+        "mean_teacher_class_balance": 0.0,  # added after the freeze, off by default
     },
     "self_training": {
         "self_training_weight": 1.0,

@@ -12,7 +12,12 @@ as in the paper); the teacher predicts ``t_i = softmax`` on one (no gradient), t
     L = (1 / M) sum_i 1[max_c t_ic > theta] * (1 / C) sum_c (s_ic - t_ic)^2
 
 French et al.'s squared difference of probabilities with confidence thresholding (their code's ``mean`` over classes
-and over all ``M`` target rows). Their class-balance loss is left out.
+and over all ``M`` target rows). Their class-balance loss, which keeps the student from predicting a few classes for
+every target row, is added with weight ``b = mean_teacher_class_balance`` (0, off, by default; 0.005 in their code):
+
+    L_cb = r * sum_c BCE(p_c, 1 / C),   p_c = (1 / M) sum_i s_ic,   r = (1 / M) sum_i 1[max_c t_ic > theta]
+
+    L = L_consistency + b * L_cb
 
 Threshold default (``mean_teacher_threshold`` 0.9 rather than French et al.'s 0.968, chosen for 10-class digits and
 objects): hfadapt fine-tunes pretrained backbones whose classification head starts near uniform, so the teacher
@@ -72,6 +77,24 @@ def mean_teacher_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     return (((student - teacher) ** 2).mean(-1) * mask.to(student.dtype)).mean(), mask
 
 
+def class_balance_loss(student_logits: torch.Tensor, mask_rate: torch.Tensor) -> torch.Tensor:
+    """French et al.'s class-balance loss: the binary cross-entropy between the student's mean target probability of
+    each class and the uniform ``1 / C``, summed over classes and scaled by the share of confident rows.
+
+    Args:
+        student_logits: ``(M, C)`` student logits of the target rows (gradient flows).
+        mask_rate: scalar share of rows the teacher is confident on (:func:`mean_teacher_loss`'s mask mean).
+
+    Returns:
+        The scalar ``r * sum_c -(u log p_c + (1 - u) log(1 - p_c))``, ``u = 1 / C``, ``p_c`` the mean probability,
+        with ``1e-6`` inside each log as in French et al.'s code.
+    """
+    mean_probability = torch.softmax(student_logits.float(), dim=-1).mean(0)
+    uniform = 1.0 / student_logits.shape[-1]
+    bce = -(uniform * torch.log(mean_probability + 1e-6) + (1 - uniform) * torch.log(1 - mean_probability + 1e-6))
+    return bce.sum() * mask_rate
+
+
 def frozen_copy(model: nn.Module) -> nn.Module:
     """A deep copy of ``model`` with ``requires_grad=False`` everywhere and without the forward pre-hooks of
     ``AdaptModel``'s feature capture (the student's head has one; the copy's would be a dead duplicate)."""
@@ -114,9 +137,14 @@ class MeanTeacherSettings:
         metadata={"help": "Augmentation of both the teacher's and the student's view, drawn independently for each "
                           "(as fixmatch_augmentation)."},
     )
+    mean_teacher_class_balance: float = field(
+        default=0.0,
+        metadata={"help": "Weight of French et al.'s class-balance loss, which pulls the student's mean target "
+                          "prediction towards uniform classes (0: off; 0.005 in their code)."},
+    )
 
     def __post_init__(self):
-        check_weights(self, "mean_teacher_weight")
+        check_weights(self, "mean_teacher_weight", "mean_teacher_class_balance")
         check_fraction(self, "mean_teacher_ema_decay")
         check_fraction(self, "mean_teacher_threshold")
         check_augmentation(self, "mean_teacher_augmentation")
@@ -142,11 +170,12 @@ class MeanTeacher(ConsistencyMethod):
     settings_class = MeanTeacherSettings
 
     def __init__(self, num_domains: int = 2, augmentation: str = DEFAULT_AUGMENTATION, ema_decay: float = 0.99,
-                 threshold: float = 0.9):
+                 threshold: float = 0.9, class_balance: float = 0.0):
         super().__init__(num_domains, augmentation)
         # raises ValueError naming the setting out of range
-        MeanTeacherSettings(mean_teacher_ema_decay=ema_decay, mean_teacher_threshold=threshold)
-        self.ema_decay, self.threshold = float(ema_decay), float(threshold)
+        MeanTeacherSettings(mean_teacher_ema_decay=ema_decay, mean_teacher_threshold=threshold,
+                            mean_teacher_class_balance=class_balance)
+        self.ema_decay, self.threshold, self.class_balance = float(ema_decay), float(threshold), float(class_balance)
         self.teacher: nn.Module | None = None
         # progress * 2^40 as an integer (-1: none yet); an integer buffer survives a dtype cast of the model
         self.register_buffer("progress_seen", torch.tensor(-1, dtype=torch.long))
@@ -155,7 +184,7 @@ class MeanTeacher(ConsistencyMethod):
     def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> MeanTeacher:
         settings = config.settings_of(MeanTeacherSettings)
         return cls(num_domains, settings.mean_teacher_augmentation, settings.mean_teacher_ema_decay,
-                   settings.mean_teacher_threshold)
+                   settings.mean_teacher_threshold, settings.mean_teacher_class_balance)
 
     def bind(self, task_model: nn.Module, processing_class=None) -> None:
         """Bind as :meth:`ConsistencyMethod.bind` and make the teacher, a frozen copy of the task model now."""
@@ -201,7 +230,13 @@ class MeanTeacher(ConsistencyMethod):
             teacher_logits = self.teacher(**teacher_view).logits
         student_logits = self.student_logits(self.augment(target_inputs))
         loss, mask = mean_teacher_loss(student_logits, teacher_logits, self.threshold)
-        return AlignmentOutput(loss, {"mask_rate": mask.float().mean()})
+        metrics = {"mask_rate": mask.float().mean()}
+        if self.class_balance:
+            balance = class_balance_loss(student_logits, metrics["mask_rate"])
+            loss = loss + self.class_balance * balance
+            metrics["class_balance"] = balance.detach()
+        return AlignmentOutput(loss, metrics)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, ema_decay={self.ema_decay}, threshold={self.threshold}"
+        return (f"{super().extra_repr()}, ema_decay={self.ema_decay}, threshold={self.threshold}, "
+                f"class_balance={self.class_balance}")

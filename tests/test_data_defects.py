@@ -138,3 +138,27 @@ def test_a_null_label_in_an_amazon_jsonl_names_the_line(tmp_path):
     with pytest.raises(ValueError, match=r"books\.jsonl, line 2: label None, 1 such rows; expected 0 \(negative\) or "
                                          r"1 \(positive\)"):
         load_amazon_reviews(tmp_path, "books")
+
+
+def one_table(tmp_path, extra: list[dict]) -> DataArguments:
+    """One table of domains 'a' (the source) and 'b' (the target) plus ``extra`` rows."""
+    rows = [dict(r, domain="a") for r in GOOD] + [dict(r, label=i % 2, domain="b") for i, r in enumerate(TARGET)]
+    table = jsonl(tmp_path / "all.jsonl", rows + extra)
+    return DataArguments(dataset_name=str(table), domain_column_name="domain", source="a", target="b")
+
+
+def test_overlap_and_id_checks_of_one_table_read_only_the_chosen_domains(tmp_path, caplog):
+    # a repeated id in a domain neither side uses, and the source's texts again there
+    unused = [{"text": "x", "label": 0, "domain": "c", "id": 1}, {"text": "y", "label": 1, "domain": "c", "id": 1}]
+    unused += [dict(r, domain="c") for r in GOOD]
+    with caplog.at_level(logging.WARNING, logger="hfadapt.data.loading"):
+        splits = load_transfer_splits(one_table(tmp_path, unused))
+    assert caplog.text == ""
+    assert sum(splits.sizes()[k] for k in ("source_train", "source_val")) == 20
+
+
+def test_overlap_within_one_table_counts_the_chosen_domains_rows(tmp_path, caplog):
+    leaked = [dict(r, domain="b") for r in GOOD[:3]]
+    with caplog.at_level(logging.WARNING, logger="hfadapt.data.loading"):
+        load_transfer_splits(one_table(tmp_path, leaked))
+    assert re.search(r"\b3 of 20 source rows", caplog.text)

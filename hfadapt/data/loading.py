@@ -448,6 +448,13 @@ def _kind(value) -> str:
     return "a number" if isinstance(value, int | float) else type(value).__name__
 
 
+def arrow_column(ds: datasets.Dataset, column: str):
+    """The ``pyarrow.ChunkedArray`` of ``column`` over the rows of ``ds`` as it is, with a selection or filter applied
+    (``ds.data`` is the whole underlying table, whatever rows a ``select``/``filter`` kept). Raises ``KeyError`` for
+    a column ``ds`` lacks."""
+    return ds.with_format("arrow")[column]
+
+
 def check_rows(ds: datasets.Dataset, columns: list[str], label: str | None, origin: str) -> None:
     """Refuse rows that would fail later with an error naming no file: a null in a content column (text), and a
     column whose values are of mixed kinds (numbers and strings, which ``datasets`` keeps as raw JSON).
@@ -466,7 +473,7 @@ def check_rows(ds: datasets.Dataset, columns: list[str], label: str | None, orig
             continue
         feature = ds.features[column]
         if isinstance(feature, datasets.Json):
-            values = [None if v is None else json.loads(v) for v in ds.data.column(column).to_pylist()]
+            values = [None if v is None else json.loads(v) for v in arrow_column(ds, column).to_pylist()]
             first = next((v for v in values if v is not None), None)
             bad = [i for i, v in enumerate(values) if v is not None and _kind(v) != _kind(first)]
             if bad:
@@ -475,9 +482,9 @@ def check_rows(ds: datasets.Dataset, columns: list[str], label: str | None, orig
                                  f"first row holds {first!r} ({_kind(first)}), {len(bad)} such rows; make every "
                                  f"{column!r} value one kind")
         if column in columns:
-            nulls = ds.data.column(column).null_count
+            nulls = arrow_column(ds, column).null_count
             if nulls:
-                index = pc.indices_nonzero(pc.is_null(ds.data.column(column))).to_pylist()[0]
+                index = pc.indices_nonzero(pc.is_null(arrow_column(ds, column))).to_pylist()[0]
                 raise ValueError(f"{_place(origin, index)}: {column!r} is null (no text), {nulls} such rows; fill in "
                                  "the text or remove those rows")
 
@@ -494,7 +501,7 @@ def warn_duplicates_and_overlap(sources: list[datasets.Dataset], target: dataset
     for rows, origin in ((datasets.concatenate_datasets(sources) if len(sources) > 1 else sources[0], origins[0]),
                          (target, origins[1])):
         if id_column in rows.column_names:
-            ids = [v for v in rows.data.column(id_column).to_pylist() if v is not None and v != ""]
+            ids = [v for v in arrow_column(rows, id_column).to_pylist() if v is not None and v != ""]
             repeated = len(ids) - len(set(ids))
             if repeated:
                 duplicates += repeated
@@ -504,7 +511,7 @@ def warn_duplicates_and_overlap(sources: list[datasets.Dataset], target: dataset
         return duplicates, 0
 
     def texts(rows):
-        return zip(*(rows.data.column(c).to_pylist() for c in columns), strict=True)
+        return zip(*(arrow_column(rows, c).to_pylist() for c in columns), strict=True)
 
     target_texts = set(texts(target))
     overlap = sum(sum(1 for t in texts(s) if t in target_texts) for s in sources)

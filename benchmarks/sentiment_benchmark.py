@@ -110,9 +110,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def convergence_settings(args, output_dir: str) -> dict:
     """``AdaptConfig`` overrides that train until source-validation accuracy stops rising (early stopping after
-    ``min_steps``, the best checkpoint by source validation kept); empty without ``--eval_steps``."""
+    ``min_steps``, the best checkpoint by source validation kept); without ``--eval_steps`` (the quick screen) no
+    evaluation or checkpoint during training, whatever the recipe sets."""
     if not args.eval_steps:
-        return {}
+        return {"eval_strategy": "no", "save_strategy": "no", "load_best_model_at_end": False}
     return {"output_dir": output_dir, "eval_strategy": "steps", "eval_steps": args.eval_steps,
             "save_strategy": "steps", "save_steps": args.eval_steps, "save_total_limit": 1,
             "load_best_model_at_end": True, "metric_for_best_model": "source_val_accuracy",

@@ -10,9 +10,9 @@ same seed and budget, prints the table and writes it to <output_dir>/results.jso
 
 Default recipe: hfadapt/cli/recipes/sentiment_transfer.yaml; --config mine.yaml layers over it, flags override both.
 
-    # default: books -> electronics, packaged all-MiniLM-L6-v2, source-only vs DANN
+    # default: books -> electronics, packaged all-MiniLM-L6-v2, source-only vs self-training, 300 steps
     accelerate launch examples/sentiment_transfer.py
-    # MMD instead of DANN, another pair
+    # MMD instead, another pair
     accelerate launch examples/sentiment_transfer.py --method mmd --source dvd --target books
     # multi-source: books + dvd -> electronics, source weights from feature distance to the target
     accelerate launch examples/sentiment_transfer.py --source books+dvd --source_weighting auto

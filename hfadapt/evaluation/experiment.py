@@ -206,7 +206,8 @@ def compare_with_source_only(
             gets ``gap_closed``, the share of the source-only-to-target-supervised gap it closes.
         card_details: domains, dataset and base model for the model cards (``AdaptTrainer.card_details``); the
             method's card also gets the baseline's results. With ``config.push_to_hub`` only the method's model
-            is pushed (to ``config.hub_model_id``), never the baseline or the target-supervised reference.
+            is pushed (to ``config.hub_model_id``), once after training (``hub_strategy="end"``: no checkpoint is
+            uploaded), never the baseline or the target-supervised reference.
 
     Returns:
         ``{"runs": [{"method", "source_val_accuracy", "target_accuracy", "target_gain_vs_source_only",
@@ -235,9 +236,11 @@ def compare_with_source_only(
     runs = []
     for method in methods:
         is_method = method == config.method
+        # one push, after training, with the card and its results: the checkpoints saved on the way are not uploaded
         run_config = dataclasses.replace(config, method=method,
                                          output_dir=str(Path(config.output_dir) / run_name(method)),
-                                         push_to_hub=config.push_to_hub and is_method)
+                                         push_to_hub=config.push_to_hub and is_method,
+                                         hub_strategy="end" if config.push_to_hub else config.hub_strategy)
         details = {**(card_details or {})}
         if is_method and runs:  # the baseline ran first, same seed and budget
             details["baseline"] = {k: runs[0][k] for k in ("target_accuracy", "target_macro_f1", "source_val_accuracy",

@@ -16,6 +16,7 @@ from pathlib import Path
 import datasets
 
 from .review_format import parse_review_file
+from .transforms import arrow_column
 
 AMAZON_TITLE = "Amazon Multi-Domain Sentiment (Blitzer et al., ACL 2007)"
 LABEL_NAMES = ["negative", "positive"]
@@ -101,7 +102,7 @@ def load_amazon_reviews(data_dir: str | Path, domain: str, prefer: str = "jsonl"
         raise ValueError(f"{source} lacks the field(s) {missing} (has {ds.column_names}). " + DATASET_HELP)
     if len(ds) == 0:
         raise ValueError(f"{source} holds no review")
-    labels = ds.data.column("label").to_pylist()
+    labels = arrow_column(ds, "label").to_pylist()
     bad = [i for i, v in enumerate(labels) if v not in (0, 1) or isinstance(v, bool)]
     if bad:
         where = f"line {bad[0] + 1}" if source.endswith(".jsonl") else f"row {bad[0] + 1}"

@@ -36,6 +36,7 @@ import datasets
 
 from .amazon import AMAZON_TITLE, is_review_folder, load_review_folder
 from .splits import TransferSplits, transfer_splits
+from .transforms import arrow_column
 
 logger = logging.getLogger(__name__)
 
@@ -448,13 +449,6 @@ def _kind(value) -> str:
     return "a number" if isinstance(value, int | float) else type(value).__name__
 
 
-def arrow_column(ds: datasets.Dataset, column: str):
-    """The ``pyarrow.ChunkedArray`` of ``column`` over the rows of ``ds`` as it is, with a selection or filter applied
-    (``ds.data`` is the whole underlying table, whatever rows a ``select``/``filter`` kept). Raises ``KeyError`` for
-    a column ``ds`` lacks."""
-    return ds.with_format("arrow")[column]
-
-
 def check_rows(ds: datasets.Dataset, columns: list[str], label: str | None, origin: str) -> None:
     """Refuse rows that would fail later with an error naming no file: a null in a content column (text), and a
     column whose values are of mixed kinds (numbers and strings, which ``datasets`` keeps as raw JSON).
@@ -482,9 +476,10 @@ def check_rows(ds: datasets.Dataset, columns: list[str], label: str | None, orig
                                  f"first row holds {first!r} ({_kind(first)}), {len(bad)} such rows; make every "
                                  f"{column!r} value one kind")
         if column in columns:
-            nulls = arrow_column(ds, column).null_count
+            stored = arrow_column(ds, column)
+            nulls = stored.null_count
             if nulls:
-                index = pc.indices_nonzero(pc.is_null(arrow_column(ds, column))).to_pylist()[0]
+                index = pc.indices_nonzero(pc.is_null(stored)).to_pylist()[0]
                 raise ValueError(f"{_place(origin, index)}: {column!r} is null (no text), {nulls} such rows; fill in "
                                  "the text or remove those rows")
 

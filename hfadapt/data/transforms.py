@@ -27,6 +27,13 @@ def raw(ds: datasets.Dataset) -> datasets.Dataset:
     return ds.with_format(None) if transform_of(ds) is not None else ds
 
 
+def arrow_column(ds: datasets.Dataset, column: str):
+    """The ``pyarrow.ChunkedArray`` of stored ``column`` over the rows of ``ds`` as it is, with a selection or filter
+    applied (``ds.data`` is the whole underlying table, whatever rows a ``select``/``filter`` kept). Raises
+    ``KeyError`` for a column ``ds`` lacks."""
+    return ds.with_format("arrow")[column]
+
+
 def row_keys(ds: datasets.Dataset) -> list[str]:
     """The keys a row of ``ds`` has when read: the transform's output keys for a transformed set, else its columns."""
     if transform_of(ds) is None or len(ds) == 0:

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import torch
 from torch import nn
 
-from ..data.transforms import transform_of
+from ..data.transforms import arrow_column, transform_of
 from ..modeling.heads import unwrap_peft
 from ..modeling.inference import dataset_predictions
 from ..selection import min_rows
@@ -94,7 +94,7 @@ def _stored_column(ds: datasets.Dataset, column: str) -> pa.ChunkedArray | None:
     """``ds``'s stored column (the rows ``ds`` selects), or ``None`` if a lazy transform makes the inputs."""
     if transform_of(ds) is not None or column not in ds.column_names or len(ds) == 0:
         return None
-    return ds.with_format("arrow")[column]
+    return arrow_column(ds, column)
 
 
 def _id_limit(model: nn.Module, column: str) -> int | None:

@@ -92,7 +92,8 @@ def train_and_evaluate(
     :func:`checkpoint_to_resume`) on ``splits``, evaluate it on
     source validation and target test, and save it to ``config.output_dir`` when ``save``, with a model card
     (``README.md``: ``card_details`` as in ``AdaptTrainer.card_details``, plus this run's results); with
-    ``config.push_to_hub``, saving also pushes model, processor and card to ``config.hub_model_id``. With
+    ``config.push_to_hub``, saving also pushes model, processor and card to ``config.hub_model_id``, once after
+    training (``hub_strategy="end"``: the checkpoints saved on the way are not uploaded). With
     ``pad_rows > 0``, the proxy A-distance between source-validation and target-test features (``pad_rows`` of
     each; the unlabelled target rows when there is no target test set) is measured before and after training.
     Without target labels (``splits.target_test`` is ``None``) the model is scored by the label-free validators
@@ -116,6 +117,8 @@ def train_and_evaluate(
     """
     if not splits.has_target_labels and not config.label_free_validators:
         config = dataclasses.replace(config, label_free_validators=list(NO_TARGET_LABEL_VALIDATORS))
+    if config.push_to_hub:  # one push, after training, with the card and its results: no checkpoint is uploaded
+        config = dataclasses.replace(config, hub_strategy="end")
     check_evaluation_sizes(config, splits, pad_rows)
     if save:
         check_hub_access(config)
@@ -206,8 +209,8 @@ def compare_with_source_only(
             gets ``gap_closed``, the share of the source-only-to-target-supervised gap it closes.
         card_details: domains, dataset and base model for the model cards (``AdaptTrainer.card_details``); the
             method's card also gets the baseline's results. With ``config.push_to_hub`` only the method's model
-            is pushed (to ``config.hub_model_id``), once after training (``hub_strategy="end"``: no checkpoint is
-            uploaded), never the baseline or the target-supervised reference.
+            is pushed (to ``config.hub_model_id``), once after training, never the baseline or the target-supervised
+            reference.
 
     Returns:
         ``{"runs": [{"method", "source_val_accuracy", "target_accuracy", "target_gain_vs_source_only",
@@ -236,11 +239,9 @@ def compare_with_source_only(
     runs = []
     for method in methods:
         is_method = method == config.method
-        # one push, after training, with the card and its results: the checkpoints saved on the way are not uploaded
         run_config = dataclasses.replace(config, method=method,
                                          output_dir=str(Path(config.output_dir) / run_name(method)),
-                                         push_to_hub=config.push_to_hub and is_method,
-                                         hub_strategy="end" if config.push_to_hub else config.hub_strategy)
+                                         push_to_hub=config.push_to_hub and is_method)
         details = {**(card_details or {})}
         if is_method and runs:  # the baseline ran first, same seed and budget
             details["baseline"] = {k: runs[0][k] for k in ("target_accuracy", "target_macro_f1", "source_val_accuracy",

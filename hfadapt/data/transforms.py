@@ -28,9 +28,9 @@ def raw(ds: datasets.Dataset) -> datasets.Dataset:
 
 
 def arrow_column(ds: datasets.Dataset, column: str):
-    """The ``pyarrow.ChunkedArray`` of stored ``column`` over the rows of ``ds`` as it is, with a selection or filter
-    applied (``ds.data`` is the whole underlying table, whatever rows a ``select``/``filter`` kept). Raises
-    ``KeyError`` for a column ``ds`` lacks."""
+    """The ``pyarrow.ChunkedArray`` (``len(ds)`` values) of stored ``column`` over the rows of ``ds`` as it is, with a
+    selection or filter applied (``ds.data`` is the whole underlying table, whatever rows a ``select``/``filter``
+    kept). Raises ``KeyError`` for a column ``ds`` lacks."""
     return ds.with_format("arrow")[column]
 
 

@@ -19,6 +19,9 @@ reviews by default), each pair setting its domains (:mod:`hfadapt.benchmarking.p
     python benchmarks/sentiment_benchmark.py --max_length 128 --max_steps 600 --eval_steps 50 \\
         --methods none self_training --results benchmarks/results/sentiment_converged.jsonl \\
         --table benchmarks/results/sentiment_converged.md --multi_source_pairs
+    # two-stage self-training: each pair's source-only model, then self-training from it (no warm-up)
+    python benchmarks/sentiment_benchmark.py --methods none \
+        self_training:adapt_from_source_only=true,self_training_warmup=0
     # only rebuild the table from the results file
     python benchmarks/sentiment_benchmark.py --table_only
 """
@@ -108,16 +111,32 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def convergence_settings(args, output_dir: str) -> dict:
+def convergence_settings(args) -> dict:
     """``AdaptConfig`` overrides that train until source-validation accuracy stops rising (early stopping after
     ``min_steps``, the best checkpoint by source validation kept); without ``--eval_steps`` (the quick screen) no
     evaluation or checkpoint during training, whatever the recipe sets."""
     if not args.eval_steps:
         return {"eval_strategy": "no", "save_strategy": "no", "load_best_model_at_end": False}
-    return {"output_dir": output_dir, "eval_strategy": "steps", "eval_steps": args.eval_steps,
+    return {"eval_strategy": "steps", "eval_steps": args.eval_steps,
             "save_strategy": "steps", "save_steps": args.eval_steps, "save_total_limit": 1,
             "load_best_model_at_end": True, "metric_for_best_model": "source_val_accuracy",
             "early_stopping_patience": args.early_stopping_patience, "early_stopping_min_steps": args.min_steps}
+
+
+def run_config(base_config: AdaptConfig, args, spec: str, seed: int, run_dir: Path) -> AdaptConfig:
+    """The configuration of one run: the recipe with ``spec``'s method and settings, the seed and the budget."""
+    name, overrides = parse_setting(spec)
+    return dataclasses.replace(base_config, output_dir=str(run_dir).replace(":", "-"), method=name, seed=seed,
+                               max_steps=args.max_steps, train_sampling_strategy=args.train_sampling_strategy,
+                               **convergence_settings(args), **overrides)
+
+
+def train_run(make_model, config: AdaptConfig, splits, tokenizer, **kwargs) -> dict:
+    """:func:`train_and_evaluate` without saving the model (``kwargs`` go to it), then its run folder (the
+    checkpoints) removed."""
+    run = train_and_evaluate(make_model, config, splits, tokenizer, save=False, **kwargs)
+    shutil.rmtree(config.output_dir, ignore_errors=True)
+    return run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -151,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
             if not todo:
                 continue
             splits = None  # tokenised once this process has claimed a run of the pair (the other may hold them all)
+            baseline_weights = None  # the trained source-only model of this pair and seed, for two-stage methods
             for method in todo:
                 if not claim(args.claim_dir, pair, method, seed):
                     continue
@@ -160,13 +180,18 @@ def main(argv: list[str] | None = None) -> None:
                 def make_model(names=splits.label_names):
                     return AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=len(names))
 
-                name, overrides = parse_setting(method)
-                run_dir = Path(scratch) / f"{pair}_{method}_{seed}".replace(":", "-")
-                config = dataclasses.replace(base_config, method=name, seed=seed, max_steps=args.max_steps,
-                                             train_sampling_strategy=args.train_sampling_strategy,
-                                             **convergence_settings(args, str(run_dir)), **overrides)
-                run = train_and_evaluate(make_model, config, splits, tokenizer, save=False)
-                shutil.rmtree(run_dir, ignore_errors=True)  # the run's checkpoints
+                config = run_config(base_config, args, method, seed, Path(scratch) / f"{pair}_{method}_{seed}")
+                start = None
+                if config.adapt_from_source_only and config.method_names:  # two-stage: from this pair's baseline
+                    if baseline_weights is None:  # the 'none' run again (same seed): this process did not train it
+                        baseline = run_config(base_config, args, SOURCE_ONLY, seed, Path(scratch) / f"{pair}_{seed}")
+                        baseline_weights = train_run(make_model, baseline, splits, tokenizer,
+                                                     keep_weights=True)["weights"]
+                    start = baseline_weights
+                run = train_run(make_model, config, splits, tokenizer, initial_weights=start,
+                                keep_weights=method == SOURCE_ONLY)
+                if method == SOURCE_ONLY:
+                    baseline_weights = run.pop("weights")
                 # the spec, not run's method name: "none:source_weighting=auto" must not read as plain "none"
                 row = {**run, "pair": pair, "method": method, "seed": seed, "budget": budget,
                        "recipe": row_recipe(base_config, method), "environment": environment()}

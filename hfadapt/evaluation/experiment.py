@@ -25,6 +25,7 @@ from ..trainer.integrity import atomic_replace, atomic_write_text
 from ..trainer.model_card import TRAINING_FIELDS, public_value
 from ..trainer.preflight import check_evaluation_sizes, check_hub_access, check_output_dir, previous_results
 from ..trainer.trainer import AdaptTrainer
+from ..utils.peft_utils import plain_state_dict
 from . import negative_transfer_warnings, proxy_a_distance
 from .metrics import classification_metrics
 from .negative_transfer import TARGET_SUPERVISED
@@ -87,8 +88,11 @@ def train_and_evaluate(
     save: bool = True,
     card_details: dict | None = None,
     pad_rows: int = 0,
+    initial_weights: dict | None = None,
+    keep_weights: bool = False,
 ) -> dict:
-    """Train ``config.method`` from ``make_model()`` (after ``set_seed(config.seed)``; resuming from
+    """Train ``config.method`` from ``make_model()`` (after ``set_seed(config.seed)``; with ``initial_weights``, a
+    state dict of the same architecture, loaded into it first; resuming from
     :func:`checkpoint_to_resume`) on ``splits``, evaluate it on
     source validation and target test, and save it to ``config.output_dir`` when ``save``, with a model card
     (``README.md``: ``card_details`` as in ``AdaptTrainer.card_details``, plus this run's results); with
@@ -103,17 +107,17 @@ def train_and_evaluate(
         ``{"method", "source_val_accuracy", "target_accuracy", "target_macro_f1", "validators", "train_steps",
         "source_val_curve", "wall_time_s", "model_dir"}``, accuracies in ``[0, 1]``, wall time in seconds (training,
         evaluation and saving); ``target_accuracy`` and ``target_macro_f1`` only with target labels,
-        ``validators`` (``{name: score}``, higher is better) only when validators were scored. With
+        ``validators`` (``{name: score}``, higher is better) only when validators were scored; with ``keep_weights``
+        also ``"weights"``, the trained task model's state dict on the CPU (PEFT merged), which is not JSON. With
         ``config.eval_strategy`` set, the evaluations during training read source
         validation only (``source_val_curve``; with ``load_best_model_at_end`` the best of them is kept).
 
     Raises:
         ValueError: before training, if the evaluation sets are too small for the proxy A-distance or the
             label-free validators (:func:`~hfadapt.trainer.preflight.check_evaluation_sizes`), if the Hub cannot take
-            the
-            push (:class:`~hfadapt.trainer.preflight.HubAccessError`), or if ``AdaptTrainer`` refuses the data, the
-            model or
-            the checkpoint to resume from.
+            the push (:class:`~hfadapt.trainer.preflight.HubAccessError`), or if ``AdaptTrainer`` refuses the data,
+            the model or the checkpoint to resume from.
+        RuntimeError: from ``load_state_dict``, if ``initial_weights`` do not fit ``make_model()``.
     """
     if not splits.has_target_labels and not config.label_free_validators:
         config = dataclasses.replace(config, label_free_validators=list(NO_TARGET_LABEL_VALIDATORS))
@@ -129,8 +133,11 @@ def train_and_evaluate(
     # Evaluations during training (early stopping, the best checkpoint) read source validation only: the target
     # test set is scored once, at the end, and never chooses anything.
     periodic = config.eval_strategy != "no"
+    model = make_model()
+    if initial_weights is not None:
+        model.load_state_dict(initial_weights)
     trainer = AdaptTrainer(
-        make_model(),
+        model,
         config,
         train_dataset=splits.source_train,
         target_dataset=splits.target_train,
@@ -169,6 +176,7 @@ def train_and_evaluate(
             trainer.create_model_card()
         if PartialState().is_main_process:
             save_run_analysis(config.output_dir, trainer.state.log_history, snapshots, probe, splits.label_names)
+    kept = {"weights": plain_state_dict(trainer.adapt_model.task_model)} if keep_weights else {}
     return {
         "method": config.method,
         **scores,
@@ -178,6 +186,7 @@ def train_and_evaluate(
         "source_val_curve": source_val_curve(trainer.state.log_history),
         "wall_time_s": round(time.perf_counter() - start, 1),
         "model_dir": config.output_dir if save else None,
+        **kept,
     }
 
 
@@ -193,7 +202,8 @@ def compare_with_source_only(
     pad_rows: int = 0,
 ) -> dict:
     """Train the source-only baseline (if ``with_baseline``) and ``config.method``, each from a fresh model with
-    the same seed, data order and number of steps; evaluate both on source validation and target test; save
+    the same seed, data order and number of steps (with ``config.adapt_from_source_only`` the method starts from
+    the trained baseline instead: two-stage adaptation); evaluate both on source validation and target test; save
     each model under ``config.output_dir/<run>``; write ``results.json`` there.
 
     Args:
@@ -218,6 +228,7 @@ def compare_with_source_only(
         and no target accuracy, gain or gap.
 
     Raises:
+        ValueError: before anything runs, if ``config.adapt_from_source_only`` is set without the baseline.
         OutputDirInUseError: before anything runs, if ``config.output_dir`` holds a previous run's results and
             neither ``overwrite_output_dir`` nor ``resume_from_checkpoint`` is set.
         ValueError: before the baseline trains, if the evaluation sets are too small for the proxy A-distance or the
@@ -227,6 +238,10 @@ def compare_with_source_only(
     ``results.json`` is written last and at once: a run killed before leaves none.
     """
     methods = [SOURCE_ONLY, config.method] if with_baseline and config.method_names else [config.method]
+    two_stage = config.adapt_from_source_only and bool(config.method_names)
+    if two_stage and not with_baseline:
+        raise ValueError("adapt_from_source_only starts the method from the source-only baseline of the same run; "
+                         "train the baseline too (drop --baseline false) or set adapt_from_source_only false")
     check_output_dir(config)  # a previous run's results are not replaced without --overwrite_output_dir
     ours = {f"{run_name(m)}/" for m in [*methods, *([TARGET_SUPERVISED] if target_supervised_splits else [])]}
     stale = [f for f in previous_results(config.output_dir) if f.endswith("/") and f not in ours]
@@ -246,8 +261,11 @@ def compare_with_source_only(
         if is_method and runs:  # the baseline ran first, same seed and budget
             details["baseline"] = {k: runs[0][k] for k in ("target_accuracy", "target_macro_f1", "source_val_accuracy",
                                                            "validators") if k in runs[0]}
+        # two-stage: the method starts from the baseline's trained weights, which results.json does not hold
+        start = runs[0].pop("weights") if two_stage and is_method else None
         runs.append(train_and_evaluate(make_model, run_config, splits, processing_class, card_details=details,
-                                       pad_rows=pad_rows))
+                                       pad_rows=pad_rows, initial_weights=start,
+                                       keep_weights=two_stage and not is_method))
     if target_supervised_splits is not None:
         run_config = dataclasses.replace(config, method=SOURCE_ONLY, push_to_hub=False,
                                          output_dir=str(Path(config.output_dir) / run_name(TARGET_SUPERVISED)))

@@ -181,6 +181,17 @@ class AdaptConfig(TrainingArguments):
         default=0, metadata={"help": "Optimizer steps before early stopping may end training."}
     )
 
+    # --- two-stage adaptation -----------------------------------------------------------------------------
+    adapt_from_source_only: bool = field(
+        default=False,
+        metadata={
+            "help": "Start the method from the trained source-only baseline of the same run instead of the pretrained "
+            "model: two-stage adaptation, as self-training is usually run (CBST, Zou et al., ECCV 2018), so that the "
+            "first pseudo-labels come from a converged source model. The method then gets the baseline's budget "
+            "again; needs the baseline (not with --baseline false)."
+        },
+    )
+
     # --- weight averaging ---------------------------------------------------------------------------------
     weight_ema_decay: float | None = field(
         default=None,
@@ -394,8 +405,9 @@ class AdaptConfig(TrainingArguments):
 
     def adaptation_settings(self, method: str | None = None) -> dict:
         """The adaptation settings a run of ``method`` (default: ``self.method``) depends on: every field that
-        ``TrainingArguments`` lacks, except ``method`` itself and ``alignment_balancing`` when no method it
-        reweights is in the run, then the settings the run reads (:func:`~hfadapt.methods.registry.settings_classes`:
+        ``TrainingArguments`` lacks, except ``method`` itself, ``alignment_balancing`` when no method it
+        reweights is in the run and ``adapt_from_source_only`` for the baseline, then the settings the run reads
+        (:func:`~hfadapt.methods.registry.settings_classes`:
         the shared ones, each method's own and those of the methods it reads), never another method's.
         Used for model cards and to tell which benchmark rows a recipe change voids."""
         names = parse_method_names(self.method if method is None else method)
@@ -405,6 +417,8 @@ class AdaptConfig(TrainingArguments):
         if not any(ALIGNMENT_METHODS[name].feature_scale_dependent or ALIGNMENT_METHODS[name].adversarial
                    for name in names):
             base.add("alignment_balancing")  # it reweights the feature-scale-dependent and adversarial methods only
+        if not names:
+            base.add("adapt_from_source_only")  # the baseline is what a two-stage method starts from
         shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in base}
         read = {f.name: getattr(self.settings_of(cls), f.name)
                 for cls in settings_classes(names) for f in dataclasses.fields(cls)}

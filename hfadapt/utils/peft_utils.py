@@ -71,3 +71,11 @@ def save_task_model(model: nn.Module, output_dir: str | Path, peft_save: str = "
     if is_peft_model(model) and peft_save == "merged":
         model = copy.deepcopy(model).merge_and_unload()
     model.save_pretrained(output_dir)
+
+
+def plain_state_dict(model: nn.Module) -> dict:
+    """The weights of the task model as ``save_task_model`` writes them (a PEFT model merged on a copy), detached
+    and on the CPU: what ``load_state_dict`` of a fresh model of the same architecture takes."""
+    if is_peft_model(model):
+        model = copy.deepcopy(model).merge_and_unload()
+    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}

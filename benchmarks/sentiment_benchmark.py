@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
 
                 config = run_config(base_config, args, method, seed, Path(scratch) / f"{pair}_{method}_{seed}")
                 start = None
-                if config.adapt_from_source_only and config.method_names:  # two-stage: from this pair's baseline
+                if config.two_stage:  # from this pair's trained baseline
                     if baseline_weights is None:  # the 'none' run again (same seed): this process did not train it
                         baseline = run_config(base_config, args, SOURCE_ONLY, seed, Path(scratch) / f"{pair}_{seed}")
                         baseline_weights = train_run(make_model, baseline, splits, tokenizer,

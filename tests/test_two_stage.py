@@ -59,6 +59,7 @@ def test_the_method_starts_from_the_trained_baseline(tmp_path, splits, monkeypat
     assert json.loads((tmp_path / "run" / "results.json").read_text())["config"]["adapt_from_source_only"] is True
     # the method's recipe records it; the baseline's does not (it is what a two-stage method starts from)
     assert config.adaptation_settings()["adapt_from_source_only"] is True
+    assert config.two_stage and not make_config(tmp_path, method="none", adapt_from_source_only=True).two_stage
     assert "adapt_from_source_only" not in config.adaptation_settings("none")
 
 

@@ -238,7 +238,7 @@ def compare_with_source_only(
     ``results.json`` is written last and at once: a run killed before leaves none.
     """
     methods = [SOURCE_ONLY, config.method] if with_baseline and config.method_names else [config.method]
-    two_stage = config.adapt_from_source_only and bool(config.method_names)
+    two_stage = config.two_stage
     if two_stage and not with_baseline:
         raise ValueError("adapt_from_source_only starts the method from the source-only baseline of the same run; "
                          "train the baseline too (drop --baseline false) or set adapt_from_source_only false")

@@ -403,6 +403,12 @@ class AdaptConfig(TrainingArguments):
         """The registered alignment methods named by ``method`` (``[]`` for the source-only baseline)."""
         return parse_method_names(self.method)
 
+    @property
+    def two_stage(self) -> bool:
+        """Whether this run's method starts from the trained source-only baseline (``adapt_from_source_only`` with
+        a method; the baseline itself starts from the pretrained model)."""
+        return self.adapt_from_source_only and bool(self.method_names)
+
     def adaptation_settings(self, method: str | None = None) -> dict:
         """The adaptation settings a run of ``method`` (default: ``self.method``) depends on: every field that
         ``TrainingArguments`` lacks, except ``method`` itself, ``alignment_balancing`` when no method it

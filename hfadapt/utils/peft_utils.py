@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from ..modeling.heads import find_classification_head
@@ -68,14 +69,19 @@ def save_task_model(model: nn.Module, output_dir: str | Path, peft_save: str = "
 
     A PEFT model is merged on a copy, so training can go on with the adapter after a checkpoint.
     """
-    if is_peft_model(model) and peft_save == "merged":
-        model = copy.deepcopy(model).merge_and_unload()
+    if peft_save == "merged":
+        model = merged_copy(model)
     model.save_pretrained(output_dir)
 
 
-def plain_state_dict(model: nn.Module) -> dict:
-    """The weights of the task model as ``save_task_model`` writes them (a PEFT model merged on a copy), detached
-    and on the CPU: what ``load_state_dict`` of a fresh model of the same architecture takes."""
-    if is_peft_model(model):
-        model = copy.deepcopy(model).merge_and_unload()
-    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
+def merged_copy(model: nn.Module) -> nn.Module:
+    """A PEFT model's adapters merged into a copy of its base model (peft's ``merge_and_unload``), so the model
+    itself keeps training with them; any other model as it is."""
+    return copy.deepcopy(model).merge_and_unload() if is_peft_model(model) else model
+
+
+def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``{name: tensor}`` of the task model as ``save_task_model`` writes it (PEFT merged, :func:`merged_copy`),
+    detached copies on the CPU, each of its parameter's shape: what ``load_state_dict`` of a fresh model of the
+    same architecture takes."""
+    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in merged_copy(model).state_dict().items()}

@@ -10,7 +10,7 @@ recipe is trained on the *labelled* target train split (target-supervised), so t
 gap the method closes.
 
 Default recipe: hfadapt/cli/recipes/digits_transfer.yaml: optdigits -> USPS, a small ViT initialised from a config
-and trained from scratch, DANN.
+and trained from scratch, AdaMatch.
 
     accelerate launch examples/digits_transfer.py                                  # optdigits -> USPS
     accelerate launch examples/digits_transfer.py --source usps --target optdigits # the other direction

@@ -64,12 +64,12 @@ def test_digits_example_runs_all_three_and_reloads(tmp_path):
         "--per_device_train_batch_size", "16", "--output_dir", str(tmp_path / "run"), "--disable_tqdm", "true",
         "--use_cpu", "true",
     ])
-    assert [r["method"] for r in results["runs"]] == ["none", "dann", "target-supervised"]
+    assert [r["method"] for r in results["runs"]] == ["none", "adamatch", "target-supervised"]
     gap = results["runs"][2]["target_accuracy"] - results["runs"][0]["target_accuracy"]
     expected = results["runs"][1]["target_gain_vs_source_only"] / gap if gap else None
     assert results["runs"][1]["gap_closed"] == expected
     from transformers import AutoModelForImageClassification
 
-    model = AutoModelForImageClassification.from_pretrained(tmp_path / "run" / "dann")
+    model = AutoModelForImageClassification.from_pretrained(tmp_path / "run" / "adamatch")
     assert model.config.num_channels == 1 and model.config.id2label[3] == "3"
-    assert (tmp_path / "run" / "dann" / "preprocessor_config.json").is_file()
+    assert (tmp_path / "run" / "adamatch" / "preprocessor_config.json").is_file()

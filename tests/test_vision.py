@@ -182,3 +182,18 @@ def test_label_free_validators_score_lazily_transformed_images(tmp_path):
                            train_dataset=source, target_dataset=target, eval_dataset={"source_val": source})
     metrics = trainer.evaluate()
     assert {"eval_im", "eval_dev"} <= metrics.keys()
+
+
+def test_adamatch_warns_on_batch_norm_only(tmp_path, caplog):
+    # without the paper's random logit interpolation, batch statistics mix the domains: the user is told
+    from hfadapt.methods.adamatch import BATCH_NORM_WARNING
+
+    for make_model, warned in ((tiny_resnet, True), (tiny_vit, False)):
+        caplog.clear()
+        model = make_model()
+        source = lazy(image_dataset(8, 8, seed=1), model)
+        target = lazy(image_dataset(8, 16, seed=2, labels=False), model)
+        with caplog.at_level("WARNING", logger="hfadapt.methods.adamatch"):
+            AdaptTrainer(model, make_config(tmp_path, method="adamatch"), train_dataset=source,
+                         target_dataset=target, processing_class=processor())
+        assert (BATCH_NORM_WARNING in caplog.text) == warned

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..modeling.heads import has_batch_norm
 from .base import AlignmentOutput
 from .consistency import DEFAULT_AUGMENTATION, ConsistencyMethod, check_augmentation
 from .fixmatch import confidence_masked_cross_entropy
@@ -136,7 +137,7 @@ class AdaMatchLoss(ConsistencyMethod):
         """As :meth:`ConsistencyMethod.bind`; also logs :data:`BATCH_NORM_WARNING` if ``task_model`` has batch
         normalisation (the paper's random logit interpolation, which keeps its statistics apart, is not here)."""
         super().bind(task_model, processing_class)
-        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in task_model.modules()):
+        if has_batch_norm(task_model):
             logger.warning(BATCH_NORM_WARNING)
 
     def forward(self, features: torch.Tensor, domain: torch.Tensor, logits: torch.Tensor | None = None,

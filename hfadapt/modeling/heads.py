@@ -1,5 +1,6 @@
-"""The parts of a transformers classifier the adaptation model works with: the model under a PEFT wrapper, and
-its classification head (whose input is the feature space the alignment losses read)."""
+"""The parts of a transformers classifier the adaptation model works with: the model under a PEFT wrapper, its
+classification head (whose input is the feature space the alignment losses read), and whether it has batch
+normalisation (which would mix source and target statistics)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,12 @@ def unwrap_peft(model: nn.Module) -> nn.Module:
     """The underlying transformers model of a ``peft.PeftModel`` (the model itself otherwise)."""
     get_base_model = getattr(model, "get_base_model", None)
     return get_base_model() if callable(get_base_model) else model
+
+
+def has_batch_norm(model: nn.Module) -> bool:
+    """Whether any submodule of ``model`` is a batch-normalisation layer (``BatchNorm1d/2d/3d``, ``SyncBatchNorm``),
+    whose training-time statistics mix every row of a batch, source and target alike."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
 def find_classification_head(model: nn.Module) -> tuple[str, nn.Module]:

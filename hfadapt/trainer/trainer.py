@@ -26,7 +26,7 @@ from ..data.transforms import keep_only, raw, transform_of
 from ..fusion.ema import WeightEMACallback
 from ..methods import build_methods
 from ..methods.grl import GRL_SCHEDULES
-from ..modeling.heads import unwrap_peft
+from ..modeling.heads import has_batch_norm, unwrap_peft
 from ..modeling.inference import dataset_features
 from ..modeling.model import AdaptModel
 from ..modeling.objective import TaskObjective, objective_for
@@ -209,10 +209,9 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
         target's."""
         # With batch normalisation the target rows of a batch would shape the baseline's statistics (AdaBN, Li et
         # al. 2016): it would not be source-only any more, so it skips them.
-        has_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
         return AdaptModel(model, feature_source=args.feature_source, num_domains=len(sources) + 1,
                           domain_names=[*sources, "target"],
-                          skip_target_rows=not args.source_only_full_batch or has_batch_norm,
+                          skip_target_rows=not args.source_only_full_batch or has_batch_norm(model),
                           alignment_balancing=args.alignment_balancing,
                           method_seed=stream_seed(args.seed, args.process_index), objective=objective)
 

@@ -219,11 +219,11 @@ def test_image_script_on_imagefolders_without_target_labels(tmp_path):
                     "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8", "--pad_rows", "6",
                     "--output_dir", str(tmp_path / "run"), "--use_cpu", "true", "--disable_tqdm", "true"])
     assert results["labels"] == ["dark", "light"] and results["source"] == "photos" and results["target"] == "scans"
-    assert [r["method"] for r in results["runs"]] == ["none", "dann"]  # no target-supervised run: no target labels
+    assert [r["method"] for r in results["runs"]] == ["none", "adamatch"]  # no target-supervised run: no target labels
     assert all("target_accuracy" not in r and "im" in r["validators"] for r in results["runs"])
     from transformers import AutoModelForImageClassification
 
-    model = AutoModelForImageClassification.from_pretrained(tmp_path / "run" / "dann")
+    model = AutoModelForImageClassification.from_pretrained(tmp_path / "run" / "adamatch")
     assert model.config.id2label == {0: "dark", 1: "light"}
 
 

@@ -15,9 +15,9 @@ Differences from the paper: *random logit interpolation* (mixing the logits of a
 the joint source+target forward, to keep batch-normalisation statistics apart) is skipped: transformer backbones
 have no batch normalisation, and the main forward already runs source and target rows together, as the paper's
 joint pass does. On a model *with* batch normalisation :meth:`AdaMatchLoss.bind` logs a warning: without the
-interpolation the small ResNet of the digits example collapsed on USPS -> optdigits (46.11 against source-only's
-63.61, benchmarks/README.md). The paper's warm-up of the target loss weight is the run's ``weight_schedule``
-(``warm_start`` by default). Logged: ``adamatch_mask_rate`` and ``adamatch_threshold`` (``c``).
+interpolation, the digits example's small ResNet collapsed onto a few classes on USPS -> optdigits
+(benchmarks/README.md, "Digits across scanners"). The paper's warm-up of the target loss weight is the run's
+``weight_schedule`` (``warm_start`` by default). Logged: ``adamatch_mask_rate`` and ``adamatch_threshold`` (``c``).
 """
 
 from __future__ import annotations

@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
                     baseline_weights = run.pop("weights")
                 # the spec, not run's method name: "none:source_weighting=auto" must not read as plain "none"
                 row = {**run, "pair": pair, "method": method, "seed": seed, "budget": budget,
-                       "recipe": row_recipe(base_config, method), "environment": environment()}
+                       "recipe": row_recipe(base_config, method), "environment": environment(config.bf16)}
                 append_row(results_path, row)
                 print(f"{pair} {method} seed {seed}: target {100 * run['target_accuracy']:.2f} "
                       f"({run['wall_time_s']} s)", flush=True)

@@ -138,14 +138,16 @@ def matching_rows(rows: list[dict], budget: dict, config: AdaptConfig) -> list[d
     return [r for r in rows if r["budget"] == budget and same_recipe(r, row_recipe(config, r["method"]), defaults)]
 
 
-def environment() -> dict:
-    """Where a row ran (``{"device": "cpu" | GPU name, "torch": version, "transformers": version}``): rows of one
-    table should share it, since the same run gives slightly different numbers on another device or release."""
+def environment(bf16: bool = False) -> dict:
+    """Where and how a row ran (``{"device": "cpu" | GPU name, "torch": version, "transformers": version,
+    "precision": "fp32" | "bf16"}``, ``bf16`` the run's ``AdaptConfig.bf16``): rows of one table should share it,
+    since the same run gives slightly different numbers on another device, release or precision."""
     import torch
     import transformers
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    return {"device": device, "torch": torch.__version__, "transformers": transformers.__version__}
+    return {"device": device, "torch": torch.__version__, "transformers": transformers.__version__,
+            "precision": "bf16" if bf16 else "fp32"}
 
 
 def markdown_table(rows: list[dict], methods: list[str], pairs: list[str]) -> str:

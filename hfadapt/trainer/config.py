@@ -19,6 +19,7 @@ from ..methods.registry import ALIGNMENT_METHODS, parse_method_names, setting_fi
 from ..modeling.balancing import ALIGNMENT_BALANCINGS
 from ..modeling.features import FEATURE_SOURCES
 from ..selection import VALIDATORS
+from ..utils.precision import resolve_bf16
 
 PEFT_SAVE_MODES = ("merged", "adapter")
 SOURCE_WEIGHTINGS = ("uniform", "fixed", "auto")
@@ -30,9 +31,13 @@ def launched_on_cpus_only() -> bool:
     """Whether this process is one of several (``WORLD_SIZE > 1``) on a machine with no CUDA or other accelerator."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
+    return not has_accelerator()
+
+
+def has_accelerator() -> bool:
+    """Whether this process sees a CUDA GPU or another torch accelerator."""
     accelerator = getattr(torch, "accelerator", None)
-    has_accelerator = accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
-    return not has_accelerator
+    return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
 
 
 @dataclass
@@ -181,6 +186,16 @@ class AdaptConfig(TrainingArguments):
         default=0, metadata={"help": "Optimizer steps before early stopping may end training."}
     )
 
+    # --- precision ----------------------------------------------------------------------------------------
+    mixed_precision: str = field(
+        default="no",
+        metadata={
+            "help": "Train under bf16 autocast: 'no' (fp32, unless bf16 is set), 'bf16', or 'auto': bf16 where the "
+            "device multiplies bf16 natively (a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX), fp32 elsewhere. "
+            "On a CPU it also sets use_cpu, which TrainingArguments needs for bf16 there."
+        },
+    )
+
     # --- two-stage adaptation -----------------------------------------------------------------------------
     adapt_from_source_only: bool = field(
         default=False,
@@ -251,6 +266,13 @@ class AdaptConfig(TrainingArguments):
             # `accelerate launch --multi_gpu --num_processes N` on a machine without an accelerator: without
             # use_cpu, TrainingArguments sets up no process group and each process trains alone (accelerate 1.15).
             self.use_cpu = True
+        if resolve_bf16(self.mixed_precision):  # raises on a value not in MIXED_PRECISIONS
+            if self.fp16:
+                raise ValueError(f"mixed_precision={self.mixed_precision!r} trains in bf16, which excludes fp16=True; "
+                                 "set one of them")
+            self.bf16 = True
+            if not has_accelerator():
+                self.use_cpu = True  # TrainingArguments refuses bf16 on a CPU without it
         super().__post_init__()
         if not isinstance(self.method, str):  # a YAML list: [dann, mmd]
             self.method = "+".join(str(m) for m in self.method)
@@ -418,8 +440,10 @@ class AdaptConfig(TrainingArguments):
         Used for model cards and to tell which benchmark rows a recipe change voids."""
         names = parse_method_names(self.method if method is None else method)
         # resume_weights_only and overwrite_output_dir say how a run continues or starts, not what it trains
+        # mixed_precision says how it computes, as TrainingArguments' bf16 does
         base = {f.name for f in dataclasses.fields(TrainingArguments)} | {"method", "method_settings",
-                                                                        "resume_weights_only", "overwrite_output_dir"}
+                                                                        "resume_weights_only", "overwrite_output_dir",
+                                                                        "mixed_precision"}
         if not any(ALIGNMENT_METHODS[name].feature_scale_dependent or ALIGNMENT_METHODS[name].adversarial
                    for name in names):
             base.add("alignment_balancing")  # it reweights the feature-scale-dependent and adversarial methods only

@@ -29,7 +29,7 @@ CARD_DETAIL_KEYS = ("source_domains", "target_domain", "dataset_name", "dataset_
 """Keys of ``AdaptTrainer.card_details``: what a card needs that the trainer cannot know."""
 
 TRAINING_FIELDS = ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps",
-                   "num_train_epochs", "seed")
+                   "num_train_epochs", "seed", "bf16")
 
 
 def public_value(value: Any) -> Any:

@@ -114,6 +114,17 @@ def test_early_stopping_waits_for_min_steps(tmp_path):
     assert control.should_training_stop
 
 
+def test_early_stopping_keeps_a_stop_it_did_not_request(tmp_path):
+    """max_steps below min_steps: the run ends at max_steps (the trainer's stop), not at the epoch's end."""
+    args = AdaptConfig(str(tmp_path), method="none", eval_strategy="steps", save_strategy="steps",
+                       load_best_model_at_end=True, metric_for_best_model="source_val_accuracy")
+    callback = MinStepsEarlyStoppingCallback(early_stopping_patience=3, min_steps=300)
+    control = _Control()
+    control.should_training_stop = True  # set by transformers' DefaultFlowCallback at max_steps
+    callback.on_evaluate(args, _State(2, 0.9), control, {"eval_source_val_accuracy": 0.95})
+    assert control.should_training_stop
+
+
 def test_train_and_evaluate_selects_on_source_validation_only(tmp_path):
     from hfadapt.data.splits import TransferSplits
 

@@ -50,7 +50,7 @@ class MinStepsEarlyStoppingCallback(EarlyStoppingCallback):
     target metric) has not improved for ``early_stopping_patience`` evaluations and ``min_steps`` are done; with
     ``load_best_model_at_end`` the best checkpoint is then restored. Evaluations before ``min_steps`` still count
     towards the patience, so training stops at the first evaluation after ``min_steps`` if the metric has already
-    stalled for that long.
+    stalled for that long. A stop requested elsewhere (``max_steps`` below ``min_steps``) is left as it is.
 
     Args:
         early_stopping_patience: evaluations without improvement before stopping (>= 1).
@@ -62,6 +62,7 @@ class MinStepsEarlyStoppingCallback(EarlyStoppingCallback):
         self.min_steps = min_steps
 
     def on_evaluate(self, args, state, control, metrics, **kwargs):
+        stop_before = control.should_training_stop  # e.g. max_steps reached: not this callback's to undo
         super().on_evaluate(args, state, control, metrics, **kwargs)
-        if state.global_step < self.min_steps:
+        if state.global_step < self.min_steps and not stop_before:
             control.should_training_stop = False

@@ -114,9 +114,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def convergence_settings(args) -> dict:
     """``AdaptConfig`` overrides that train until source-validation accuracy stops rising (early stopping after
     ``min_steps``, the best checkpoint by source validation kept); without ``--eval_steps`` (the quick screen) no
-    evaluation or checkpoint during training, whatever the recipe sets."""
+    evaluation, checkpoint or early stopping during training, whatever the recipe sets."""
     if not args.eval_steps:
-        return {"eval_strategy": "no", "save_strategy": "no", "load_best_model_at_end": False}
+        return {"eval_strategy": "no", "save_strategy": "no", "load_best_model_at_end": False,
+                "early_stopping_patience": 0, "early_stopping_min_steps": 0}
     return {"eval_strategy": "steps", "eval_steps": args.eval_steps,
             "save_strategy": "steps", "save_steps": args.eval_steps, "save_total_limit": 1,
             "load_best_model_at_end": True, "metric_for_best_model": "source_val_accuracy",
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
                     baseline_weights = run.pop("weights")
                 # the spec, not run's method name: "none:source_weighting=auto" must not read as plain "none"
                 row = {**run, "pair": pair, "method": method, "seed": seed, "budget": budget,
-                       "recipe": row_recipe(base_config, method), "environment": environment(config.bf16)}
+                       "recipe": row_recipe(config, method), "environment": environment(config.bf16)}
                 append_row(results_path, row)
                 print(f"{pair} {method} seed {seed}: target {100 * run['target_accuracy']:.2f} "
                       f"({run['wall_time_s']} s)", flush=True)

@@ -41,6 +41,22 @@ def test_table_only_tables_the_rows_of_the_budget_and_recipe(tmp_path):
                          "| dann | 83.00 ± 0.00 (n=2) | 83.00 | +2.00 ± 1.00 |"]
 
 
+def test_the_quick_screen_turns_off_the_recipe_s_early_stopping(tmp_path):
+    from hfadapt import AdaptConfig
+    from hfadapt.cli.args import parse_with_config
+    from hfadapt.data import DataArguments
+
+    bench = _load_benchmark("sentiment_benchmark")
+    _, config = parse_with_config((DataArguments, AdaptConfig), ["--output_dir", str(tmp_path)],
+                                  default_config=bench.parse([]).recipe)
+    assert config.early_stopping_patience > 0  # the recipe's, which needs evaluations the quick screen does not run
+    quick = bench.run_config(config, bench.parse([]), "none", 1, tmp_path / "run")
+    assert quick.eval_strategy == "no" and quick.early_stopping_patience == 0
+    converged = bench.run_config(config, bench.parse(["--eval_steps", "50", "--early_stopping_patience", "2",
+                                                      "--min_steps", "100"]), "none", 1, tmp_path / "run")
+    assert (converged.early_stopping_patience, converged.early_stopping_min_steps) == (2, 100)
+
+
 def test_validator_selection_table_by_hand():
     vb = _load_benchmark("validator_benchmark")
     assert vb.parse_setting("dann:grl_max_lambda=1.0,dann_weight=0.5") == ("dann", {"grl_max_lambda": 1.0,

@@ -107,6 +107,19 @@ def test_a_row_that_predates_a_field_matches_while_the_field_stays_at_its_defaul
     assert ledger.matching_rows([old], budget, dataclasses.replace(config, dann_weight=0.5)) == []
 
 
+def test_early_stopping_fields_are_compared_through_the_budget_not_the_recipe(config):
+    # a row written when the recipe had no early stopping, its budget's early stopping doing the work
+    budget = {"max_steps": 600, "early_stopping_patience": 3, "min_steps": 300}
+    recipe = ledger.row_recipe(config, "none")
+    old = {"pair": "a:b", "method": "none", "seed": 1, "budget": budget,
+           "recipe": {**recipe, "early_stopping_patience": 0, "early_stopping_min_steps": 0}}
+    now = dataclasses.replace(config, early_stopping_patience=3, early_stopping_min_steps=300,
+                              load_best_model_at_end=True, metric_for_best_model="source_val_accuracy",
+                              eval_strategy="steps", save_strategy="steps")
+    assert ledger.matching_rows([old], budget, now) == [old]
+    assert ledger.matching_rows([old], {**budget, "min_steps": 200}, now) == []
+
+
 def test_a_method_s_recipe_leaves_out_the_other_methods_fields(config):
     dann = ledger.recipe_of(config, "dann")
     assert ("grl_max_lambda" in dann and "dann_weight" in dann and "mmd_weight" not in dann

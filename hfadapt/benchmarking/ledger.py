@@ -26,6 +26,9 @@ BUDGET_KEYS = ("max_steps", "max_length", "max_train_samples", "max_eval_samples
 """What a run's budget records: rows of another budget are not compared."""
 CONVERGENCE_KEYS = ("eval_steps", "early_stopping_patience", "min_steps")
 """Budget keys of a run that trains until source validation stops rising (recorded only with ``eval_steps``)."""
+BUDGET_SET_FIELDS = ("early_stopping_patience", "early_stopping_min_steps")
+"""``AdaptConfig`` fields the benchmark's budget sets (``CONVERGENCE_KEYS``; off in the quick screen), whatever the
+recipe says: rows compare them through their budget, not their recipe."""
 
 
 def load_results(path: Path) -> list[dict]:
@@ -132,10 +135,14 @@ def budget_of(args, config: AdaptConfig) -> dict:
 
 
 def matching_rows(rows: list[dict], budget: dict, config: AdaptConfig) -> list[dict]:
-    """The rows run with ``budget`` and with the recipe ``config`` gives their method now (:func:`same_recipe`):
-    the rows a table compares and a rerun skips."""
+    """The rows run with ``budget`` and with the recipe ``config`` gives their method now (:func:`same_recipe`,
+    leaving out :data:`BUDGET_SET_FIELDS`): the rows a table compares and a rerun skips."""
     defaults = config_defaults()
-    return [r for r in rows if r["budget"] == budget and same_recipe(r, row_recipe(config, r["method"]), defaults)]
+
+    def recipe(spec: str) -> dict:
+        return {k: v for k, v in row_recipe(config, spec).items() if k not in BUDGET_SET_FIELDS}
+
+    return [r for r in rows if r["budget"] == budget and same_recipe(r, recipe(r["method"]), defaults)]
 
 
 def environment(bf16: bool = False) -> dict:

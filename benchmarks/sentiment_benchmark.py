@@ -58,6 +58,7 @@ from hfadapt.data import DataArguments
 from hfadapt.evaluation.experiment import train_and_evaluate
 from hfadapt.methods import ALIGNMENT_METHODS, SOURCE_ONLY
 from hfadapt.utils.offline_models import packaged_minilm_path
+from hfadapt.utils.precision import MIXED_PRECISIONS
 from hfadapt.utils.runtime import use_available_cpu_threads
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,6 +96,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="the reviews: a table with a 'domain' column (default: the recipe's, the shipped demo "
                              "data), or the authors' folder of <domain>/{positive,negative}.review")
     parser.add_argument("--model_name_or_path", default=None)
+    parser.add_argument("--mixed_precision", default=None, choices=MIXED_PRECISIONS,
+                        help="overrides the recipe's ('no': fp32), e.g. to add rows to a grid run in another "
+                             "precision; rows record theirs, and one table should share it")
     parser.add_argument("--recipe", default=str(recipe_path("text")),
                         help="YAML recipe for everything else (method hyperparameters, batch size, lr)")
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "sentiment.jsonl"))
@@ -109,6 +113,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                              "by creating <claim_dir>/<pair>_<method>_<seed> first (a fresh folder for a fresh "
                              "start: a claim left by a killed process is not retried)")
     return parser.parse_args(argv)
+
+
+def read_recipe(args, output_dir: str) -> tuple[DataArguments, AdaptConfig]:
+    """The recipe's data and configuration (``args.recipe``), with ``args.mixed_precision`` over the recipe's when
+    set; runs write under ``output_dir``."""
+    precision = ["--mixed_precision", args.mixed_precision] if args.mixed_precision else []
+    return parse_with_config((DataArguments, AdaptConfig), ["--output_dir", output_dir, "--disable_tqdm", "true",
+                                                            "--logging_steps", "1000", *precision],
+                             default_config=args.recipe)
 
 
 def convergence_settings(args) -> dict:
@@ -146,9 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     results_path, table_path = Path(args.results), Path(args.table)
     scratch = tempfile.mkdtemp(prefix="hfadapt-bench-")
     # the recipe's data (the table and its domain column) with this benchmark's budget; each pair sets the domains
-    recipe_data, base_config = parse_with_config((DataArguments, AdaptConfig),
-                                                 ["--output_dir", scratch, "--disable_tqdm", "true",
-                                                  "--logging_steps", "1000"], default_config=args.recipe)
+    recipe_data, base_config = read_recipe(args, scratch)
     if args.label_free_validators:
         base_config = dataclasses.replace(base_config, label_free_validators=args.label_free_validators)
     data = dataclasses.replace(recipe_data, dataset_name=args.dataset_name or recipe_data.dataset_name,

@@ -57,6 +57,18 @@ def test_the_quick_screen_turns_off_the_recipe_s_early_stopping(tmp_path):
     assert (converged.early_stopping_patience, converged.early_stopping_min_steps) == (2, 100)
 
 
+def test_mixed_precision_flag_overrides_the_recipe_s(tmp_path):
+    from hfadapt.utils.precision import native_bf16
+
+    bench = _load_benchmark("sentiment_benchmark")
+    _, fp32 = bench.read_recipe(bench.parse(["--mixed_precision", "no"]), str(tmp_path))
+    _, bf16 = bench.read_recipe(bench.parse(["--mixed_precision", "bf16"]), str(tmp_path))
+    assert (fp32.mixed_precision, fp32.bf16) == ("no", False)
+    assert (bf16.mixed_precision, bf16.bf16) == ("bf16", True)
+    _, recipe = bench.read_recipe(bench.parse([]), str(tmp_path))
+    assert recipe.bf16 == native_bf16()  # the recipe's own 'auto' when the flag is not given
+
+
 def test_validator_selection_table_by_hand():
     vb = _load_benchmark("validator_benchmark")
     assert vb.parse_setting("dann:grl_max_lambda=1.0,dann_weight=0.5") == ("dann", {"grl_max_lambda": 1.0,

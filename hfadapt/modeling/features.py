@@ -55,28 +55,45 @@ class HeadInputCapture:
         self._handle.remove()
 
 
-class HeadInputReader(nn.Module):
-    """``features_and_logits`` for a plain classification model (not an :class:`~hfadapt.modeling.model.AdaptModel`):
-    the
-    input of its classification head (what ``AdaptModel`` reads with ``feature_source="head_input"``) and its
-    logits, so :func:`dataset_predictions` and the validators can score a model trained with ``transformers.Trainer``.
+def classification_heads(model: nn.Module) -> list[nn.Module]:
+    """The classification head of a transformers model (:func:`find_classification_head`), or of each member of a
+    prediction ensemble (:class:`~hfadapt.fusion.EnsembleForClassification`), in member order.
 
     Raises:
-        ValueError: if the model has no classification head :func:`find_classification_head` knows.
+        ValueError: if the model, or a member, has no classification head :func:`find_classification_head` knows.
+    """
+    from ..fusion.ensemble import EnsembleForClassification  # fusion builds on modeling: imported when used
+
+    if isinstance(model, EnsembleForClassification):
+        return [find_classification_head(member)[1] for member in model.members]
+    return [find_classification_head(model)[1]]
+
+
+class HeadInputReader(nn.Module):
+    """``features_and_logits`` for a plain classification model (not an :class:`~hfadapt.modeling.model.AdaptModel`):
+    the input of its classification head (what ``AdaptModel`` reads with ``feature_source="head_input"``) and its
+    logits, so :func:`dataset_predictions` and the validators can score a model trained with ``transformers.Trainer``.
+    For a prediction ensemble the features are its members' head inputs side by side, ``(N, F_1 + ... + F_K)``.
+
+    Raises:
+        ValueError: if the model (or a member of an ensemble) has no classification head
+            :func:`find_classification_head` knows.
     """
 
     def __init__(self, model: nn.Module):
         super().__init__()
-        find_classification_head(model)  # fail now on a model without one
+        classification_heads(model)  # fail now on a model without one
         self.model = model
 
     @torch.no_grad()
     def features_and_logits(self, **inputs) -> tuple[torch.Tensor, torch.Tensor]:
         """``(N, F)`` head inputs and ``(N, C)`` logits of a batch of model inputs (no gradient)."""
-        capture = HeadInputCapture(find_classification_head(self.model)[1])
-        capture.enabled = True
+        captures = [HeadInputCapture(head) for head in classification_heads(self.model)]
+        for capture in captures:
+            capture.enabled = True
         try:
             logits = self.model(**inputs).logits
-            return capture.pop(), logits
+            return torch.cat([capture.pop() for capture in captures], dim=1), logits
         finally:
-            capture.remove()
+            for capture in captures:
+                capture.remove()

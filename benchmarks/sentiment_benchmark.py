@@ -22,6 +22,9 @@ reviews by default), each pair setting its domains (:mod:`hfadapt.benchmarking.p
     # two-stage self-training: each pair's source-only model, then self-training from it (no warm-up)
     python benchmarks/sentiment_benchmark.py --methods none \
         self_training:adapt_from_source_only=true,self_training_warmup=0
+    # fused models beside their members: AdaMatch and self-training's probabilities averaged, on each pair and seed
+    python benchmarks/sentiment_benchmark.py --methods none self_training adamatch \
+        --fusions ensemble:self_training/adamatch
     # only rebuild the table from the results file
     python benchmarks/sentiment_benchmark.py --table_only
 """
@@ -35,16 +38,20 @@ import json
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
 from hfadapt import AdaptConfig
+from hfadapt.benchmarking.fusion import Fusion, fusion_members
 from hfadapt.benchmarking.ledger import (
     append_row,
     budget_of,
     claim,
     environment,
+    fusion_recipe,
     load_results,
     markdown_table,
     matching_rows,
@@ -56,6 +63,7 @@ from hfadapt.cli.args import parse_with_config
 from hfadapt.cli.recipes import recipe_path
 from hfadapt.data import DataArguments
 from hfadapt.evaluation.experiment import train_and_evaluate
+from hfadapt.evaluation.scoring import score_classifier
 from hfadapt.methods import ALIGNMENT_METHODS, SOURCE_ONLY
 from hfadapt.utils.offline_models import packaged_minilm_path
 from hfadapt.utils.precision import MIXED_PRECISIONS
@@ -107,6 +115,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="label-free validators (hfadapt.selection) scored at every evaluation and recorded in "
                              "each row's 'validators', so that a method can be chosen without target labels; they "
                              "join the recipe, so such rows form a grid of their own")
+    parser.add_argument("--fusions", nargs="*", default=[],
+                        help="fused models scored on each pair and seed beside the runs, '<mode>:<method>/<method>' "
+                             "(modes: ensemble, uniform_soup, wise_ft with source-only first; hfadapt.fusion), e.g. "
+                             "ensemble:self_training/adamatch; a pair and seed with a fusion to score is claimed "
+                             "whole, its members trained again where their rows exist")
     parser.add_argument("--table_only", action="store_true")
     parser.add_argument("--claim_dir", default=None,
                         help="share the grid between processes started with the same folder: each run is claimed "
@@ -153,12 +166,29 @@ def train_run(make_model, config: AdaptConfig, splits, tokenizer, **kwargs) -> d
     return run
 
 
+def fused_scores(fusion: Fusion, trained: dict, make_model, splits, tokenizer, config: AdaptConfig) -> dict:
+    """The scores a run reports (:func:`~hfadapt.evaluation.scoring.score_classifier`, with the recipe's label-free
+    validators) of ``fusion`` over ``trained`` (``{member: trained weights}``), in the runs' precision."""
+    models = {}
+    for member in fusion.members:
+        models[member] = make_model()
+        models[member].load_state_dict(trained[member])
+    device = torch.device("cuda" if torch.cuda.is_available() and not config.use_cpu else "cpu")
+    start = time.perf_counter()
+    model = fusion.build(models).to(device).eval()
+    scores = score_classifier(model, splits, DataCollatorWithPadding(tokenizer),
+                              validators=config.label_free_validators, max_rows=config.label_free_max_rows,
+                              bf16=config.bf16)
+    return {**scores, "wall_time_s": round(time.perf_counter() - start, 1)}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Train the runs of the grid the ledger does not hold yet (unless ``--table_only``), then write the table."""
     args = parse(argv)
     results_path, table_path = Path(args.results), Path(args.table)
     scratch = tempfile.mkdtemp(prefix="hfadapt-bench-")
     # the recipe's data (the table and its domain column) with this benchmark's budget; each pair sets the domains
+    fusions = [Fusion.parse(spec) for spec in args.fusions]  # a bad spec fails before any training
     recipe_data, base_config = read_recipe(args, scratch)
     if args.label_free_validators:
         base_config = dataclasses.replace(base_config, label_free_validators=args.label_free_validators)
@@ -179,12 +209,18 @@ def main(argv: list[str] | None = None) -> None:
         grid += [(pair, seed, multi_methods) for seed, pair in itertools.product(args.seeds, args.multi_source_pairs)]
         for pair, seed, methods in grid:
             todo = [m for m in methods if (pair, m, seed) not in done]
-            if not todo:
+            fused = [f for f in fusions if (pair, f.name, seed) not in done]
+            if not todo and not fused:
                 continue
+            # a block with fusions to score is claimed whole: the models it fuses must be trained in this process
+            if fused and not claim(args.claim_dir, pair, "fused", seed):
+                continue
+            members = fusion_members(fused)
             splits = None  # tokenised once this process has claimed a run of the pair (the other may hold them all)
             baseline_weights = None  # the trained source-only model of this pair and seed, for two-stage methods
-            for method in todo:
-                if not claim(args.claim_dir, pair, method, seed):
+            trained = {}  # {member: trained weights} for the fusions
+            for method in dict.fromkeys([*todo, *members]):
+                if not fused and not claim(args.claim_dir, pair, method, seed):
                     continue
                 if splits is None:
                     splits = tokenised_pair(data, pair, seed, tokenizer)
@@ -201,17 +237,31 @@ def main(argv: list[str] | None = None) -> None:
                                                      keep_weights=True)["weights"]
                     start = baseline_weights
                 run = train_run(make_model, config, splits, tokenizer, initial_weights=start,
-                                keep_weights=method == SOURCE_ONLY)
+                                keep_weights=method == SOURCE_ONLY or method in members)
+                weights = run.pop("weights", None)
                 if method == SOURCE_ONLY:
-                    baseline_weights = run.pop("weights")
+                    baseline_weights = weights
+                if method in members:
+                    trained[method] = weights
+                print(f"{pair} {method} seed {seed}: target {100 * run['target_accuracy']:.2f} "
+                      f"({run['wall_time_s']} s)", flush=True)
+                if (pair, method, seed) in done:
+                    continue  # trained again for a fusion: its row is in the ledger already
                 # the spec, not run's method name: "none:source_weighting=auto" must not read as plain "none"
                 row = {**run, "pair": pair, "method": method, "seed": seed, "budget": budget,
                        "recipe": row_recipe(config, method), "environment": environment(config.bf16)}
                 append_row(results_path, row)
-                print(f"{pair} {method} seed {seed}: target {100 * run['target_accuracy']:.2f} "
-                      f"({run['wall_time_s']} s)", flush=True)
+            block_config = run_config(base_config, args, SOURCE_ONLY, seed, Path(scratch) / f"{pair}_{seed}")
+            for fusion in fused:
+                scores = fused_scores(fusion, trained, make_model, splits, tokenizer, base_config)
+                row = {**scores, "pair": pair, "method": fusion.name, "seed": seed, "budget": budget,
+                       "fusion": {"mode": fusion.mode, "members": list(fusion.members)},
+                       "recipe": fusion_recipe(block_config, list(fusion.members)),
+                       "environment": environment(base_config.bf16)}
+                append_row(results_path, row)
+                print(f"{pair} {fusion.name} seed {seed}: target {100 * scores['target_accuracy']:.2f}", flush=True)
     rows = matching_rows(load_results(results_path), budget, base_config)
-    table = markdown_table(rows, args.methods, args.pairs)
+    table = markdown_table(rows, [*args.methods, *(f.name for f in fusions)], args.pairs)
     multi_methods = args.multi_source_methods if args.multi_source_methods is not None else args.methods
     if args.multi_source_pairs:
         table += "\n\nMulti-source (two domains -> the third):\n\n" + markdown_table(rows, multi_methods,

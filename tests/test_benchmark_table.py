@@ -93,3 +93,33 @@ def test_validator_selection_table_by_hand():
     # only pairs with every setting are tabled
     assert vb.complete_pairs(rows, ["none", "dann"]) == {("a:b", 1)}
     assert vb.complete_pairs(rows[:2], ["none", "dann"]) == set()
+
+
+def test_fusions_are_scored_beside_their_members_and_resume(tmp_path):
+    from conftest import tiny_bert, tiny_tokenizer
+
+    from hfadapt.benchmarking import ledger
+
+    model_dir = tmp_path / "tiny"
+    tiny_bert().save_pretrained(model_dir)
+    tiny_tokenizer().save_pretrained(model_dir)
+    bench = _load_benchmark("sentiment_benchmark")
+    results = tmp_path / "rows.jsonl"
+    flags = ["--model_name_or_path", str(model_dir), "--pairs", "books:dvd", "--multi_source_pairs", "--seeds", "1",
+             "--methods", "none", "dann", "--max_steps", "2", "--max_length", "16", "--max_train_samples", "32",
+             "--max_eval_samples", "32", "--mixed_precision", "no", "--label_free_validators", "dev",
+             "--results", str(results), "--table", str(tmp_path / "table.md")]
+    bench.main([*flags, "--fusions", "ensemble:none/dann"])
+    rows = ledger.load_results(results)
+    assert [r["method"] for r in rows] == ["none", "dann", "ensemble:none/dann"]
+    fused = rows[2]
+    assert fused["fusion"] == {"mode": "ensemble", "members": ["none", "dann"]}
+    assert set(fused["recipe"]) == {"none", "dann"}
+    assert 0.0 <= fused["target_accuracy"] <= 1.0 and "dev" in fused["validators"]
+    # a fusion added later trains its members again but does not repeat their rows; a rerun trains nothing
+    bench.main([*flags, "--fusions", "ensemble:none/dann", "wise_ft:none/dann"])
+    bench.main([*flags, "--fusions", "ensemble:none/dann", "wise_ft:none/dann"])
+    rows = ledger.load_results(results)
+    assert [r["method"] for r in rows] == ["none", "dann", "ensemble:none/dann", "wise_ft:none/dann"]
+    table = (tmp_path / "table.md").read_text()
+    assert "| ensemble:none/dann |" in table and "| wise_ft:none/dann |" in table

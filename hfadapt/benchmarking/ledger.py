@@ -134,15 +134,27 @@ def budget_of(args, config: AdaptConfig) -> dict:
     return {k: values[k] for k in BUDGET_KEYS + (CONVERGENCE_KEYS if args.eval_steps else ())}
 
 
+def fusion_recipe(config: AdaptConfig, members: list[str]) -> dict:
+    """What a fused model's row records as its recipe: ``{member: row_recipe(config, member)}``."""
+    return {member: row_recipe(config, member) for member in members}
+
+
 def matching_rows(rows: list[dict], budget: dict, config: AdaptConfig) -> list[dict]:
     """The rows run with ``budget`` and with the recipe ``config`` gives their method now (:func:`same_recipe`,
-    leaving out :data:`BUDGET_SET_FIELDS`): the rows a table compares and a rerun skips."""
+    leaving out :data:`BUDGET_SET_FIELDS`): the rows a table compares and a rerun skips. A fused model's row
+    (with ``"fusion": {"mode", "members"}`` and :func:`fusion_recipe`) matches while every member's recipe does."""
     defaults = config_defaults()
 
     def recipe(spec: str) -> dict:
         return {k: v for k, v in row_recipe(config, spec).items() if k not in BUDGET_SET_FIELDS}
 
-    return [r for r in rows if r["budget"] == budget and same_recipe(r, recipe(r["method"]), defaults)]
+    def matches(row: dict) -> bool:
+        if "fusion" in row:
+            return all(m in row["recipe"] and same_recipe({"recipe": row["recipe"][m]}, recipe(m), defaults)
+                       for m in row["fusion"]["members"])
+        return same_recipe(row, recipe(row["method"]), defaults)
+
+    return [r for r in rows if r["budget"] == budget and matches(r)]
 
 
 def environment(bf16: bool = False) -> dict:

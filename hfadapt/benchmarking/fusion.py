@@ -1,0 +1,74 @@
+"""Fused models on the benchmark grid: which runs of a pair and seed to fuse, and how (:mod:`hfadapt.fusion`).
+
+A fusion is written ``<mode>:<member>/<member>...``: a mode of :data:`hfadapt.fusion.FUSION_MODES` and the
+methods of the grid whose trained models it fuses, each as the grid names it (a method, ``dann+mmd``, or a method
+with settings, ``self_training:self_training_warmup=0``). ``ensemble:self_training/adamatch`` averages the two
+models' probabilities; ``wise_ft:none/adamatch`` interpolates halfway from the source-only weights to AdaMatch's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from transformers import PreTrainedModel
+
+from ..fusion import FUSION_MODES
+
+MEMBER_SEPARATOR = "/"
+"""Between the members of a fusion: ``+`` combines methods and ``,`` separates a method's settings."""
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """One fused model of the grid: ``mode`` (a key of :data:`~hfadapt.fusion.FUSION_MODES`) over the trained
+    models of ``members`` (method specs of the grid), with uniform member weights and WiSE-FT's alpha 0.5.
+
+    Raises:
+        ValueError: an unknown mode, no member, a member named twice, or a member count the mode does not take.
+    """
+
+    mode: str
+    members: tuple[str, ...]
+
+    def __post_init__(self):
+        if self.mode not in FUSION_MODES:
+            raise ValueError(f"fusion mode {self.mode!r} is not one of {sorted(FUSION_MODES)}")
+        if not self.members or not all(self.members):
+            raise ValueError(f"fusion {self.name!r} names no member (or an empty one): write "
+                             f"'<mode>:<method>{MEMBER_SEPARATOR}<method>'")
+        if len(set(self.members)) != len(self.members):
+            raise ValueError(f"fusion {self.name!r} names a member twice")
+        FUSION_MODES[self.mode].check(self.mode, len(self.members), None, None)
+
+    @classmethod
+    def parse(cls, spec: str) -> Fusion:
+        """``"ensemble:self_training/adamatch"`` -> ``Fusion("ensemble", ("self_training", "adamatch"))``.
+
+        Raises:
+            ValueError: a spec without ``:``, or as :class:`Fusion`.
+        """
+        mode, sep, members = spec.partition(":")
+        if not sep:
+            raise ValueError(f"fusion {spec!r}: write '<mode>:<method>{MEMBER_SEPARATOR}<method>', the mode one of "
+                             f"{sorted(FUSION_MODES)}")
+        return cls(mode, tuple(members.split(MEMBER_SEPARATOR)))
+
+    @property
+    def name(self) -> str:
+        """The spec, as the fusion's rows name their method."""
+        return f"{self.mode}:{MEMBER_SEPARATOR.join(self.members)}"
+
+    def build(self, models: Mapping[str, PreTrainedModel]) -> PreTrainedModel:
+        """The fused model of ``models`` (``{member: trained model}``, every member present), in member order.
+
+        Raises:
+            KeyError: a member without a model.
+            ValueError: models that cannot be fused (:mod:`hfadapt.fusion`: other labels or tensors).
+        """
+        return FUSION_MODES[self.mode].build([models[m] for m in self.members], None, None)
+
+
+def fusion_members(fusions: list[Fusion]) -> list[str]:
+    """Every member of ``fusions``, each once, in the order they are first named."""
+    return list(dict.fromkeys(m for fusion in fusions for m in fusion.members))

@@ -1,0 +1,57 @@
+"""Fusions on the benchmark grid (hfadapt.benchmarking.fusion): their specs and how their rows match a recipe."""
+
+import dataclasses
+
+import pytest
+import torch
+from conftest import tiny_bert
+
+from hfadapt import AdaptConfig
+from hfadapt.benchmarking import ledger
+from hfadapt.benchmarking.fusion import Fusion, fusion_members
+from hfadapt.fusion import EnsembleForClassification
+
+
+def test_a_spec_names_the_mode_and_the_members_in_order():
+    fusion = Fusion.parse("ensemble:self_training/adamatch")
+    assert fusion == Fusion("ensemble", ("self_training", "adamatch"))
+    assert fusion.name == "ensemble:self_training/adamatch"
+    # a member may be a combination or carry settings of its own
+    assert Fusion.parse("uniform_soup:dann+mmd/self_training:self_training_warmup=0").members == (
+        "dann+mmd", "self_training:self_training_warmup=0")
+    assert fusion_members([fusion, Fusion.parse("wise_ft:none/adamatch")]) == ["self_training", "adamatch", "none"]
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("ensemble", "write '<mode>:"),
+    ("average:none/dann", "not one of"),
+    ("ensemble:", "names no member"),
+    ("ensemble:none//dann", "names no member"),
+    ("ensemble:dann/dann", "twice"),
+    ("wise_ft:none/dann/mmd", "fuses 2 models"),
+])
+def test_a_bad_spec_is_refused_with_what_to_write(spec, message):
+    with pytest.raises(ValueError, match=message):
+        Fusion.parse(spec)
+
+
+def test_build_fuses_the_members_models_in_member_order():
+    a, b = tiny_bert(seed=1), tiny_bert(seed=2)
+    ensemble = Fusion.parse("ensemble:x/y").build({"y": b, "x": a})
+    assert isinstance(ensemble, EnsembleForClassification) and list(ensemble.members) == [a, b]
+    start = Fusion.parse("wise_ft:x/y").build({"x": a, "y": b})
+    halfway = {k: (v + b.state_dict()[k]) / 2 for k, v in a.state_dict().items() if v.is_floating_point()}
+    assert all(torch.allclose(start.state_dict()[k], v) for k, v in halfway.items())
+
+
+def test_a_fused_row_matches_while_every_member_s_recipe_does(tmp_path):
+    config = AdaptConfig(output_dir=str(tmp_path), use_cpu=True)
+    budget = {"max_steps": 100}
+    row = {"pair": "a:b", "method": "ensemble:none/dann", "seed": 1, "budget": budget,
+           "fusion": {"mode": "ensemble", "members": ["none", "dann"]},
+           "recipe": ledger.fusion_recipe(config, ["none", "dann"])}
+    assert ledger.matching_rows([row], budget, config) == [row]
+    assert ledger.matching_rows([row], budget, dataclasses.replace(config, dann_weight=0.5)) == []  # a member moved
+    assert ledger.matching_rows([row], {"max_steps": 200}, config) == []
+    partial = {**row, "recipe": {"none": row["recipe"]["none"]}}  # a member's recipe missing: not this fusion
+    assert ledger.matching_rows([partial], budget, config) == []

@@ -251,21 +251,22 @@ def main(argv: list[str] | None = None) -> None:
                 row = {**run, "pair": pair, "method": method, "seed": seed, "budget": budget,
                        "recipe": row_recipe(config, method), "environment": environment(config.bf16)}
                 append_row(results_path, row)
-            block_config = run_config(base_config, args, SOURCE_ONLY, seed, Path(scratch) / f"{pair}_{seed}")
             for fusion in fused:
                 scores = fused_scores(fusion, trained, make_model, splits, tokenizer, base_config)
+                members_config = run_config(base_config, args, SOURCE_ONLY, seed, Path(scratch) / f"{pair}_{seed}")
                 row = {**scores, "pair": pair, "method": fusion.name, "seed": seed, "budget": budget,
                        "fusion": {"mode": fusion.mode, "members": list(fusion.members)},
-                       "recipe": fusion_recipe(block_config, list(fusion.members)),
+                       "recipe": fusion_recipe(members_config, list(fusion.members)),
                        "environment": environment(base_config.bf16)}
                 append_row(results_path, row)
                 print(f"{pair} {fusion.name} seed {seed}: target {100 * scores['target_accuracy']:.2f}", flush=True)
     rows = matching_rows(load_results(results_path), budget, base_config)
-    table = markdown_table(rows, [*args.methods, *(f.name for f in fusions)], args.pairs)
+    fused_names = [f.name for f in fusions]
+    table = markdown_table(rows, [*args.methods, *fused_names], args.pairs)
     multi_methods = args.multi_source_methods if args.multi_source_methods is not None else args.methods
     if args.multi_source_pairs:
-        table += "\n\nMulti-source (two domains -> the third):\n\n" + markdown_table(rows, multi_methods,
-                                                                                   args.multi_source_pairs)
+        table += "\n\nMulti-source (two domains -> the third):\n\n" + markdown_table(
+            rows, [*multi_methods, *fused_names], args.multi_source_pairs)
     table_path.parent.mkdir(parents=True, exist_ok=True)
     table_path.write_text(f"Budget: {json.dumps(budget)}; recipe {Path(args.recipe).name}\n\n{table}\n")
     print(table)

@@ -8,7 +8,7 @@ from transformers import DataCollatorWithPadding
 from hfadapt import AdaptConfig
 from hfadapt.data.splits import TransferSplits
 from hfadapt.evaluation.experiment import train_and_evaluate
-from hfadapt.evaluation.scoring import score_classifier
+from hfadapt.evaluation.scoring import head_input_reader, score_classifier
 from hfadapt.fusion import EnsembleForClassification
 from hfadapt.modeling.features import HeadInputReader
 
@@ -60,7 +60,7 @@ def test_an_ensemble_s_features_are_its_members_head_inputs_side_by_side():
     batch = {"input_ids": torch.tensor([[1, 5, 6, 2], [1, 7, 8, 2]]),
              "attention_mask": torch.ones(2, 4, dtype=torch.long)}
     ensemble = EnsembleForClassification.from_members([a, b]).eval()
-    features, logits = HeadInputReader(ensemble).features_and_logits(**batch)
+    features, logits = head_input_reader(ensemble).features_and_logits(**batch)
     fa, la = HeadInputReader(a).features_and_logits(**batch)
     fb, lb = HeadInputReader(b).features_and_logits(**batch)
     assert features.shape == (2, 64)  # two members of hidden size 32

@@ -13,9 +13,23 @@ from ..data.mixing import model_input_names
 from ..data.splits import TransferSplits
 from ..fusion.ensemble import EnsembleForClassification
 from ..modeling.features import HeadInputReader
+from ..modeling.heads import find_classification_head
 from ..modeling.inference import dataset_predictions
 from ..selection.selection import LabelFreeValidation
 from .metrics import classification_metrics
+
+
+def head_input_reader(model: PreTrainedModel) -> HeadInputReader:
+    """The features and logits the validators read of ``model``: its classification head's input, or for a
+    :class:`~hfadapt.fusion.EnsembleForClassification` its members' head inputs side by side.
+
+    Raises:
+        ValueError: a model (or member) without a classification head
+            :func:`~hfadapt.modeling.heads.find_classification_head` knows.
+    """
+    if isinstance(model, EnsembleForClassification):
+        return HeadInputReader(model, [find_classification_head(member)[1] for member in model.members])
+    return HeadInputReader(model)
 
 
 def _accuracy_and_f1(reader: HeadInputReader, rows, collator, model_inputs: Sequence[str]) -> dict[str, float]:
@@ -51,7 +65,7 @@ def score_classifier(model: PreTrainedModel, splits: TransferSplits, collator,
         ValueError: a model without a classification head, or too few rows for a validator
             (:class:`~hfadapt.selection.selection.LabelFreeValidation`).
     """
-    reader = HeadInputReader(model)
+    reader = head_input_reader(model)
     if model_inputs is None:
         model_inputs = model_input_names(model.members[0] if isinstance(model, EnsembleForClassification) else model)
     device = next(model.parameters()).device

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -55,40 +57,27 @@ class HeadInputCapture:
         self._handle.remove()
 
 
-def classification_heads(model: nn.Module) -> list[nn.Module]:
-    """The classification head of a transformers model (:func:`find_classification_head`), or of each member of a
-    prediction ensemble (:class:`~hfadapt.fusion.EnsembleForClassification`), in member order.
-
-    Raises:
-        ValueError: if the model, or a member, has no classification head :func:`find_classification_head` knows.
-    """
-    from ..fusion.ensemble import EnsembleForClassification  # fusion builds on modeling: imported when used
-
-    if isinstance(model, EnsembleForClassification):
-        return [find_classification_head(member)[1] for member in model.members]
-    return [find_classification_head(model)[1]]
-
-
 class HeadInputReader(nn.Module):
     """``features_and_logits`` for a plain classification model (not an :class:`~hfadapt.modeling.model.AdaptModel`):
     the input of its classification head (what ``AdaptModel`` reads with ``feature_source="head_input"``) and its
     logits, so :func:`dataset_predictions` and the validators can score a model trained with ``transformers.Trainer``.
-    For a prediction ensemble the features are its members' head inputs side by side, ``(N, F_1 + ... + F_K)``.
+    With ``heads`` (several heads the model's forward calls, e.g. the members' of a prediction ensemble) the features
+    are their inputs side by side, ``(N, F_1 + ... + F_K)``.
 
     Raises:
-        ValueError: if the model (or a member of an ensemble) has no classification head
+        ValueError: if ``heads`` is not given and the model has no classification head
             :func:`find_classification_head` knows.
     """
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, heads: Sequence[nn.Module] | None = None):
         super().__init__()
-        classification_heads(model)  # fail now on a model without one
         self.model = model
+        self._heads = list(heads) if heads is not None else [find_classification_head(model)[1]]
 
     @torch.no_grad()
     def features_and_logits(self, **inputs) -> tuple[torch.Tensor, torch.Tensor]:
         """``(N, F)`` head inputs and ``(N, C)`` logits of a batch of model inputs (no gradient)."""
-        captures = [HeadInputCapture(head) for head in classification_heads(self.model)]
+        captures = [HeadInputCapture(head) for head in self._heads]
         for capture in captures:
             capture.enabled = True
         try:

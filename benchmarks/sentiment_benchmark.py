@@ -41,7 +41,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
 from hfadapt import AdaptConfig
@@ -173,9 +172,8 @@ def fused_scores(fusion: Fusion, trained: dict, make_model, splits, tokenizer, c
     for member in fusion.members:
         models[member] = make_model()
         models[member].load_state_dict(trained[member])
-    device = torch.device("cuda" if torch.cuda.is_available() and not config.use_cpu else "cpu")
     start = time.perf_counter()
-    model = fusion.build(models).to(device).eval()
+    model = fusion.build(models).to(config.device).eval()  # where the runs trained
     scores = score_classifier(model, splits, DataCollatorWithPadding(tokenizer),
                               validators=config.label_free_validators, max_rows=config.label_free_max_rows,
                               bf16=config.bf16)
@@ -251,9 +249,10 @@ def main(argv: list[str] | None = None) -> None:
                 row = {**run, "pair": pair, "method": method, "seed": seed, "budget": budget,
                        "recipe": row_recipe(config, method), "environment": environment(config.bf16)}
                 append_row(results_path, row)
+            if fused:  # the configuration the members' recipes are read from
+                members_config = run_config(base_config, args, SOURCE_ONLY, seed, Path(scratch) / f"{pair}_{seed}")
             for fusion in fused:
                 scores = fused_scores(fusion, trained, make_model, splits, tokenizer, base_config)
-                members_config = run_config(base_config, args, SOURCE_ONLY, seed, Path(scratch) / f"{pair}_{seed}")
                 row = {**scores, "pair": pair, "method": fusion.name, "seed": seed, "budget": budget,
                        "fusion": {"mode": fusion.mode, "members": list(fusion.members)},
                        "recipe": fusion_recipe(members_config, list(fusion.members)),

@@ -20,11 +20,14 @@ reviews by default), each pair setting its domains (:mod:`hfadapt.benchmarking.p
         --methods none self_training --results benchmarks/results/sentiment_converged.jsonl \\
         --table benchmarks/results/sentiment_converged.md --multi_source_pairs
     # two-stage self-training: each pair's source-only model, then self-training from it (no warm-up)
-    python benchmarks/sentiment_benchmark.py --methods none \
+    python benchmarks/sentiment_benchmark.py --methods none \\
         self_training:adapt_from_source_only=true,self_training_warmup=0
     # fused models beside their members: AdaMatch and self-training's probabilities averaged, on each pair and seed
-    python benchmarks/sentiment_benchmark.py --methods none self_training adamatch \
+    python benchmarks/sentiment_benchmark.py --methods none self_training adamatch \\
         --fusions ensemble:self_training/adamatch
+    # the same with N processes training a pair's members side by side, the members kept in a shared folder
+    HFADAPT_NUM_THREADS=1 python benchmarks/sentiment_benchmark.py --methods none self_training adamatch \
+        --fusions ensemble:self_training/adamatch --claim_dir /tmp/grid --members_dir /tmp/members &  # (N times)
     # only rebuild the table from the results file
     python benchmarks/sentiment_benchmark.py --table_only
 """
@@ -44,7 +47,7 @@ from pathlib import Path
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
 from hfadapt import AdaptConfig
-from hfadapt.benchmarking.fusion import Fusion, fusion_members
+from hfadapt.benchmarking.fusion import Fusion, MemberStore, fusion_members
 from hfadapt.benchmarking.ledger import (
     append_row,
     budget_of,
@@ -117,8 +120,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fusions", nargs="*", default=[],
                         help="fused models scored on each pair and seed beside the runs, '<mode>:<method>/<method>' "
                              "(modes: ensemble, uniform_soup, wise_ft with source-only first; hfadapt.fusion), e.g. "
-                             "ensemble:self_training/adamatch; a pair and seed with a fusion to score is claimed "
-                             "whole, its members trained again where their rows exist")
+                             "ensemble:self_training/adamatch; members are trained again where their rows exist, "
+                             "and without --members_dir a pair and seed with a fusion to score is claimed whole")
+    parser.add_argument("--members_dir", default=None,
+                        help="with --fusions: keep the members' trained weights in this folder (shared by the "
+                             "processes of --claim_dir), claim members and fusions one by one, and fuse members "
+                             "kept there before without training them again")
+    parser.add_argument("--members_wait_s", type=float, default=3 * 3600,
+                        help="with --members_dir: how long a process that has trained all it could waits for "
+                             "members other processes are training (seconds)")
     parser.add_argument("--table_only", action="store_true")
     parser.add_argument("--claim_dir", default=None,
                         help="share the grid between processes started with the same folder: each run is claimed "
@@ -165,6 +175,13 @@ def train_run(make_model, config: AdaptConfig, splits, tokenizer, **kwargs) -> d
     return run
 
 
+def model_factory(model_path: str, splits):
+    """A function building a fresh classifier from ``model_path`` with a head for ``splits``' labels."""
+    def make_model():
+        return AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=len(splits.label_names))
+    return make_model
+
+
 def fused_scores(fusion: Fusion, trained: dict, make_model, splits, tokenizer, config: AdaptConfig) -> dict:
     """The scores a run reports (:func:`~hfadapt.evaluation.scoring.score_classifier`, with the recipe's label-free
     validators) of ``fusion`` over ``trained`` (``{member: trained weights}``), in the runs' precision."""
@@ -205,30 +222,50 @@ def main(argv: list[str] | None = None) -> None:
         # seed-major, so that a grid stopped part-way holds whole seeds of every pair
         grid = [(pair, seed, args.methods) for seed, pair in itertools.product(args.seeds, args.pairs)]
         grid += [(pair, seed, multi_methods) for seed, pair in itertools.product(args.seeds, args.multi_source_pairs)]
+        store = MemberStore(args.members_dir) if args.members_dir else None
+        waiting = []  # (pair, seed, fusions) scored once the store holds their members, trained here or elsewhere
+
+        def score_fusions(pair, seed, fused, splits, weights_of):
+            """Score and append the rows of ``fused`` on ``pair`` and ``seed`` (``weights_of(member)``: weights)."""
+            members_config = run_config(base_config, args, SOURCE_ONLY, seed, Path(scratch) / f"{pair}_{seed}")
+            for fusion in fused:
+                trained = {m: weights_of(m) for m in fusion.members}
+                scores = fused_scores(fusion, trained, model_factory(model_path, splits), splits, tokenizer,
+                                      base_config)
+                row = {**scores, "pair": pair, "method": fusion.name, "seed": seed, "budget": budget,
+                       "fusion": {"mode": fusion.mode, "members": list(fusion.members)},
+                       "recipe": fusion_recipe(members_config, list(fusion.members)),
+                       "environment": environment(base_config.bf16)}
+                append_row(results_path, row)
+                print(f"{pair} {fusion.name} seed {seed}: target {100 * scores['target_accuracy']:.2f}", flush=True)
+
         for pair, seed, methods in grid:
             todo = [m for m in methods if (pair, m, seed) not in done]
             fused = [f for f in fusions if (pair, f.name, seed) not in done]
             if not todo and not fused:
                 continue
-            # a block with fusions to score is claimed whole: the models it fuses must be trained in this process
-            if fused and not claim(args.claim_dir, pair, "fused", seed):
-                continue
             members = fusion_members(fused)
+            # without a store a block with fusions to score is claimed whole: its members are trained in this process
+            whole = bool(fused) and store is None
+            if whole and not claim(args.claim_dir, pair, "fused", seed):
+                continue
+            if store is not None and fused:
+                members = [m for m in members if not store.has(pair, m, seed)]  # the others are kept already
+                waiting.append((pair, seed, fused))
             splits = None  # tokenised once this process has claimed a run of the pair (the other may hold them all)
             baseline_weights = None  # the trained source-only model of this pair and seed, for two-stage methods
-            trained = {}  # {member: trained weights} for the fusions
+            trained = {}  # {member: trained weights} for the fusions of a block claimed whole
             for method in dict.fromkeys([*todo, *members]):
-                if not fused and not claim(args.claim_dir, pair, method, seed):
+                if not whole and not claim(args.claim_dir, pair, method, seed):
                     continue
                 if splits is None:
                     splits = tokenised_pair(data, pair, seed, tokenizer)
-
-                def make_model(names=splits.label_names):
-                    return AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=len(names))
-
+                make_model = model_factory(model_path, splits)
                 config = run_config(base_config, args, method, seed, Path(scratch) / f"{pair}_{method}_{seed}")
                 start = None
                 if config.two_stage:  # from this pair's trained baseline
+                    if baseline_weights is None and store is not None and store.has(pair, SOURCE_ONLY, seed):
+                        baseline_weights = store.load(pair, SOURCE_ONLY, seed)
                     if baseline_weights is None:  # the 'none' run again (same seed): this process did not train it
                         baseline = run_config(base_config, args, SOURCE_ONLY, seed, Path(scratch) / f"{pair}_{seed}")
                         baseline_weights = train_run(make_model, baseline, splits, tokenizer,
@@ -239,7 +276,9 @@ def main(argv: list[str] | None = None) -> None:
                 weights = run.pop("weights", None)
                 if method == SOURCE_ONLY:
                     baseline_weights = weights
-                if method in members:
+                if method in members and store is not None:
+                    store.save(pair, method, seed, weights)
+                elif method in members:
                     trained[method] = weights
                 print(f"{pair} {method} seed {seed}: target {100 * run['target_accuracy']:.2f} "
                       f"({run['wall_time_s']} s)", flush=True)
@@ -249,16 +288,20 @@ def main(argv: list[str] | None = None) -> None:
                 row = {**run, "pair": pair, "method": method, "seed": seed, "budget": budget,
                        "recipe": row_recipe(config, method), "environment": environment(config.bf16)}
                 append_row(results_path, row)
-            if fused:  # the configuration the members' recipes are read from
-                members_config = run_config(base_config, args, SOURCE_ONLY, seed, Path(scratch) / f"{pair}_{seed}")
+            if whole:
+                score_fusions(pair, seed, fused, splits, trained.__getitem__)
+        for pair, seed, fused in waiting:  # after this process's training: the members left are other processes'
+            splits = None
             for fusion in fused:
-                scores = fused_scores(fusion, trained, make_model, splits, tokenizer, base_config)
-                row = {**scores, "pair": pair, "method": fusion.name, "seed": seed, "budget": budget,
-                       "fusion": {"mode": fusion.mode, "members": list(fusion.members)},
-                       "recipe": fusion_recipe(members_config, list(fusion.members)),
-                       "environment": environment(base_config.bf16)}
-                append_row(results_path, row)
-                print(f"{pair} {fusion.name} seed {seed}: target {100 * scores['target_accuracy']:.2f}", flush=True)
+                if not store.wait(pair, list(fusion.members), seed, args.members_wait_s):
+                    print(f"{pair} {fusion.name} seed {seed}: not scored, a member's weights did not reach "
+                          f"{store.folder} within {args.members_wait_s} s (run again to score it)", flush=True)
+                    continue
+                if not claim(args.claim_dir, pair, fusion.file_name, seed):
+                    continue
+                if splits is None:
+                    splits = tokenised_pair(data, pair, seed, tokenizer)
+                score_fusions(pair, seed, [fusion], splits, lambda m, pair=pair, seed=seed: store.load(pair, m, seed))
     rows = matching_rows(load_results(results_path), budget, base_config)
     fused_names = [f.name for f in fusions]
     table = markdown_table(rows, [*args.methods, *fused_names], args.pairs)

@@ -8,7 +8,7 @@ from conftest import tiny_bert
 
 from hfadapt import AdaptConfig
 from hfadapt.benchmarking import ledger
-from hfadapt.benchmarking.fusion import Fusion, fusion_members
+from hfadapt.benchmarking.fusion import Fusion, MemberStore, fusion_members
 from hfadapt.fusion import EnsembleForClassification
 
 
@@ -55,3 +55,29 @@ def test_a_fused_row_matches_while_every_member_s_recipe_does(tmp_path):
     assert ledger.matching_rows([row], {"max_steps": 200}, config) == []
     partial = {**row, "recipe": {"none": row["recipe"]["none"]}}  # a member's recipe missing: not this fusion
     assert ledger.matching_rows([partial], budget, config) == []
+
+
+def test_the_member_store_gives_back_the_weights_it_kept(tmp_path):
+    store = MemberStore(tmp_path / "members")
+    weights = tiny_bert(seed=3).state_dict()
+    assert not store.has("books:dvd", "self_training:self_training_warmup=0", 1)
+    store.save("books:dvd", "self_training:self_training_warmup=0", 1, weights)
+    assert store.has("books:dvd", "self_training:self_training_warmup=0", 1)
+    assert not store.has("books:dvd", "self_training", 1) and not store.has("books:dvd", "self_training:", 2)
+    kept = store.load("books:dvd", "self_training:self_training_warmup=0", 1)
+    assert kept.keys() == weights.keys() and all(torch.equal(kept[k], v) for k, v in weights.items())
+    assert [p.name for p in (tmp_path / "members").iterdir()] == ["books:dvd_self_training:self_training_warmup=0_1.pt"]
+    with pytest.raises(FileNotFoundError):
+        store.load("books:dvd", "adamatch", 1)
+
+
+def test_waiting_for_members_ends_when_they_are_kept_or_the_time_is_out(tmp_path):
+    store = MemberStore(tmp_path)
+    store.save("a:b", "none", 1, {"w": torch.zeros(2)})
+    assert store.wait("a:b", ["none"], 1, timeout_s=0)
+    assert not store.wait("a:b", ["none", "dann"], 1, timeout_s=0.05, poll_s=0.01)
+
+
+def test_a_fusion_s_file_name_is_one_path_component():
+    fusion = Fusion.parse("ensemble:self_training/adamatch")
+    assert fusion.file_name == "ensemble:self_training%2Fadamatch" and "/" not in fusion.file_name

@@ -123,3 +123,58 @@ def test_fusions_are_scored_beside_their_members_and_resume(tmp_path):
     assert [r["method"] for r in rows] == ["none", "dann", "ensemble:none/dann", "wise_ft:none/dann"]
     table = (tmp_path / "table.md").read_text()
     assert "| ensemble:none/dann |" in table and "| wise_ft:none/dann |" in table
+
+
+def test_fusions_over_a_member_store_score_as_a_block_trained_whole(tmp_path, monkeypatch):
+    from conftest import tiny_bert, tiny_tokenizer
+
+    from hfadapt.benchmarking import ledger
+    from hfadapt.benchmarking.fusion import MemberStore
+
+    model_dir = tmp_path / "tiny"
+    tiny_bert().save_pretrained(model_dir)
+    tiny_tokenizer().save_pretrained(model_dir)
+    bench = _load_benchmark("sentiment_benchmark")
+    flags = ["--model_name_or_path", str(model_dir), "--pairs", "books:dvd", "--multi_source_pairs", "--seeds", "1",
+             "--methods", "none", "dann", "--max_steps", "2", "--max_length", "16", "--max_train_samples", "32",
+             "--max_eval_samples", "32", "--mixed_precision", "no", "--label_free_validators", "dev",
+             "--table", str(tmp_path / "table.md"), "--fusions", "ensemble:none/dann"]
+    bench.main([*flags, "--results", str(tmp_path / "whole.jsonl")])
+    members = tmp_path / "members"
+    stored = tmp_path / "stored.jsonl"
+    bench.main([*flags, "--results", str(stored), "--claim_dir", str(tmp_path / "claims"),
+                "--members_dir", str(members)])
+    whole, rows = ledger.load_results(tmp_path / "whole.jsonl"), ledger.load_results(stored)
+    assert [r["method"] for r in rows] == ["none", "dann", "ensemble:none/dann"]
+    assert MemberStore(members).has("books:dvd", "none", 1) and MemberStore(members).has("books:dvd", "dann", 1)
+    for key in ("target_accuracy", "source_val_accuracy", "validators"):  # the kept weights are the trained ones
+        assert rows[2][key] == whole[2][key]
+
+    # a fusion added later fuses the kept members without training them again (another process, its own claims)
+    def no_training(*args, **kwargs):
+        raise AssertionError("a member kept in the store was trained again")
+    monkeypatch.setattr(bench, "train_run", no_training)
+    bench.main([*flags, "wise_ft:none/dann", "--results", str(stored), "--claim_dir", str(tmp_path / "claims2"),
+                "--members_dir", str(members)])
+    assert [r["method"] for r in ledger.load_results(stored)][3:] == ["wise_ft:none/dann"]
+
+
+def test_a_fusion_whose_member_never_reaches_the_store_is_left_unscored(tmp_path, capsys):
+    from conftest import tiny_bert, tiny_tokenizer
+
+    from hfadapt.benchmarking import ledger
+
+    model_dir = tmp_path / "tiny"
+    tiny_bert().save_pretrained(model_dir)
+    tiny_tokenizer().save_pretrained(model_dir)
+    bench = _load_benchmark("sentiment_benchmark")
+    claims = tmp_path / "claims"
+    (claims / "books:dvd_dann_1").mkdir(parents=True)  # claimed by a process that will not finish it
+    results = tmp_path / "rows.jsonl"
+    bench.main(["--model_name_or_path", str(model_dir), "--pairs", "books:dvd", "--multi_source_pairs",
+                "--seeds", "1", "--methods", "none", "--max_steps", "2", "--max_length", "16",
+                "--max_train_samples", "32", "--max_eval_samples", "32", "--mixed_precision", "no",
+                "--results", str(results), "--table", str(tmp_path / "table.md"), "--fusions", "ensemble:none/dann",
+                "--claim_dir", str(claims), "--members_dir", str(tmp_path / "members"), "--members_wait_s", "0"])
+    assert [r["method"] for r in ledger.load_results(results)] == ["none"]
+    assert "ensemble:none/dann seed 1: not scored" in capsys.readouterr().out

@@ -59,6 +59,7 @@ from hfadapt.benchmarking.ledger import (
     matching_rows,
     parse_setting,
     row_recipe,
+    validator_table,
 )
 from hfadapt.benchmarking.pairs import DEFAULT_PAIRS, MULTI_SOURCE_PAIRS, tokenised_pair
 from hfadapt.cli.args import parse_with_config
@@ -305,6 +306,10 @@ def main(argv: list[str] | None = None) -> None:
     rows = matching_rows(load_results(results_path), budget, base_config)
     fused_names = [f.name for f in fusions]
     table = markdown_table(rows, [*args.methods, *fused_names], args.pairs)
+    validators = validator_table(rows, [*args.methods, *fused_names], args.pairs)
+    if validators:
+        table += ("\n\nLabel-free validators, mean over the blocks where every method has run (higher is better):"
+                  f"\n\n{validators}")
     multi_methods = args.multi_source_methods if args.multi_source_methods is not None else args.methods
     if args.multi_source_pairs:
         table += "\n\nMulti-source (two domains -> the third):\n\n" + markdown_table(

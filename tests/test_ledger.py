@@ -185,3 +185,19 @@ def test_a_pair_sets_the_domains_of_the_recipe_s_data():
         pair_data(data, "books")
     with pytest.raises(ValueError, match="domain column"):
         pair_data(DataArguments(source_dataset_name="a", target_dataset_name="b"), "books:dvd")
+
+
+def test_validator_means_read_the_same_blocks_for_every_method():
+    rows = [
+        {"pair": "a:b", "seed": 1, "method": "none", "validators": {"dev": -1.0, "snd": 0.5}},
+        {"pair": "a:b", "seed": 1, "method": "dann", "validators": {"dev": -0.5, "snd": 0.1}},
+        {"pair": "a:b", "seed": 2, "method": "none", "validators": {"dev": -3.0, "snd": 0.3}},
+        {"pair": "a:b", "seed": 2, "method": "dann", "validators": {"dev": 0.5, "snd": 0.3}},
+        {"pair": "a:b", "seed": 3, "method": "none", "validators": {"dev": -9.0, "snd": 9.0}},  # dann not run yet
+        {"pair": "c:d", "seed": 1, "method": "none", "validators": {"dev": 5.0, "snd": 5.0}},  # not a pair asked for
+        {"pair": "a:b", "seed": 1, "method": "mmd", "validators": {}},  # no validators: not a method of the table
+    ]
+    table = ledger.validator_table(rows, ["none", "dann", "mmd"], ["a:b"])
+    assert table.splitlines() == ["| method (2 pair-seed blocks) | dev | snd |", "|---|---:|---:|",
+                                  "| source-only | -2.000 | 0.400 |", "| dann | 0.000 | 0.200 |"]
+    assert ledger.validator_table(rows[:1], ["none", "dann"], ["c:d"]) == ""

@@ -205,3 +205,26 @@ def markdown_table(rows: list[dict], methods: list[str], pairs: list[str]) -> st
         lines.append(f"| {'source-only' if method == SOURCE_ONLY else method} | " + " | ".join(cells)
                      + f" | {average} | {gain} |")
     return "\n".join(lines)
+
+
+def validator_table(rows: list[dict], methods: list[str], pairs: list[str]) -> str:
+    """Each label-free validator's mean score per method (higher is better, :mod:`hfadapt.selection`) over the pair
+    and seed blocks on ``pairs`` that hold a row of every method in ``methods`` with validators, so every mean reads
+    the same blocks; the rule a grid's recipe choice follows reads these. Empty when no block is complete.
+    """
+    scored = {(r["pair"], r["seed"], r["method"]): r["validators"] for r in rows
+              if r.get("validators") and r["pair"] in pairs and r["method"] in methods}
+    present = [m for m in methods if any(key[2] == m for key in scored)]
+    blocks = sorted({(p, s) for p, s, _ in scored if all((p, s, m) in scored for m in present)})
+    names = sorted({name for key, v in scored.items() if key[:2] in blocks for name in v})
+    if not blocks or not names:
+        return ""
+    lines = [f"| method ({len(blocks)} pair-seed blocks) | " + " | ".join(names) + " |",
+             "|---|" + "---:|" * len(names)]
+    for method in present:
+        cells = []
+        for name in names:
+            values = [scored[(p, s, method)].get(name) for p, s in blocks]
+            cells.append(f"{statistics.fmean(values):.3f}" if None not in values else "—")
+        lines.append(f"| {'source-only' if method == SOURCE_ONLY else method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -26,7 +26,7 @@ reviews by default), each pair setting its domains (:mod:`hfadapt.benchmarking.p
     python benchmarks/sentiment_benchmark.py --methods none self_training adamatch \\
         --fusions ensemble:self_training/adamatch
     # the same with N processes training a pair's members side by side, the members kept in a shared folder
-    HFADAPT_NUM_THREADS=1 python benchmarks/sentiment_benchmark.py --methods none self_training adamatch \
+    HFADAPT_NUM_THREADS=1 python benchmarks/sentiment_benchmark.py --methods none self_training adamatch \\
         --fusions ensemble:self_training/adamatch --claim_dir /tmp/grid --members_dir /tmp/members &  # (N times)
     # only rebuild the table from the results file
     python benchmarks/sentiment_benchmark.py --table_only

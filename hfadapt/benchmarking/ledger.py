@@ -211,6 +211,9 @@ def validator_table(rows: list[dict], methods: list[str], pairs: list[str]) -> s
     """Each label-free validator's mean score per method (higher is better, :mod:`hfadapt.selection`) over the pair
     and seed blocks on ``pairs`` that hold a row of every method in ``methods`` with validators, so every mean reads
     the same blocks; the rule a grid's recipe choice follows reads these. Empty when no block is complete.
+
+    Raises:
+        KeyError: for a row without ``pair``, ``method`` or ``seed``.
     """
     scored = {(r["pair"], r["seed"], r["method"]): r["validators"] for r in rows
               if r.get("validators") and r["pair"] in pairs and r["method"] in methods}

@@ -229,10 +229,10 @@ def main(argv: list[str] | None = None) -> None:
         def score_fusions(pair, seed, fused, splits, weights_of):
             """Score and append the rows of ``fused`` on ``pair`` and ``seed`` (``weights_of(member)``: weights)."""
             members_config = run_config(base_config, args, SOURCE_ONLY, seed, Path(scratch) / f"{pair}_{seed}")
+            make_model = model_factory(model_path, splits)
             for fusion in fused:
                 trained = {m: weights_of(m) for m in fusion.members}
-                scores = fused_scores(fusion, trained, model_factory(model_path, splits), splits, tokenizer,
-                                      base_config)
+                scores = fused_scores(fusion, trained, make_model, splits, tokenizer, base_config)
                 row = {**scores, "pair": pair, "method": fusion.name, "seed": seed, "budget": budget,
                        "fusion": {"mode": fusion.mode, "members": list(fusion.members)},
                        "recipe": fusion_recipe(members_config, list(fusion.members)),
@@ -292,17 +292,16 @@ def main(argv: list[str] | None = None) -> None:
             if whole:
                 score_fusions(pair, seed, fused, splits, trained.__getitem__)
         for pair, seed, fused in waiting:  # after this process's training: the members left are other processes'
-            splits = None
+            ready = []
             for fusion in fused:
                 if not store.wait(pair, list(fusion.members), seed, args.members_wait_s):
                     print(f"{pair} {fusion.name} seed {seed}: not scored, a member's weights did not reach "
                           f"{store.folder} within {args.members_wait_s} s (run again to score it)", flush=True)
-                    continue
-                if not claim(args.claim_dir, pair, fusion.file_name, seed):
-                    continue
-                if splits is None:
-                    splits = tokenised_pair(data, pair, seed, tokenizer)
-                score_fusions(pair, seed, [fusion], splits, lambda m, pair=pair, seed=seed: store.load(pair, m, seed))
+                elif claim(args.claim_dir, pair, fusion.file_name, seed):
+                    ready.append(fusion)
+            if ready:  # each member read from the store once, however many fusions share it
+                kept = {m: store.load(pair, m, seed) for m in fusion_members(ready)}
+                score_fusions(pair, seed, ready, tokenised_pair(data, pair, seed, tokenizer), kept.__getitem__)
     rows = matching_rows(load_results(results_path), budget, base_config)
     fused_names = [f.name for f in fusions]
     table = markdown_table(rows, [*args.methods, *fused_names], args.pairs)

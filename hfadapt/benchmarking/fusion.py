@@ -24,6 +24,11 @@ MEMBER_SEPARATOR = "/"
 """Between the members of a fusion: ``+`` combines methods and ``,`` separates a method's settings."""
 
 
+def file_name_part(spec: str) -> str:
+    """``spec`` (a method or fusion spec) as part of one file or folder name: ``/`` and ``%`` percent-encoded."""
+    return quote(spec, safe=":+,=")
+
+
 @dataclass(frozen=True)
 class Fusion:
     """One fused model of the grid: ``mode`` (a key of :data:`~hfadapt.fusion.FUSION_MODES`) over the trained
@@ -67,7 +72,7 @@ class Fusion:
     @property
     def file_name(self) -> str:
         """:attr:`name` as one file or folder name (``/`` and ``%`` percent-encoded), e.g. for a claim."""
-        return quote(self.name, safe=":+,=")
+        return file_name_part(self.name)
 
     def build(self, models: Mapping[str, PreTrainedModel]) -> PreTrainedModel:
         """The fused model of ``models`` (``{member: trained model}``, every member present), in member order.
@@ -96,7 +101,7 @@ class MemberStore:
 
     def path(self, pair: str, method: str, seed: int) -> Path:
         """Where the weights of ``method`` trained on ``pair`` with ``seed`` are kept."""
-        return self.folder / f"{pair}_{quote(method, safe=':+,=')}_{seed}.pt"
+        return self.folder / f"{pair}_{file_name_part(method)}_{seed}.pt"
 
     def has(self, pair: str, method: str, seed: int) -> bool:
         """True once the member's weights are in the store."""

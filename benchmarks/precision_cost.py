@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from transformers import AutoModelForSequenceClassification
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from hfadapt import AdaptConfig, AdaptTrainer
 from hfadapt.benchmarking.timing import StepTimer, args_for, run_header, token_rows, write_results
@@ -38,10 +38,12 @@ def time_steps(method: str, precision: str, model_path: str, length: int, batch_
     n = batch_size * (steps + warmup)
     timer = StepTimer()
     model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)  # UDALM and the consistency methods read its special tokens
     with tempfile.TemporaryDirectory() as out:
         config = args_for(AdaptConfig, out, batch_size, steps + warmup, method=method, mixed_precision=precision)
         trainer = AdaptTrainer(model, config, train_dataset=token_rows(n, length, seed=1),
-                               target_dataset=token_rows(n, length, seed=2, labels=False), callbacks=[timer])
+                               target_dataset=token_rows(n, length, seed=2, labels=False), processing_class=tokenizer,
+                               callbacks=[timer])
         trainer.train()
     return statistics.median(timer.times[warmup:])
 

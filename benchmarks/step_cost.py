@@ -49,14 +49,14 @@ def time_steps(method: str, model_path: str, length: int, batch_size: int, steps
     n = batch_size * (steps + warmup)
     timer = StepTimer()
     model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2)
+    # every configuration gets the tokenizer (so the same collator): UDALM and the consistency methods need it
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
     with tempfile.TemporaryDirectory() as out:
         if method == PLAIN:
             trainer = Trainer(model, args_for(TrainingArguments, out, batch_size, steps + warmup),
-                              train_dataset=token_rows(n, length, seed=1), callbacks=[timer])
+                              train_dataset=token_rows(n, length, seed=1), processing_class=tokenizer,
+                              callbacks=[timer])
         else:
-            # UDALM masks tokens with the tokenizer's [MASK]; the others take the rows as they are,
-            # as plain Trainer does
-            tokenizer = AutoTokenizer.from_pretrained(model_path) if "udalm" in method else None
             trainer = AdaptTrainer(model, args_for(AdaptConfig, out, batch_size, steps + warmup, method=method),
                                    train_dataset=token_rows(n, length, seed=1),
                                    target_dataset=token_rows(n, length, seed=2, labels=False),

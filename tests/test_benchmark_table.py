@@ -1,18 +1,8 @@
 """The benchmark scripts' own tables: the sentiment grid's table from a ledger, the validator selection table."""
 
-import importlib.util
 import json
-from pathlib import Path
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load_benchmark(name: str):
-    """A script of benchmarks/ as a module (it imports only the installed package)."""
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from helpers import load_benchmark
 
 
 def test_table_only_tables_the_rows_of_the_budget_and_recipe(tmp_path):
@@ -21,7 +11,7 @@ def test_table_only_tables_the_rows_of_the_budget_and_recipe(tmp_path):
     from hfadapt.cli.args import parse_with_config
     from hfadapt.data import DataArguments
 
-    bench = _load_benchmark("sentiment_benchmark")
+    bench = load_benchmark("sentiment_benchmark")
     flags = ["--pairs", "books:dvd", "--multi_source_pairs", "--methods", "none", "dann"]
     args = bench.parse(flags)
     _, config = parse_with_config((DataArguments, AdaptConfig), ["--output_dir", str(tmp_path)],
@@ -46,7 +36,7 @@ def test_the_quick_screen_turns_off_the_recipe_s_early_stopping(tmp_path):
     from hfadapt.cli.args import parse_with_config
     from hfadapt.data import DataArguments
 
-    bench = _load_benchmark("sentiment_benchmark")
+    bench = load_benchmark("sentiment_benchmark")
     _, config = parse_with_config((DataArguments, AdaptConfig), ["--output_dir", str(tmp_path)],
                                   default_config=bench.parse([]).recipe)
     assert config.early_stopping_patience > 0  # the recipe's, which needs evaluations the quick screen does not run
@@ -60,7 +50,7 @@ def test_the_quick_screen_turns_off_the_recipe_s_early_stopping(tmp_path):
 def test_mixed_precision_flag_overrides_the_recipe_s(tmp_path):
     from hfadapt.utils.precision import native_bf16
 
-    bench = _load_benchmark("sentiment_benchmark")
+    bench = load_benchmark("sentiment_benchmark")
     _, fp32 = bench.read_recipe(bench.parse(["--mixed_precision", "no"]), str(tmp_path))
     _, bf16 = bench.read_recipe(bench.parse(["--mixed_precision", "bf16"]), str(tmp_path))
     assert (fp32.mixed_precision, fp32.bf16) == ("no", False)
@@ -70,7 +60,7 @@ def test_mixed_precision_flag_overrides_the_recipe_s(tmp_path):
 
 
 def test_validator_selection_table_by_hand():
-    vb = _load_benchmark("validator_benchmark")
+    vb = load_benchmark("validator_benchmark")
     assert vb.parse_setting("dann:grl_max_lambda=1.0,dann_weight=0.5") == ("dann", {"grl_max_lambda": 1.0,
                                                                                   "dann_weight": 0.5})
     assert vb.parse_setting("mcc") == ("mcc", {})
@@ -103,7 +93,7 @@ def test_fusions_are_scored_beside_their_members_and_resume(tmp_path):
     model_dir = tmp_path / "tiny"
     tiny_bert().save_pretrained(model_dir)
     tiny_tokenizer().save_pretrained(model_dir)
-    bench = _load_benchmark("sentiment_benchmark")
+    bench = load_benchmark("sentiment_benchmark")
     results = tmp_path / "rows.jsonl"
     flags = ["--model_name_or_path", str(model_dir), "--pairs", "books:dvd", "--multi_source_pairs", "--seeds", "1",
              "--methods", "none", "dann", "--max_steps", "2", "--max_length", "16", "--max_train_samples", "32",
@@ -134,7 +124,7 @@ def test_fusions_over_a_member_store_score_as_a_block_trained_whole(tmp_path, mo
     model_dir = tmp_path / "tiny"
     tiny_bert().save_pretrained(model_dir)
     tiny_tokenizer().save_pretrained(model_dir)
-    bench = _load_benchmark("sentiment_benchmark")
+    bench = load_benchmark("sentiment_benchmark")
     flags = ["--model_name_or_path", str(model_dir), "--pairs", "books:dvd", "--multi_source_pairs", "--seeds", "1",
              "--methods", "none", "dann", "--max_steps", "2", "--max_length", "16", "--max_train_samples", "32",
              "--max_eval_samples", "32", "--mixed_precision", "no", "--label_free_validators", "dev",
@@ -167,7 +157,7 @@ def test_a_fusion_whose_member_never_reaches_the_store_is_left_unscored(tmp_path
     model_dir = tmp_path / "tiny"
     tiny_bert().save_pretrained(model_dir)
     tiny_tokenizer().save_pretrained(model_dir)
-    bench = _load_benchmark("sentiment_benchmark")
+    bench = load_benchmark("sentiment_benchmark")
     claims = tmp_path / "claims"
     (claims / "books:dvd_dann_1").mkdir(parents=True)  # claimed by a process that will not finish it
     results = tmp_path / "rows.jsonl"

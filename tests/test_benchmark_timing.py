@@ -1,4 +1,4 @@
-"""The timing benchmarks time every kind of method, those that read the tokenizer (consistency methods, UDALM) too."""
+"""The timing benchmarks time plain fine-tuning and the methods that read the tokenizer (FixMatch, AdaMatch)."""
 
 import pytest
 import torch

@@ -240,6 +240,26 @@ def main(argv: list[str] | None = None) -> None:
                 append_row(results_path, row)
                 print(f"{pair} {fusion.name} seed {seed}: target {100 * scores['target_accuracy']:.2f}", flush=True)
 
+        def score_waiting(timeout_s: float, final: bool = False):
+            """Score the fusions in ``waiting`` whose members the store holds, waiting up to ``timeout_s`` for each;
+            the others stay in ``waiting`` (``final``: reported as not scored)."""
+            for pair, seed, fused in list(waiting):
+                ready, pending = [], []
+                for fusion in fused:
+                    if not store.wait(pair, list(fusion.members), seed, timeout_s):
+                        pending.append(fusion)
+                        if final:
+                            print(f"{pair} {fusion.name} seed {seed}: not scored, a member's weights did not reach "
+                                  f"{store.folder} within {timeout_s} s (run again to score it)", flush=True)
+                    elif claim(args.claim_dir, pair, fusion.file_name, seed):
+                        ready.append(fusion)
+                waiting.remove((pair, seed, fused))
+                if pending:
+                    waiting.append((pair, seed, pending))
+                if ready:  # each member read from the store once, however many fusions share it
+                    kept = {m: store.load(pair, m, seed) for m in fusion_members(ready)}
+                    score_fusions(pair, seed, ready, tokenised_pair(data, pair, seed, tokenizer), kept.__getitem__)
+
         for pair, seed, methods in grid:
             todo = [m for m in methods if (pair, m, seed) not in done]
             fused = [f for f in fusions if (pair, f.name, seed) not in done]
@@ -291,17 +311,10 @@ def main(argv: list[str] | None = None) -> None:
                 append_row(results_path, row)
             if whole:
                 score_fusions(pair, seed, fused, splits, trained.__getitem__)
-        for pair, seed, fused in waiting:  # after this process's training: the members left are other processes'
-            ready = []
-            for fusion in fused:
-                if not store.wait(pair, list(fusion.members), seed, args.members_wait_s):
-                    print(f"{pair} {fusion.name} seed {seed}: not scored, a member's weights did not reach "
-                          f"{store.folder} within {args.members_wait_s} s (run again to score it)", flush=True)
-                elif claim(args.claim_dir, pair, fusion.file_name, seed):
-                    ready.append(fusion)
-            if ready:  # each member read from the store once, however many fusions share it
-                kept = {m: store.load(pair, m, seed) for m in fusion_members(ready)}
-                score_fusions(pair, seed, ready, tokenised_pair(data, pair, seed, tokenizer), kept.__getitem__)
+            elif waiting:
+                score_waiting(0.0)  # a block whose members are all kept is scored now, not after the whole grid
+        if waiting:  # after this process's training: the members left are other processes'
+            score_waiting(args.members_wait_s, final=True)
     rows = matching_rows(load_results(results_path), budget, base_config)
     fused_names = [f.name for f in fusions]
     table = markdown_table(rows, [*args.methods, *fused_names], args.pairs)

@@ -149,6 +149,28 @@ def test_fusions_over_a_member_store_score_as_a_block_trained_whole(tmp_path, mo
     assert [r["method"] for r in ledger.load_results(stored)][3:] == ["wise_ft:none/dann"]
 
 
+def test_a_block_s_fusions_are_scored_once_its_members_are_kept_not_after_the_grid(tmp_path):
+    from conftest import tiny_bert, tiny_tokenizer
+
+    from hfadapt.benchmarking import ledger
+
+    model_dir = tmp_path / "tiny"
+    tiny_bert().save_pretrained(model_dir)
+    tiny_tokenizer().save_pretrained(model_dir)
+    bench = load_benchmark("sentiment_benchmark")
+    results = tmp_path / "rows.jsonl"
+    bench.main(["--model_name_or_path", str(model_dir), "--pairs", "books:dvd", "dvd:books", "--multi_source_pairs",
+                "--seeds", "1", "--methods", "none", "--max_steps", "2", "--max_length", "16",
+                "--max_train_samples", "32", "--max_eval_samples", "32", "--mixed_precision", "no",
+                "--results", str(results), "--table", str(tmp_path / "table.md"),
+                "--fusions", "uniform_soup:none", "--claim_dir", str(tmp_path / "claims"),
+                "--members_dir", str(tmp_path / "members")])
+    # a grid stopped part-way keeps the fused rows of every block it finished
+    assert [(r["pair"], r["method"]) for r in ledger.load_results(results)] == [
+        ("books:dvd", "none"), ("books:dvd", "uniform_soup:none"), ("dvd:books", "none"),
+        ("dvd:books", "uniform_soup:none")]
+
+
 def test_a_fusion_whose_member_never_reaches_the_store_is_left_unscored(tmp_path, capsys):
     from conftest import tiny_bert, tiny_tokenizer
 

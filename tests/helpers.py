@@ -22,6 +22,16 @@ def load_benchmark(name: str):
     return module
 
 
+def saved_tiny_bert(folder: Path) -> Path:
+    """``folder``, holding a tiny BERT and its tokenizer saved as a checkpoint a benchmark's
+    ``--model_name_or_path`` can read."""
+    from tiny_models import tiny_bert, tiny_tokenizer
+
+    tiny_bert().save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    return folder
+
+
 def script_env(**extra: str) -> dict[str, str]:
     """The environment for a script of tests/scripts run as a subprocess: this process's, tests/ first on
     ``PYTHONPATH`` (so the script imports ``tiny_models`` as the tests do), and ``extra`` on top."""

@@ -2,7 +2,7 @@
 
 import json
 
-from helpers import load_benchmark
+from helpers import load_benchmark, saved_tiny_bert
 
 
 def test_table_only_tables_the_rows_of_the_budget_and_recipe(tmp_path):
@@ -86,13 +86,9 @@ def test_validator_selection_table_by_hand():
 
 
 def test_fusions_are_scored_beside_their_members_and_resume(tmp_path):
-    from conftest import tiny_bert, tiny_tokenizer
-
     from hfadapt.benchmarking import ledger
 
-    model_dir = tmp_path / "tiny"
-    tiny_bert().save_pretrained(model_dir)
-    tiny_tokenizer().save_pretrained(model_dir)
+    model_dir = saved_tiny_bert(tmp_path / "tiny")
     bench = load_benchmark("sentiment_benchmark")
     results = tmp_path / "rows.jsonl"
     flags = ["--model_name_or_path", str(model_dir), "--pairs", "books:dvd", "--multi_source_pairs", "--seeds", "1",
@@ -116,14 +112,10 @@ def test_fusions_are_scored_beside_their_members_and_resume(tmp_path):
 
 
 def test_fusions_over_a_member_store_score_as_a_block_trained_whole(tmp_path, monkeypatch):
-    from conftest import tiny_bert, tiny_tokenizer
-
     from hfadapt.benchmarking import ledger
     from hfadapt.benchmarking.fusion import MemberStore
 
-    model_dir = tmp_path / "tiny"
-    tiny_bert().save_pretrained(model_dir)
-    tiny_tokenizer().save_pretrained(model_dir)
+    model_dir = saved_tiny_bert(tmp_path / "tiny")
     bench = load_benchmark("sentiment_benchmark")
     flags = ["--model_name_or_path", str(model_dir), "--pairs", "books:dvd", "--multi_source_pairs", "--seeds", "1",
              "--methods", "none", "dann", "--max_steps", "2", "--max_length", "16", "--max_train_samples", "32",
@@ -150,13 +142,9 @@ def test_fusions_over_a_member_store_score_as_a_block_trained_whole(tmp_path, mo
 
 
 def test_a_block_s_fusions_are_scored_once_its_members_are_kept_not_after_the_grid(tmp_path):
-    from conftest import tiny_bert, tiny_tokenizer
-
     from hfadapt.benchmarking import ledger
 
-    model_dir = tmp_path / "tiny"
-    tiny_bert().save_pretrained(model_dir)
-    tiny_tokenizer().save_pretrained(model_dir)
+    model_dir = saved_tiny_bert(tmp_path / "tiny")
     bench = load_benchmark("sentiment_benchmark")
     results = tmp_path / "rows.jsonl"
     bench.main(["--model_name_or_path", str(model_dir), "--pairs", "books:dvd", "dvd:books", "--multi_source_pairs",
@@ -172,13 +160,9 @@ def test_a_block_s_fusions_are_scored_once_its_members_are_kept_not_after_the_gr
 
 
 def test_a_fusion_whose_member_never_reaches_the_store_is_left_unscored(tmp_path, capsys):
-    from conftest import tiny_bert, tiny_tokenizer
-
     from hfadapt.benchmarking import ledger
 
-    model_dir = tmp_path / "tiny"
-    tiny_bert().save_pretrained(model_dir)
-    tiny_tokenizer().save_pretrained(model_dir)
+    model_dir = saved_tiny_bert(tmp_path / "tiny")
     bench = load_benchmark("sentiment_benchmark")
     claims = tmp_path / "claims"
     (claims / "books:dvd_dann_1").mkdir(parents=True)  # claimed by a process that will not finish it

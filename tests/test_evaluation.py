@@ -51,6 +51,7 @@ def test_run_report_with_plots(tmp_path):
     for run in results["runs"]:
         assert 0.0 <= run["proxy_a_distance_before"] <= 2.0 and 0.0 <= run["proxy_a_distance_after"] <= 2.0
     assert results["config"]["method"] == "dann" and str(tmp_path) not in json.dumps(results["config"])
+    assert results["convergence"] == []  # no evaluation during training: no trend to tell
     report = write_report(tmp_path / "run")
     text = report.read_text()
     for name in ("source_only", "dann"):

@@ -26,7 +26,7 @@ from ..trainer.model_card import TRAINING_FIELDS, public_value
 from ..trainer.preflight import check_evaluation_sizes, check_hub_access, check_output_dir, previous_results
 from ..trainer.trainer import AdaptTrainer
 from ..utils.peft_utils import plain_state_dict
-from . import negative_transfer_warnings, proxy_a_distance
+from . import baseline_convergence_warnings, negative_transfer_warnings, proxy_a_distance
 from .metrics import classification_metrics
 from .negative_transfer import TARGET_SUPERVISED
 from .report import format_results_table, write_report
@@ -224,8 +224,10 @@ def compare_with_source_only(
 
     Returns:
         ``{"runs": [{"method", "source_val_accuracy", "target_accuracy", "target_gain_vs_source_only",
-        "gap_closed", ...}], "target_labels": bool, ...}``; without target labels the runs carry ``validators``
-        and no target accuracy, gain or gap.
+        "gap_closed", ...}], "target_labels": bool, "negative_transfer": [str], "convergence": [str], ...}``
+        (the warnings of :func:`~hfadapt.evaluation.negative_transfer_warnings` and
+        :func:`~hfadapt.evaluation.baseline_convergence_warnings`); without target labels the runs carry
+        ``validators`` and no target accuracy, gain or gap.
 
     Raises:
         ValueError: before anything runs, if ``config.adapt_from_source_only`` is set without the baseline.
@@ -283,7 +285,9 @@ def compare_with_source_only(
     settings = {"method": config.method, **config.adaptation_settings(),
                 **{k: getattr(config, k) for k in TRAINING_FIELDS}}
     results = {**(metadata or {}), "target_labels": splits.has_target_labels, "seed": config.seed, "runs": runs,
-               "negative_transfer": negative_transfer_warnings(runs), "config": public_value(settings)}
+               "negative_transfer": negative_transfer_warnings(runs),
+               "convergence": baseline_convergence_warnings(runs, config.early_stopping_patience),
+               "config": public_value(settings)}
     if PartialState().is_main_process:
         Path(config.output_dir).mkdir(parents=True, exist_ok=True)
         atomic_write_text(Path(config.output_dir) / "results.json", json.dumps(results, indent=2))
@@ -291,13 +295,13 @@ def compare_with_source_only(
 
 
 def print_results(results: dict, title: str, output_dir: str) -> None:
-    """On the main process only: print ``title``, the results table, negative-transfer warnings and the wall time
-    of each run (seconds); write the run report with its plots (``hfadapt report``)."""
+    """On the main process only: print ``title``, the results table, negative-transfer and baseline-convergence
+    warnings and the wall time of each run (seconds); write the run report with its plots (``hfadapt report``)."""
     if not PartialState().is_main_process:
         return
     print(f"\n{title}\n")
     print(format_results_table(results))
-    for warning in results.get("negative_transfer") or []:
+    for warning in [*(results.get("negative_transfer") or []), *(results.get("convergence") or [])]:
         print(f"WARNING {warning}")
     report = write_report(output_dir)
     print(f"\nwritten: {Path(output_dir) / 'results.json'}, {report} (with the plots beside it)")

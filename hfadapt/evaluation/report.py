@@ -15,9 +15,9 @@ from .run_files import ANALYSIS_FILE, LOG_HISTORY_FILE, REPORT_FILE, RESULTS_FIL
 
 def write_report(run_dir: str | Path) -> Path:
     """Read ``RUN_DIR/results.json`` (written by ``hfadapt.evaluation.experiment.compare_with_source_only``) and each
-    run's
-    ``log_history.json`` / ``analysis.pt``; write ``<run>_losses.png``, ``<run>_tsne.png`` and ``report.md``
-    (results table, negative-transfer warnings, proxy A-distances, the plots, the configuration) into ``RUN_DIR``.
+    run's ``log_history.json`` / ``analysis.pt``; write ``<run>_losses.png``, ``<run>_tsne.png`` and ``report.md``
+    (results table, negative-transfer and baseline-convergence warnings, proxy A-distances, the plots, the
+    configuration) into ``RUN_DIR``.
 
     Raises:
         FileNotFoundError: if ``RUN_DIR`` has no ``results.json``, saying which command writes one.
@@ -29,9 +29,9 @@ def write_report(run_dir: str | Path) -> Path:
                                 "examples/digits_transfer.py) or `hfadapt train` with this --output_dir first")
     results = json.loads(results_path.read_text())
     lines = [f"# Run report: {results.get('source', '?')} -> {results.get('target', '?')}", ""]
-    described = {k: v for k, v in results.items() if k not in ("runs", "negative_transfer", "config")}
+    described = {k: v for k, v in results.items() if k not in ("runs", "negative_transfer", "convergence", "config")}
     lines += [f"- {k}: {v}" for k, v in described.items()] + ["", "## Results", "", format_results_table(results), ""]
-    for warning in results.get("negative_transfer") or []:
+    for warning in [*(results.get("negative_transfer") or []), *(results.get("convergence") or [])]:
         lines.append(f"> **Warning:** {warning}")
     lines.append("")
     for run in results["runs"]:

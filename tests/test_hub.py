@@ -138,6 +138,20 @@ def test_card_leaves_out_local_paths(tmp_path):
     assert "books + dvd" in str(card) and card.data.eval_results is None
 
 
+def test_card_states_a_warning_about_the_baseline(tmp_path):
+    config = make_config(tmp_path, method="mmd")
+    baseline = {"target_accuracy": 0.70, "source_val_accuracy": 0.80,
+                "warnings": ["source-only may not have converged: its source-validation accuracy was best at step 100"]}
+    card = adaptation_model_card(config, repo_id="a/b", base_model=None, source_domains=["books"],
+                                 target_domain="electronics", dataset_name="Amazon",
+                                 results={"target_accuracy": 0.72, "source_val_accuracy": 0.80}, baseline=baseline)
+    assert "steps.\n\n**Warning:** source-only may not have converged: its source-validation accuracy was best at " \
+        "step 100.\n" in str(card)
+    assert "**Warning:**" not in str(adaptation_model_card(
+        config, repo_id="a/b", base_model=None, source_domains=["books"], target_domain="electronics",
+        dataset_name="Amazon", results={"target_accuracy": 0.72}, baseline={"target_accuracy": 0.70, "warnings": []}))
+
+
 @pytest.mark.skipif(not os.environ.get("HF_TOKEN") or os.environ.get("HF_HUB_OFFLINE") == "1",
                     reason="pushing to the real Hub needs HF_TOKEN and network access (HF_HUB_OFFLINE is not 1)")
 def test_push_to_the_real_hub(tmp_path):  # pragma: no cover - needs the network

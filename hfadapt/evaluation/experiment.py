@@ -263,6 +263,7 @@ def compare_with_source_only(
         if is_method and runs:  # the baseline ran first, same seed and budget
             details["baseline"] = {k: runs[0][k] for k in ("target_accuracy", "target_macro_f1", "source_val_accuracy",
                                                            "validators") if k in runs[0]}
+            details["baseline"]["warnings"] = baseline_convergence_warnings(runs, config.early_stopping_patience)
         # two-stage: the method starts from the baseline's trained weights, which results.json does not hold
         start = runs[0].pop("weights") if two_stage and is_method else None
         runs.append(train_and_evaluate(make_model, run_config, splits, processing_class, card_details=details,

@@ -180,7 +180,8 @@ def adaptation_model_card(
         task_type: Hub task (``text-classification``, ``image-classification``).
         results: ``{"target_accuracy", "target_macro_f1", "source_val_accuracy"}`` of this model, in ``[0, 1]``;
             without target labels ``{"source_val_accuracy", "validators": {name: score}}``.
-        baseline: the same keys for the source-only baseline of the same run, if it was trained.
+        baseline: the same keys for the source-only baseline of the same run, if it was trained, and optionally
+            ``"warnings"``: sentences about it (e.g. that it may not have converged), stated under the results.
         peft: PEFT settings (``{"type": "LoRA", "r": 8, ...}``) or ``None`` for full fine-tuning.
         saved_as: ``"model"`` (plain transformers model, LoRA merged), ``"adapter"`` (a peft adapter) or
             ``"multitask"`` (an hfadapt ``MultiTaskModel``).
@@ -224,6 +225,7 @@ def adaptation_model_card(
     settings = {k: v for k, v in settings.items() if not k.startswith(("lora_", "use_peft", "peft_"))}
     training = {k: getattr(config, k) for k in TRAINING_FIELDS}
     trained = "" if trained_steps is None else f" The saved weights have taken {trained_steps} optimizer steps."
+    caveats = "".join(f"\n\n**Warning:** {w}." for w in (baseline or {}).get("warnings") or [])
     body = f"""
 # {repo_id.split("/")[-1]}
 
@@ -236,7 +238,7 @@ else "No target labels were used."}
 
 {_accuracy_table(results, baseline, method)}
 
-The source-only baseline was trained in the same run with the same seed, data order and number of steps.
+The source-only baseline was trained in the same run with the same seed, data order and number of steps.{caveats}
 
 ## Adaptation
 

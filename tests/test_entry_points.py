@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import tiny_bert, tiny_tokenizer
+from helpers import saved_tiny_bert
 
 from hfadapt.cli import main as cli
 from hfadapt.cli.args import report_errors
@@ -85,9 +85,7 @@ def test_evaluate_on_a_missing_folder_names_it(tmp_path, capsys):
 
 
 def test_evaluate_refuses_a_model_folder_that_fails_its_manifest(tmp_path, capsys):
-    model_dir = tmp_path / "model"
-    tiny_bert().save_pretrained(model_dir)
-    tiny_tokenizer().save_pretrained(model_dir)
+    model_dir = saved_tiny_bert(tmp_path / "model")
     write_manifest(model_dir)
     weights = model_dir / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-10])

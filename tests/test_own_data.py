@@ -7,7 +7,8 @@ from pathlib import Path
 import datasets
 import pytest
 import yaml
-from conftest import tiny_bert, tiny_tokenizer
+from conftest import tiny_tokenizer
+from helpers import saved_tiny_bert
 from huggingface_hub import ModelCard
 
 from hfadapt import AdaptConfig
@@ -45,10 +46,7 @@ def write(path: Path, records: list[dict]) -> Path:
 
 @pytest.fixture
 def tiny_model_dir(tmp_path):
-    folder = tmp_path / "tiny-bert"
-    tiny_bert(num_labels=3).save_pretrained(folder)
-    tiny_tokenizer().save_pretrained(folder)
-    return str(folder)
+    return str(saved_tiny_bert(tmp_path / "tiny-bert", num_labels=3))
 
 
 def quick_config(tmp_path, **overrides):
@@ -245,9 +243,7 @@ def test_hfadapt_train_from_the_wheel_reads_nothing_outside_the_package(tmp_path
     assert done.returncode == 0, done.stderr[-3000:]
     (wheel,) = (tmp_path / "wheel").glob("hfadapt-*.whl")
     zipfile.ZipFile(wheel).extractall(tmp_path / "site")
-    model = tmp_path / "tiny"
-    tiny_bert().save_pretrained(model)
-    tiny_tokenizer().save_pretrained(model)
+    model = saved_tiny_bert(tmp_path / "tiny")
     (tmp_path / "elsewhere").mkdir()
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     launcher = ("import sys, hfadapt, hfadapt.cli.main; print('from', hfadapt.__file__); "
@@ -271,9 +267,7 @@ def test_the_readme_own_data_snippet_runs(tmp_path, monkeypatch, capsys):
     after = readme.split("<!-- own-data-snippet -->", 1)[1]
     snippet, pipeline_example = re.findall(r"```python\n(.*?)```", after, re.S)[:2]
     assert len(snippet.strip().splitlines()) <= 6 and "pipeline(" in pipeline_example
-    model = tmp_path / "tiny-bert"
-    tiny_bert(num_labels=3).save_pretrained(model)
-    tiny_tokenizer().save_pretrained(model)
+    model = saved_tiny_bert(tmp_path / "tiny-bert", num_labels=3)
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "reviews.csv", [{"text": r["text"], "label": r["label"]} for r in rows(30)])
     write(tmp_path / "tweets.csv", [{"text": r["text"]} for r in rows(16, labelled=False, shift=2)])

@@ -20,7 +20,8 @@ def evaluations_after_best(curve: list[list[float]]) -> int:
 
 
 def baseline_convergence_warnings(runs: list[dict], patience: int = 0) -> list[str]:
-    """One sentence if the source-only run stopped before its source-validation accuracy had stopped rising.
+    """One sentence if the source-only run stopped before its source-validation accuracy had stopped rising, by the
+    criterion ``transformers.EarlyStoppingCallback`` stops on (no strict improvement for ``patience`` evaluations).
 
     Args:
         runs: result rows as ``hfadapt.evaluation.experiment.compare_with_source_only`` writes them (``method``,

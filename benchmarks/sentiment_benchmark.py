@@ -28,6 +28,8 @@ reviews by default), each pair setting its domains (:mod:`hfadapt.benchmarking.p
     # the same with N processes training a pair's members side by side, the members kept in a shared folder
     HFADAPT_NUM_THREADS=1 python benchmarks/sentiment_benchmark.py --methods none self_training adamatch \\
         --fusions ensemble:self_training/adamatch --claim_dir /tmp/grid --members_dir /tmp/members &  # (N times)
+    # a grid whose killed runs resume from their last checkpoint when started again (rows say from which step)
+    python benchmarks/sentiment_benchmark.py --claim_dir /tmp/grid --scratch_dir /tmp/runs
     # only rebuild the table from the results file
     python benchmarks/sentiment_benchmark.py --table_only
 """
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import itertools
 import json
 import shutil
@@ -68,6 +71,7 @@ from hfadapt.data import DataArguments
 from hfadapt.evaluation.experiment import train_and_evaluate
 from hfadapt.evaluation.scoring import score_classifier
 from hfadapt.methods import ALIGNMENT_METHODS, SOURCE_ONLY
+from hfadapt.trainer.checkpointing import last_checkpoint
 from hfadapt.utils.offline_models import packaged_minilm_path
 from hfadapt.utils.precision import MIXED_PRECISIONS
 from hfadapt.utils.runtime import use_available_cpu_threads
@@ -130,6 +134,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--members_wait_s", type=float, default=3 * 3600,
                         help="with --members_dir: how long a process that has trained all it could waits for "
                              "members other processes are training (seconds)")
+    parser.add_argument("--scratch_dir", default=None,
+                        help="keep the runs' checkpoints here rather than in a temporary folder, so that a run "
+                             "killed part-way resumes from its latest checkpoint when the grid is started again "
+                             "(with a fresh --claim_dir); each finished run's folder is removed")
     parser.add_argument("--table_only", action="store_true")
     parser.add_argument("--claim_dir", default=None,
                         help="share the grid between processes started with the same folder: each run is claimed "
@@ -168,10 +176,22 @@ def run_config(base_config: AdaptConfig, args, spec: str, seed: int, run_dir: Pa
                                **convergence_settings(args), **overrides)
 
 
+def resumable(config: AdaptConfig, key: dict) -> AdaptConfig:
+    """``config`` with its run folder named after a hash of ``key`` (what defines the run: budget, recipe, model,
+    data), so that a run resumes only a checkpoint of the same run, and ``resume_from_checkpoint="true"``: a run
+    continues from its folder's latest checkpoint (:func:`~hfadapt.evaluation.experiment.checkpoint_to_resume`)."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return dataclasses.replace(config, output_dir=f"{config.output_dir}_{digest}", resume_from_checkpoint="true")
+
+
 def train_run(make_model, config: AdaptConfig, splits, tokenizer, **kwargs) -> dict:
     """:func:`train_and_evaluate` without saving the model (``kwargs`` go to it), then its run folder (the
-    checkpoints) removed."""
+    checkpoints) removed. A run that continues a checkpoint (see :func:`resumable`) reports its step as
+    ``resumed_from_step``; its ``wall_time_s`` counts the time since."""
+    checkpoint = last_checkpoint(config.output_dir) if config.resume_from_checkpoint else None
     run = train_and_evaluate(make_model, config, splits, tokenizer, save=False, **kwargs)
+    if checkpoint is not None:
+        run["resumed_from_step"] = int(Path(checkpoint).name.rsplit("-", 1)[1])
     shutil.rmtree(config.output_dir, ignore_errors=True)
     return run
 
@@ -202,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     """Train the runs of the grid the ledger does not hold yet (unless ``--table_only``), then write the table."""
     args = parse(argv)
     results_path, table_path = Path(args.results), Path(args.table)
-    scratch = tempfile.mkdtemp(prefix="hfadapt-bench-")
+    scratch = args.scratch_dir or tempfile.mkdtemp(prefix="hfadapt-bench-")
     # the recipe's data (the table and its domain column) with this benchmark's budget; each pair sets the domains
     fusions = [Fusion.parse(spec) for spec in args.fusions]  # a bad spec fails before any training
     recipe_data, base_config = read_recipe(args, scratch)
@@ -225,6 +245,13 @@ def main(argv: list[str] | None = None) -> None:
         grid += [(pair, seed, multi_methods) for seed, pair in itertools.product(args.seeds, args.multi_source_pairs)]
         store = MemberStore(args.members_dir) if args.members_dir else None
         waiting = []  # (pair, seed, fusions) scored once the store holds their members, trained here or elsewhere
+
+        def kept(config: AdaptConfig, spec: str) -> AdaptConfig:
+            """With ``--scratch_dir``, ``config`` made :func:`resumable` (keyed by budget, recipe, model and data)."""
+            if not args.scratch_dir:
+                return config
+            return resumable(config, {"budget": budget, "recipe": row_recipe(config, spec), "model": model_path,
+                                      "data": dataclasses.asdict(data)})
 
         def score_fusions(pair, seed, fused, splits, weights_of):
             """Score and append the rows of ``fused`` on ``pair`` and ``seed`` (``weights_of(member)``: weights)."""
@@ -282,13 +309,15 @@ def main(argv: list[str] | None = None) -> None:
                 if splits is None:
                     splits = tokenised_pair(data, pair, seed, tokenizer)
                 make_model = model_factory(model_path, splits)
-                config = run_config(base_config, args, method, seed, Path(scratch) / f"{pair}_{method}_{seed}")
+                config = kept(run_config(base_config, args, method, seed, Path(scratch) / f"{pair}_{method}_{seed}"),
+                              method)
                 start = None
                 if config.two_stage:  # from this pair's trained baseline
                     if baseline_weights is None and store is not None and store.has(pair, SOURCE_ONLY, seed):
                         baseline_weights = store.load(pair, SOURCE_ONLY, seed)
                     if baseline_weights is None:  # the 'none' run again (same seed): this process did not train it
-                        baseline = run_config(base_config, args, SOURCE_ONLY, seed, Path(scratch) / f"{pair}_{seed}")
+                        baseline = kept(run_config(base_config, args, SOURCE_ONLY, seed,
+                                                   Path(scratch) / f"{pair}_{seed}"), SOURCE_ONLY)
                         baseline_weights = train_run(make_model, baseline, splits, tokenizer,
                                                      keep_weights=True)["weights"]
                     start = baseline_weights

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from helpers import load_benchmark, saved_tiny_bert
 
 
@@ -174,3 +175,40 @@ def test_a_fusion_whose_member_never_reaches_the_store_is_left_unscored(tmp_path
                 "--claim_dir", str(claims), "--members_dir", str(tmp_path / "members"), "--members_wait_s", "0"])
     assert [r["method"] for r in ledger.load_results(results)] == ["none"]
     assert "ensemble:none/dann seed 1: not scored" in capsys.readouterr().out
+
+
+def test_a_run_killed_part_way_resumes_from_its_checkpoint_to_the_uninterrupted_row(tmp_path, monkeypatch):
+    from hfadapt import AdaptTrainer
+    from hfadapt.benchmarking import ledger
+
+    class Killed(Exception):
+        pass
+
+    model_dir = saved_tiny_bert(tmp_path / "tiny")
+    bench = load_benchmark("sentiment_benchmark")
+    flags = ["--model_name_or_path", str(model_dir), "--pairs", "books:dvd", "--multi_source_pairs", "--seeds", "1",
+             "--methods", "none", "dann", "--max_steps", "6", "--eval_steps", "2", "--min_steps", "6",
+             "--max_length", "16", "--max_train_samples", "32", "--max_eval_samples", "32", "--mixed_precision", "no",
+             "--label_free_validators", "dev", "--table", str(tmp_path / "table.md")]
+    bench.main([*flags, "--results", str(tmp_path / "whole.jsonl")])
+
+    save = AdaptTrainer._save_checkpoint
+
+    def killed_after_step_4(self, model, trial):
+        save(self, model, trial)
+        if self.args.method == "dann" and self.state.global_step == 4:
+            raise Killed
+    monkeypatch.setattr(AdaptTrainer, "_save_checkpoint", killed_after_step_4)
+    resumed, scratch = tmp_path / "resumed.jsonl", tmp_path / "runs"
+    with pytest.raises(Killed):
+        bench.main([*flags, "--results", str(resumed), "--scratch_dir", str(scratch)])
+    monkeypatch.setattr(AdaptTrainer, "_save_checkpoint", save)
+    assert [r["method"] for r in ledger.load_results(resumed)] == ["none"]
+    bench.main([*flags, "--results", str(resumed), "--scratch_dir", str(scratch)])
+
+    whole, rows = ledger.load_results(tmp_path / "whole.jsonl"), ledger.load_results(resumed)
+    assert [r["method"] for r in rows] == ["none", "dann"]
+    assert "resumed_from_step" not in rows[0] and rows[1]["resumed_from_step"] == 4
+    for key in ("train_steps", "source_val_curve", "source_val_accuracy", "target_accuracy", "validators", "recipe"):
+        assert rows[1][key] == whole[1][key], key
+    assert list(scratch.iterdir()) == []  # a finished run's folder is removed

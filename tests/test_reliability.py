@@ -121,6 +121,50 @@ def test_checkpoints_carry_the_fingerprint_and_a_manifest(domains, tmp_path):
         assert "max_steps" not in fingerprint["recipe"] and fingerprint["recipe"]["learning_rate"] == 1e-3
 
 
+@pytest.mark.parametrize("min_steps, stores_min_steps", [(0, True), (5, True), (5, False)])
+def test_a_resumed_run_stops_early_where_the_uninterrupted_run_stops(domains, tmp_path, monkeypatch, min_steps,
+                                                                     stores_min_steps):
+    # a metric that never improves: the patience counter rises at every evaluation after the first, and the run
+    # stops at the third such evaluation once min_steps are done. A run killed after step 2 must resume with its
+    # counter, not a fresh one, and with this run's min_steps even where the checkpoint's state lacks it.
+    from transformers import EarlyStoppingCallback
+
+    from hfadapt.trainer.callbacks import MinStepsEarlyStoppingCallback
+
+    source, target, _ = domains
+    settings = dict(method="dann", eval_strategy="steps", eval_steps=1, save_strategy="steps", save_steps=1,
+                    max_steps=8, early_stopping_patience=3, early_stopping_min_steps=min_steps,
+                    load_best_model_at_end=True, metric_for_best_model="constant")
+
+    def trainer(folder):
+        return AdaptTrainer(tiny_bert(), make_config(folder, **settings), train_dataset=source,
+                            target_dataset=target, eval_dataset=source, compute_metrics=lambda _: {"constant": 1.0})
+    whole = trainer(tmp_path / "whole")
+    whole.train()
+    assert whole.state.global_step == max(4, min_steps)  # stopped early
+
+    class Killed(Exception):
+        pass
+    save = AdaptTrainer._save_checkpoint
+
+    def killed_after_step_2(self, model, trial):
+        save(self, model, trial)
+        if self.state.global_step == 2:
+            raise Killed
+    monkeypatch.setattr(AdaptTrainer, "_save_checkpoint", killed_after_step_2)
+    if not stores_min_steps:
+        monkeypatch.setattr(MinStepsEarlyStoppingCallback, "state", EarlyStoppingCallback.state)
+    with pytest.raises(Killed):
+        trainer(tmp_path / "resumed").train()
+    monkeypatch.undo()
+    resumed = trainer(tmp_path / "resumed")
+    resumed.train(resume_from_checkpoint=True)
+    assert resumed.state.global_step == whole.state.global_step
+    assert resumed.state.best_model_checkpoint.endswith(Path(whole.state.best_model_checkpoint).name)
+    for name, value in whole.adapt_model.state_dict().items():
+        torch.testing.assert_close(resumed.adapt_model.state_dict()[name], value, rtol=1e-5, atol=1e-6, msg=name)
+
+
 # ---- integrity ------------------------------------------------------------------------------------------------
 
 

@@ -125,6 +125,17 @@ def test_early_stopping_keeps_a_stop_it_did_not_request(tmp_path):
     assert control.should_training_stop
 
 
+def test_early_stopping_state_rebuilds_the_callback_with_its_min_steps_and_counter(tmp_path):
+    """What a checkpoint stores is what Trainer rebuilds the callback from on resume (``type(cb)(**args)``)."""
+    args = AdaptConfig(str(tmp_path), method="none", eval_strategy="steps", save_strategy="steps",
+                       load_best_model_at_end=True, metric_for_best_model="source_val_accuracy")
+    callback = MinStepsEarlyStoppingCallback(early_stopping_patience=3, min_steps=300)
+    callback.on_evaluate(args, _State(100, 0.9), _Control(), {"eval_source_val_accuracy": 0.8})
+    rebuilt = MinStepsEarlyStoppingCallback.from_state(callback.state())
+    assert (rebuilt.early_stopping_patience, rebuilt.min_steps, rebuilt.early_stopping_patience_counter) == (3, 300, 1)
+    assert args.restore_callback_states_from_checkpoint  # AdaptConfig's default: resumed runs restore it
+
+
 def test_train_and_evaluate_selects_on_source_validation_only(tmp_path):
     from hfadapt.data.splits import TransferSplits
 

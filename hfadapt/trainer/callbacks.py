@@ -55,11 +55,21 @@ class MinStepsEarlyStoppingCallback(EarlyStoppingCallback):
     Args:
         early_stopping_patience: evaluations without improvement before stopping (>= 1).
         min_steps: optimizer steps before stopping is allowed (>= 0).
+        early_stopping_threshold: how much better than the best so far the metric must be to count as better, as
+            in ``EarlyStoppingCallback``.
     """
 
-    def __init__(self, early_stopping_patience: int = 1, min_steps: int = 0):
-        super().__init__(early_stopping_patience=early_stopping_patience)
+    def __init__(self, early_stopping_patience: int = 1, min_steps: int = 0, early_stopping_threshold: float = 0.0):
+        super().__init__(early_stopping_patience=early_stopping_patience,
+                         early_stopping_threshold=early_stopping_threshold)
         self.min_steps = min_steps
+
+    def state(self) -> dict:
+        """``EarlyStoppingCallback``'s checkpointed state plus ``min_steps``: Trainer rebuilds the callback from these
+        ``args`` when it resumes with ``restore_callback_states_from_checkpoint``."""
+        state = super().state()
+        state["args"]["min_steps"] = self.min_steps
+        return state
 
     def on_evaluate(self, args, state, control, metrics, **kwargs):
         stop_before = control.should_training_stop  # e.g. max_steps reached: not this callback's to undo

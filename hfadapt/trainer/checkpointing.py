@@ -39,6 +39,7 @@ from transformers.trainer import OPTIMIZER_NAME, SCHEDULER_NAME, TRAINER_STATE_N
 from transformers.trainer_callback import TrainerState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput, sort_checkpoints
 
+from .callbacks import MinStepsEarlyStoppingCallback
 from .fingerprint import RunMismatchError, check_fingerprint, write_fingerprint
 from .integrity import MANIFEST_NAME, IntegrityError, read_manifest, verify_manifest, write_manifest
 
@@ -323,6 +324,16 @@ class ResumableCheckpointsMixin:
         path = method_rng_path(checkpoint, self.args.process_index) if checkpoint is not None else None
         if path is not None and os.path.isfile(path):
             self.adapt_model.method_rng.load_state_dict(torch.load(path, weights_only=True))
+
+    def _load_callback_state(self) -> None:
+        """Trainer's restore of the checkpoint's callback state (``restore_callback_states_from_checkpoint``), after
+        which this run's configuration sets the early-stopping patience and ``min_steps``: the checkpoint supplies
+        only the patience counter (a checkpoint whose stored state lacks ``min_steps`` would rebuild it with 0)."""
+        super()._load_callback_state()
+        for callback in self.callback_handler.callbacks:
+            if isinstance(callback, MinStepsEarlyStoppingCallback):
+                callback.early_stopping_patience = self.args.early_stopping_patience
+                callback.min_steps = self.args.early_stopping_min_steps
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         """Restore the whole ``AdaptModel`` (task model, heads, LoRA) from an ``AdaptTrainer`` checkpoint."""

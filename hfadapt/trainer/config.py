@@ -260,6 +260,11 @@ class AdaptConfig(TrainingArguments):
     )
     logging_steps: float = field(default=10, metadata={"help": "Log every X optimizer steps."})
     save_strategy: str = field(default="no", metadata={"help": "Checkpoint strategy ('no', 'steps', 'epoch')."})
+    restore_callback_states_from_checkpoint: bool = field(
+        default=True,
+        metadata={"help": "On resume, restore the early-stopping patience counter (and Trainer's control flags) "
+                  "from the checkpoint, so that a resumed run stops where the uninterrupted one would."},
+    )
 
     def __post_init__(self):
         if not self.use_cpu and launched_on_cpus_only():

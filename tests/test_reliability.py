@@ -121,19 +121,23 @@ def test_checkpoints_carry_the_fingerprint_and_a_manifest(domains, tmp_path):
         assert "max_steps" not in fingerprint["recipe"] and fingerprint["recipe"]["learning_rate"] == 1e-3
 
 
-@pytest.mark.parametrize("min_steps, stores_min_steps", [(0, True), (5, True), (5, False)])
+@pytest.mark.parametrize("min_steps, stores_min_steps, max_steps, killed_at", [
+    (0, True, 8, 2), (5, True, 8, 2), (5, False, 8, 2),  # killed while training
+    (0, True, 8, 4), (0, True, 3, 3),  # killed after the checkpoint of the last step (early stop; max_steps)
+])
 def test_a_resumed_run_stops_early_where_the_uninterrupted_run_stops(domains, tmp_path, monkeypatch, min_steps,
-                                                                     stores_min_steps):
-    # a metric that never improves: the patience counter rises at every evaluation after the first, and the run
-    # stops at the third such evaluation once min_steps are done. A run killed after step 2 must resume with its
-    # counter, not a fresh one, and with this run's min_steps even where the checkpoint's state lacks it.
+                                                                     stores_min_steps, max_steps, killed_at):
+    # a metric that never improves: the best checkpoint is the first, the patience counter rises at every later
+    # evaluation, and the run stops at the third such evaluation once min_steps are done. A killed run must resume
+    # with its counter, not a fresh one, with this run's min_steps even where the checkpoint's state lacks them,
+    # and, killed after its last step, end with the best checkpoint's weights without training on.
     from transformers import EarlyStoppingCallback
 
     from hfadapt.trainer.callbacks import MinStepsEarlyStoppingCallback
 
     source, target, _ = domains
     settings = dict(method="dann", eval_strategy="steps", eval_steps=1, save_strategy="steps", save_steps=1,
-                    max_steps=8, early_stopping_patience=3, early_stopping_min_steps=min_steps,
+                    max_steps=max_steps, early_stopping_patience=3, early_stopping_min_steps=min_steps,
                     load_best_model_at_end=True, metric_for_best_model="constant")
 
     def trainer(folder):
@@ -141,17 +145,18 @@ def test_a_resumed_run_stops_early_where_the_uninterrupted_run_stops(domains, tm
                             target_dataset=target, eval_dataset=source, compute_metrics=lambda _: {"constant": 1.0})
     whole = trainer(tmp_path / "whole")
     whole.train()
-    assert whole.state.global_step == max(4, min_steps)  # stopped early
+    assert whole.state.global_step == min(max(4, min_steps), max_steps)
+    assert Path(whole.state.best_model_checkpoint).name == "checkpoint-1"
 
     class Killed(Exception):
         pass
     save = AdaptTrainer._save_checkpoint
 
-    def killed_after_step_2(self, model, trial):
+    def killed_after_a_checkpoint(self, model, trial):
         save(self, model, trial)
-        if self.state.global_step == 2:
+        if self.state.global_step == killed_at:
             raise Killed
-    monkeypatch.setattr(AdaptTrainer, "_save_checkpoint", killed_after_step_2)
+    monkeypatch.setattr(AdaptTrainer, "_save_checkpoint", killed_after_a_checkpoint)
     if not stores_min_steps:
         monkeypatch.setattr(MinStepsEarlyStoppingCallback, "state", EarlyStoppingCallback.state)
     with pytest.raises(Killed):

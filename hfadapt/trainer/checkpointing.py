@@ -268,8 +268,9 @@ class ResumableCheckpointsMixin:
 
         ``resume_from_checkpoint=True`` picks the latest checkpoint under ``output_dir`` whose fingerprint is this
         run's. A checkpoint is checked by :func:`check_resumable` before anything is loaded. A resumed run trains
-        on to this run's ``max_steps`` (the checkpoint's own may be smaller); one that has already reached it is
-        restored and trains nothing (transformers 5.23 would take one step beyond ``max_steps``).
+        on to this run's ``max_steps`` (the checkpoint's own may be smaller); one that has already reached it, or
+        that early stopping ended, is restored (its best checkpoint with ``load_best_model_at_end``) and trains
+        nothing (transformers 5.23 would take one step beyond ``max_steps``, and would train on past the stop).
 
         Raises:
             ValueError: with ``True`` and no checkpoint under ``output_dir``, or a checkpoint that has trained
@@ -291,13 +292,25 @@ class ResumableCheckpointsMixin:
                     f"{checkpoint} has trained {state.global_step} optimizer steps, more than max_steps={max_steps}; "
                     f"resuming cannot undo steps. Resume with max_steps >= {state.global_step}, or start afresh in "
                     "a new output_dir.")
-            if state.global_step == max_steps:
+            if state.global_step == max_steps or self._stopped_early(state):
                 self._load_from_checkpoint(checkpoint)
                 state.max_steps = max_steps
                 self.state = state
+                if self.args.load_best_model_at_end and state.best_model_checkpoint is not None:
+                    self._load_best_model()  # as the finished run did after its last step
                 losses = [e["loss"] for e in state.log_history if "loss" in e]
                 return TrainOutput(state.global_step, losses[-1] if losses else float("nan"), {})
         return super().train(resume_from_checkpoint=checkpoint, trial=trial, **kwargs)
+
+    def _stopped_early(self, state: TrainerState) -> bool:
+        """Whether early stopping ended the run at the checkpoint of ``state``: its patience counter, saved right
+        after that step's evaluation, had reached this run's patience, with this run's ``min_steps`` done."""
+        saved = state.stateful_callbacks.get(MinStepsEarlyStoppingCallback.__name__)
+        if not self.args.early_stopping_patience or not saved:
+            return False
+        saved = saved[0] if isinstance(saved, list) else saved
+        counter = saved.get("attributes", {}).get("early_stopping_patience_counter", 0)
+        return counter >= self.args.early_stopping_patience and state.global_step >= self.args.early_stopping_min_steps
 
     def _planned_max_steps(self) -> int:
         """The optimizer steps this run trains in all: ``max_steps``, or the epochs' worth of steps."""

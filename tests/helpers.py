@@ -83,3 +83,19 @@ def backbone_after_training(tmp_path, **overrides) -> dict:
 def assert_same_parameters(a: dict, b: dict, atol: float = 1e-6) -> None:
     assert a.keys() == b.keys()
     assert [n for n in a if not torch.allclose(a[n], b[n], atol=atol)] == []
+
+
+class Killed(Exception):
+    """Raised by :func:`kill_after_checkpoint` where a killed process would have stopped."""
+
+
+def kill_after_checkpoint(monkeypatch, step: int, method: str | None = None) -> None:
+    """Make ``AdaptTrainer`` raise :class:`Killed` right after it publishes the checkpoint of ``step`` (in runs of
+    ``method`` only, if given), as a run killed there would stop; ``monkeypatch.undo()`` lifts it."""
+    save = AdaptTrainer._save_checkpoint
+
+    def killed(self, model, trial):
+        save(self, model, trial)
+        if self.state.global_step == step and method in (None, self.args.method):
+            raise Killed
+    monkeypatch.setattr(AdaptTrainer, "_save_checkpoint", killed)

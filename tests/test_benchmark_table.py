@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from helpers import load_benchmark, saved_tiny_bert
+from helpers import Killed, kill_after_checkpoint, load_benchmark, saved_tiny_bert
 
 
 def test_table_only_tables_the_rows_of_the_budget_and_recipe(tmp_path):
@@ -178,11 +178,7 @@ def test_a_fusion_whose_member_never_reaches_the_store_is_left_unscored(tmp_path
 
 
 def test_a_run_killed_part_way_resumes_from_its_checkpoint_to_the_uninterrupted_row(tmp_path, monkeypatch):
-    from hfadapt import AdaptTrainer
     from hfadapt.benchmarking import ledger
-
-    class Killed(Exception):
-        pass
 
     model_dir = saved_tiny_bert(tmp_path / "tiny")
     bench = load_benchmark("sentiment_benchmark")
@@ -192,17 +188,11 @@ def test_a_run_killed_part_way_resumes_from_its_checkpoint_to_the_uninterrupted_
              "--label_free_validators", "dev", "--table", str(tmp_path / "table.md")]
     bench.main([*flags, "--results", str(tmp_path / "whole.jsonl")])
 
-    save = AdaptTrainer._save_checkpoint
-
-    def killed_after_step_4(self, model, trial):
-        save(self, model, trial)
-        if self.args.method == "dann" and self.state.global_step == 4:
-            raise Killed
-    monkeypatch.setattr(AdaptTrainer, "_save_checkpoint", killed_after_step_4)
+    kill_after_checkpoint(monkeypatch, 4, method="dann")
     resumed, scratch = tmp_path / "resumed.jsonl", tmp_path / "runs"
     with pytest.raises(Killed):
         bench.main([*flags, "--results", str(resumed), "--scratch_dir", str(scratch)])
-    monkeypatch.setattr(AdaptTrainer, "_save_checkpoint", save)
+    monkeypatch.undo()
     assert [r["method"] for r in ledger.load_results(resumed)] == ["none"]
     bench.main([*flags, "--results", str(resumed), "--scratch_dir", str(scratch)])
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 import transformers.utils.hub
 from conftest import VOCAB, tiny_bert, tiny_tokenizer, token_dataset
-from helpers import make_config, make_trainer
+from helpers import Killed, kill_after_checkpoint, make_config, make_trainer
 from hub_fake import LocalHub
 from safetensors.torch import load_file
 from transformers import BertConfig, BertForTokenClassification
@@ -148,15 +148,7 @@ def test_a_resumed_run_stops_early_where_the_uninterrupted_run_stops(domains, tm
     assert whole.state.global_step == min(max(4, min_steps), max_steps)
     assert Path(whole.state.best_model_checkpoint).name == "checkpoint-1"
 
-    class Killed(Exception):
-        pass
-    save = AdaptTrainer._save_checkpoint
-
-    def killed_after_a_checkpoint(self, model, trial):
-        save(self, model, trial)
-        if self.state.global_step == killed_at:
-            raise Killed
-    monkeypatch.setattr(AdaptTrainer, "_save_checkpoint", killed_after_a_checkpoint)
+    kill_after_checkpoint(monkeypatch, killed_at)
     if not stores_min_steps:
         monkeypatch.setattr(MinStepsEarlyStoppingCallback, "state", EarlyStoppingCallback.state)
     with pytest.raises(Killed):

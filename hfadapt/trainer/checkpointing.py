@@ -293,11 +293,12 @@ class ResumableCheckpointsMixin:
                     f"resuming cannot undo steps. Resume with max_steps >= {state.global_step}, or start afresh in "
                     "a new output_dir.")
             if state.global_step == max_steps or self._stopped_early(state):
-                self._load_from_checkpoint(checkpoint)
                 state.max_steps = max_steps
                 self.state = state
                 if self.args.load_best_model_at_end and state.best_model_checkpoint is not None:
                     self._load_best_model()  # as the finished run did after its last step
+                else:
+                    self._load_from_checkpoint(checkpoint)
                 losses = [e["loss"] for e in state.log_history if "loss" in e]
                 return TrainOutput(state.global_step, losses[-1] if losses else float("nan"), {})
         return super().train(resume_from_checkpoint=checkpoint, trial=trial, **kwargs)

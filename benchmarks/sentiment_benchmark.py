@@ -71,7 +71,7 @@ from hfadapt.data import DataArguments
 from hfadapt.evaluation.experiment import train_and_evaluate
 from hfadapt.evaluation.scoring import score_classifier
 from hfadapt.methods import ALIGNMENT_METHODS, SOURCE_ONLY
-from hfadapt.trainer.checkpointing import last_checkpoint
+from hfadapt.trainer.checkpointing import checkpoint_step, last_checkpoint
 from hfadapt.utils.offline_models import packaged_minilm_path
 from hfadapt.utils.precision import MIXED_PRECISIONS
 from hfadapt.utils.runtime import use_available_cpu_threads
@@ -191,7 +191,7 @@ def train_run(make_model, config: AdaptConfig, splits, tokenizer, **kwargs) -> d
     checkpoint = last_checkpoint(config.output_dir) if config.resume_from_checkpoint else None
     run = train_and_evaluate(make_model, config, splits, tokenizer, save=False, **kwargs)
     if checkpoint is not None:
-        run["resumed_from_step"] = int(Path(checkpoint).name.rsplit("-", 1)[1])
+        run["resumed_from_step"] = checkpoint_step(checkpoint)
     shutil.rmtree(config.output_dir, ignore_errors=True)
     return run
 

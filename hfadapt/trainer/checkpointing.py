@@ -96,14 +96,20 @@ def method_rng_path(folder: str, process_index: int) -> str:
     return os.path.join(folder, f"method_rng_state_{process_index}.pth")
 
 
+def checkpoint_step(path: str | os.PathLike) -> int | None:
+    """The optimizer step in a ``checkpoint-<step>`` folder's name (``None`` for any other name)."""
+    match = _CHECKPOINT_RE.match(os.path.basename(os.fspath(path)))
+    return int(match.group(1)) if match else None
+
+
 def checkpoints(folder: str | os.PathLike) -> list[str]:
     """The published ``checkpoint-<step>`` folders under ``folder``, latest step first (``[]`` without a folder).
     Half-written checkpoints under :data:`STAGING_DIR` are never listed."""
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         return []
-    found = [(int(m.group(1)), name) for name in os.listdir(folder)
-             if (m := _CHECKPOINT_RE.match(name)) and os.path.isdir(os.path.join(folder, name))]
+    found = [(step, name) for name in os.listdir(folder)
+             if (step := checkpoint_step(name)) is not None and os.path.isdir(os.path.join(folder, name))]
     return [os.path.join(folder, name) for _, name in sorted(found, reverse=True)]
 
 

@@ -5,6 +5,7 @@ import multiprocessing
 from argparse import Namespace
 
 import pytest
+import torch
 
 from hfadapt import AdaptConfig
 from hfadapt.benchmarking import ledger
@@ -201,3 +202,13 @@ def test_validator_means_read_the_same_blocks_for_every_method():
     assert table.splitlines() == ["| method (2 pair-seed blocks) | dev | snd |", "|---|---:|---:|",
                                   "| source-only | -2.000 | 0.400 |", "| dann | 0.000 | 0.200 |"]
     assert ledger.validator_table(rows[:1], ["none", "dann"], ["c:d"]) == ""
+
+
+def test_environment_names_the_processor_and_the_kernels_torch_uses(monkeypatch):
+    env = ledger.environment(bf16=True)
+    assert env["device"] == "cpu" and env["precision"] == "bf16"
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert env["processor"] == ledger.processor_name()
+    monkeypatch.setattr("builtins.open", lambda *a, **k: (_ for _ in ()).throw(OSError("no /proc")))
+    monkeypatch.setattr(ledger.platform, "processor", lambda: "x86_64")
+    assert ledger.processor_name() == "x86_64"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import platform
 import statistics
 from pathlib import Path
 
@@ -158,15 +159,29 @@ def matching_rows(rows: list[dict], budget: dict, config: AdaptConfig) -> list[d
 
 
 def environment(bf16: bool = False) -> dict:
-    """Where and how a row ran (``{"device": "cpu" | GPU name, "torch": version, "transformers": version,
+    """Where and how a row ran (``{"device": "cpu" | GPU name, "processor": CPU model, "cpu_capability": the
+    kernels torch dispatches to ("AVX512", "AVX2", ...), "torch": version, "transformers": version,
     "precision": "fp32" | "bf16"}``, ``bf16`` the run's ``AdaptConfig.bf16``): rows of one table should share it,
-    since the same run gives slightly different numbers on another device, release or precision."""
+    since the same run gives slightly different numbers on another device, processor, release or precision."""
     import torch
     import transformers
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    return {"device": device, "torch": torch.__version__, "transformers": transformers.__version__,
+    return {"device": device, "processor": processor_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch": torch.__version__, "transformers": transformers.__version__,
             "precision": "bf16" if bf16 else "fp32"}
+
+
+def processor_name() -> str:
+    """The CPU's model name, from ``/proc/cpuinfo`` on Linux, else :func:`platform.processor` (``""`` if unknown)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 def markdown_table(rows: list[dict], methods: list[str], pairs: list[str]) -> str:

@@ -190,3 +190,41 @@ def test_callback_selects_checkpoints_for_a_plain_transformers_trainer(domains, 
     assert trainer.state.best_model_checkpoint.endswith(f"checkpoint-{best['step']}")
     assert "label" not in callback.validation.target.column_names  # only model inputs of the target are kept
     assert trainer.evaluate()["eval_im"] == pytest.approx(best["eval_im"], abs=1e-6)  # the best model was loaded
+
+
+def test_scoring_only_at_the_end_trains_the_same_model_and_scores_it_the_same(domains, tmp_path):
+    from conftest import tiny_bert
+    from helpers import make_config
+
+    from hfadapt import AdaptTrainer
+    from hfadapt.evaluation.metrics import classification_metrics
+
+    source, target, _ = domains
+    runs = {}
+    for strategy in ("every_eval", "end"):
+        config = make_config(tmp_path / strategy, method="dann", label_free_validators=["im", "dev"],
+                             label_free_strategy=strategy, eval_strategy="steps", eval_steps=2, save_strategy="steps",
+                             save_steps=2, metric_for_best_model="source_val_accuracy", load_best_model_at_end=True,
+                             max_steps=6)
+        trainer = AdaptTrainer(tiny_bert(dropout=0.1), config, train_dataset=source, target_dataset=target,
+                               eval_dataset={"source_val": source.select(range(16))},
+                               compute_metrics=classification_metrics)
+        trainer.train()
+        during = [e["step"] for e in trainer.state.log_history if "eval_im" in e]
+        final = trainer.evaluate()
+        runs[strategy] = (during, trainer.adapt_model.task_model.state_dict(), final["eval_im"], final["eval_dev"])
+    assert runs["every_eval"][0] == [2, 4, 6] and runs["end"][0] == []  # "end": only the evaluate() after training
+    for name, weight in runs["every_eval"][1].items():
+        assert torch.equal(weight, runs["end"][1][name]), name  # scoring never draws from the training's RNG
+    assert runs["end"][2:] == runs["every_eval"][2:]
+
+
+def test_scoring_at_the_end_cannot_choose_checkpoints(tmp_path):
+    from hfadapt import AdaptConfig
+
+    with pytest.raises(ValueError, match="label_free_strategy='every_eval'"):
+        AdaptConfig(output_dir=str(tmp_path), use_cpu=True, label_free_validators=["im"], label_free_strategy="end",
+                    eval_strategy="steps", save_strategy="steps", metric_for_best_model="eval_im",
+                    load_best_model_at_end=True)
+    with pytest.raises(ValueError, match="label_free_strategy must be one of"):
+        AdaptConfig(output_dir=str(tmp_path), use_cpu=True, label_free_strategy="never")

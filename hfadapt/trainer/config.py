@@ -19,6 +19,7 @@ from ..methods.registry import ALIGNMENT_METHODS, parse_method_names, setting_fi
 from ..modeling.balancing import ALIGNMENT_BALANCINGS
 from ..modeling.features import FEATURE_SOURCES
 from ..selection import VALIDATORS
+from ..selection.callback import LABEL_FREE_STRATEGIES
 from ..utils.precision import resolve_bf16
 
 PEFT_SAVE_MODES = ("merged", "adapter")
@@ -130,6 +131,15 @@ class AdaptConfig(TrainingArguments):
     )
     label_free_max_rows: int = field(
         default=1000, metadata={"help": "Rows of the source-validation and target sets each validator reads."}
+    )
+    label_free_strategy: str = field(
+        default="every_eval",
+        metadata={
+            "help": "When the validators are scored: 'every_eval' (at every evaluation, as "
+            "metric_for_best_model=<name> and validator curves need) or 'end' (only at evaluations after training, "
+            "such as the final one of hfadapt train: where checkpoints are chosen by source validation this saves a "
+            "forward pass over label_free_max_rows source-validation and target rows at each evaluation)."
+        },
     )
 
     # --- features and batches -----------------------------------------------------------------------------
@@ -290,6 +300,14 @@ class AdaptConfig(TrainingArguments):
             raise ValueError(f"label_free_validators {unknown} are not registered; choose from {sorted(VALIDATORS)}")
         if self.label_free_max_rows < 2:
             raise ValueError(f"label_free_max_rows must be >= 2, got {self.label_free_max_rows}")
+        if self.label_free_strategy not in LABEL_FREE_STRATEGIES:
+            raise ValueError(f"label_free_strategy must be one of {LABEL_FREE_STRATEGIES}, got "
+                             f"{self.label_free_strategy!r}")
+        if (self.label_free_strategy == "end" and self.metric_for_best_model
+                and self.metric_for_best_model.removeprefix("eval_") in self.label_free_validators):
+            raise ValueError(f"metric_for_best_model={self.metric_for_best_model!r} chooses checkpoints by a "
+                             "validator, which label_free_strategy='end' scores only after training: set "
+                             "label_free_strategy='every_eval'")
         if self.train_sampling_strategy not in TRAIN_SAMPLING_STRATEGIES:
             raise ValueError(
                 f"train_sampling_strategy={self.train_sampling_strategy!r}: hfadapt's batches hold source and target "
@@ -445,10 +463,10 @@ class AdaptConfig(TrainingArguments):
         Used for model cards and to tell which benchmark rows a recipe change voids."""
         names = parse_method_names(self.method if method is None else method)
         # resume_weights_only and overwrite_output_dir say how a run continues or starts, not what it trains
-        # mixed_precision says how it computes, as TrainingArguments' bf16 does
+        # mixed_precision says how it computes, as TrainingArguments' bf16 does; label_free_strategy when it scores
         base = {f.name for f in dataclasses.fields(TrainingArguments)} | {"method", "method_settings",
                                                                         "resume_weights_only", "overwrite_output_dir",
-                                                                        "mixed_precision"}
+                                                                        "mixed_precision", "label_free_strategy"}
         if not any(ALIGNMENT_METHODS[name].feature_scale_dependent or ALIGNMENT_METHODS[name].adversarial
                    for name in names):
             base.add("alignment_balancing")  # it reweights the feature-scale-dependent and adversarial methods only

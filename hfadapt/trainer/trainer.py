@@ -153,7 +153,8 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
         self._components: dict[str, list[torch.Tensor]] = defaultdict(list)
         self.label_free = None
         """The :class:`~hfadapt.selection.selection.LabelFreeValidation` of ``args.label_free_validators``, scored
-        at every evaluation by a :class:`~hfadapt.selection.callback.LabelFreeValidationCallback`."""
+        at every evaluation (or, with ``args.label_free_strategy="end"``, after training) by a
+        :class:`~hfadapt.selection.callback.LabelFreeValidationCallback`."""
         self.card_details: dict = {}
         """What the model card needs beyond the trainer's own knowledge (see :meth:`create_model_card`)."""
         self._add_callbacks(args, adapt_model, evals, isinstance(eval_dataset, dict), target_dataset, data_collator,
@@ -287,7 +288,8 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
                                  f"eval_dataset={{'{split}': source_val, ...}} (or set label_free_source_split)")
             callback = LabelFreeValidationCallback(
                 evals[split], keep_only(target, model_inputs), collator, args.label_free_validators,
-                args.label_free_max_rows, model_inputs, eval_name=split if evals_by_name else None)
+                args.label_free_max_rows, model_inputs, eval_name=split if evals_by_name else None,
+                strategy=args.label_free_strategy)
             self.add_callback(callback)
             self.label_free = callback.validation
         if args.weight_ema_decay is not None:  # the EMA covers the task model only, not the training-only heads

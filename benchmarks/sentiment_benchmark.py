@@ -119,9 +119,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "sentiment.jsonl"))
     parser.add_argument("--table", default=str(REPO / "benchmarks" / "results" / "sentiment.md"))
     parser.add_argument("--label_free_validators", nargs="*", default=[],
-                        help="label-free validators (hfadapt.selection) scored at every evaluation and recorded in "
-                             "each row's 'validators', so that a method can be chosen without target labels; they "
-                             "join the recipe, so such rows form a grid of their own")
+                        help="label-free validators (hfadapt.selection) scored on each run's final model and "
+                             "recorded in its row's 'validators', so that a method can be chosen without target "
+                             "labels; they join the recipe, so such rows form a grid of their own")
     parser.add_argument("--fusions", nargs="*", default=[],
                         help="fused models scored on each pair and seed beside the runs, '<mode>:<method>/<method>' "
                              "(modes: ensemble, uniform_soup, wise_ft with source-only first; hfadapt.fusion), e.g. "
@@ -227,7 +227,10 @@ def main(argv: list[str] | None = None) -> None:
     fusions = [Fusion.parse(spec) for spec in args.fusions]  # a bad spec fails before any training
     recipe_data, base_config = read_recipe(args, scratch)
     if args.label_free_validators:
-        base_config = dataclasses.replace(base_config, label_free_validators=args.label_free_validators)
+        # a row records the final model's scores only, and source validation chooses the checkpoints: scoring at
+        # every evaluation would add a pass over both validation sets each time for nothing the row keeps
+        base_config = dataclasses.replace(base_config, label_free_validators=args.label_free_validators,
+                                          label_free_strategy="end")
     data = dataclasses.replace(recipe_data, dataset_name=args.dataset_name or recipe_data.dataset_name,
                                max_length=args.max_length, max_train_samples=args.max_train_samples,
                                max_eval_samples=args.max_eval_samples)

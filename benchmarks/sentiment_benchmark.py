@@ -125,8 +125,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fusions", nargs="*", default=[],
                         help="fused models scored on each pair and seed beside the runs, '<mode>:<method>/<method>' "
                              "(modes: ensemble, uniform_soup, wise_ft with source-only first; hfadapt.fusion), e.g. "
-                             "ensemble:self_training/adamatch; members are trained again where their rows exist, "
-                             "and without --members_dir a pair and seed with a fusion to score is claimed whole")
+                             "ensemble:self_training/adamatch; members are trained again where their rows exist "
+                             "(their new rows, marked trained_again, are the ones tables read), and without "
+                             "--members_dir a pair and seed with a fusion to score is claimed whole")
     parser.add_argument("--members_dir", default=None,
                         help="with --fusions: keep the members' trained weights in this folder (shared by the "
                              "processes of --claim_dir), claim members and fusions one by one, and fuse members "
@@ -335,11 +336,11 @@ def main(argv: list[str] | None = None) -> None:
                     trained[method] = weights
                 print(f"{pair} {method} seed {seed}: target {100 * run['target_accuracy']:.2f} "
                       f"({run['wall_time_s']} s)", flush=True)
-                if (pair, method, seed) in done:
-                    continue  # trained again for a fusion: its row is in the ledger already
                 # the spec, not run's method name: "none:source_weighting=auto" must not read as plain "none"
                 row = {**run, "pair": pair, "method": method, "seed": seed, "budget": budget,
                        "recipe": row_recipe(config, method), "environment": environment(config.bf16)}
+                if (pair, method, seed) in done:  # trained again for a fusion (on another machine it can differ):
+                    row["trained_again"] = True  # the row of the model fused, after the first (tables read the latest)
                 append_row(results_path, row)
             if whole:
                 score_fusions(pair, seed, fused, splits, trained.__getitem__)

@@ -103,11 +103,15 @@ def test_fusions_are_scored_beside_their_members_and_resume(tmp_path):
     assert fused["fusion"] == {"mode": "ensemble", "members": ["none", "dann"]}
     assert set(fused["recipe"]) == {"none", "dann"}
     assert 0.0 <= fused["target_accuracy"] <= 1.0 and "dev" in fused["validators"]
-    # a fusion added later trains its members again but does not repeat their rows; a rerun trains nothing
+    # a fusion added later trains its members again and writes their rows again, marked, before its own (on one
+    # machine the same rows); a rerun trains nothing
     bench.main([*flags, "--fusions", "ensemble:none/dann", "wise_ft:none/dann"])
     bench.main([*flags, "--fusions", "ensemble:none/dann", "wise_ft:none/dann"])
     rows = ledger.load_results(results)
-    assert [r["method"] for r in rows] == ["none", "dann", "ensemble:none/dann", "wise_ft:none/dann"]
+    assert [r["method"] for r in rows] == ["none", "dann", "ensemble:none/dann", "none", "dann", "wise_ft:none/dann"]
+    assert [r.get("trained_again", False) for r in rows] == [False, False, False, True, True, False]
+    for first, again in ((rows[0], rows[3]), (rows[1], rows[4])):
+        assert again["target_accuracy"] == first["target_accuracy"] and again["validators"] == first["validators"]
     table = (tmp_path / "table.md").read_text()
     assert "| ensemble:none/dann |" in table and "| wise_ft:none/dann |" in table
 

@@ -69,7 +69,7 @@ from hfadapt.cli.args import parse_with_config
 from hfadapt.cli.recipes import recipe_path
 from hfadapt.data import DataArguments
 from hfadapt.evaluation.experiment import train_and_evaluate
-from hfadapt.evaluation.scoring import score_classifier
+from hfadapt.evaluation.scoring import score_classifier, source_val_accuracy
 from hfadapt.methods import ALIGNMENT_METHODS, SOURCE_ONLY
 from hfadapt.trainer.checkpointing import checkpoint_step, last_checkpoint
 from hfadapt.utils.offline_models import packaged_minilm_path
@@ -124,7 +124,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                              "labels; they join the recipe, so such rows form a grid of their own")
     parser.add_argument("--fusions", nargs="*", default=[],
                         help="fused models scored on each pair and seed beside the runs, '<mode>:<method>/<method>' "
-                             "(modes: ensemble, uniform_soup, wise_ft with source-only first; hfadapt.fusion), e.g. "
+                             "(modes: ensemble, uniform_soup, greedy_soup by source-validation accuracy, wise_ft with "
+                             "source-only first; hfadapt.fusion), e.g. "
                              "ensemble:self_training/adamatch; members are trained again where their rows exist "
                              "(their new rows, marked trained_again, are the ones tables read), and without "
                              "--members_dir a pair and seed with a fusion to score is claimed whole")
@@ -206,16 +207,27 @@ def model_factory(model_path: str, splits):
 
 def fused_scores(fusion: Fusion, trained: dict, make_model, splits, tokenizer, config: AdaptConfig) -> dict:
     """The scores a run reports (:func:`~hfadapt.evaluation.scoring.score_classifier`, with the recipe's label-free
-    validators) of ``fusion`` over ``trained`` (``{member: trained weights}``), in the runs' precision."""
+    validators) of ``fusion`` over ``trained`` (``{member: trained weights}``), in the runs' precision; for a greedy
+    soup also the members it kept (``greedy_soup``)."""
     models = {}
     for member in fusion.members:
         models[member] = make_model()
         models[member].load_state_dict(trained[member])
     start = time.perf_counter()
-    model = fusion.build(models).to(config.device).eval()  # where the runs trained
-    scores = score_classifier(model, splits, DataCollatorWithPadding(tokenizer),
+    collator = DataCollatorWithPadding(tokenizer)
+    score = None
+    if fusion.uses_score:  # a greedy soup chooses its ingredients by source-validation accuracy, never target labels
+        def score(model):
+            return source_val_accuracy(model.to(config.device), splits, collator, bf16=config.bf16)
+    model = fusion.build(models, score).to(config.device).eval()  # where the runs trained
+    scores = score_classifier(model, splits, collator,
                               validators=config.label_free_validators, max_rows=config.label_free_max_rows,
                               bf16=config.bf16)
+    if fusion.uses_score:  # which members the soup kept, and each member's source-validation accuracy
+        choice = model.config.greedy_soup
+        alone = dict(zip(fusion.members, choice["individual_scores"], strict=True))
+        scores["greedy_soup"] = {"ingredients": [fusion.members[i] for i in choice["ingredients"]],
+                                 "member_source_val_accuracy": alone}
     return {**scores, "wall_time_s": round(time.perf_counter() - start, 1)}
 
 

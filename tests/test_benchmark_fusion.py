@@ -44,6 +44,19 @@ def test_build_fuses_the_members_models_in_member_order():
     assert all(torch.allclose(start.state_dict()[k], v) for k, v in halfway.items())
 
 
+def test_a_greedy_soup_chooses_its_members_by_the_score_it_is_given():
+    a, b = tiny_bert(seed=1), tiny_bert(seed=2)
+    fusion = Fusion.parse("greedy_soup:x/y")
+    assert fusion.uses_score and not Fusion.parse("uniform_soup:x/y").uses_score
+    soup = fusion.build({"x": a, "y": b}, score=lambda model: float(model is b))
+    assert soup.config.greedy_soup["ingredients"] == [1]  # y alone: the soup of y and x (a new model) scores 0
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in soup.state_dict().items())
+    with pytest.raises(ValueError, match="greedy_soup keeps a model only if"):
+        fusion.build({"x": a, "y": b})
+    with pytest.raises(ValueError, match="ensemble uses no held-out set"):
+        Fusion.parse("ensemble:x/y").build({"x": a, "y": b}, score=lambda model: 0.0)
+
+
 def test_a_fused_row_matches_while_every_member_s_recipe_does(tmp_path):
     config = AdaptConfig(output_dir=str(tmp_path), use_cpu=True)
     budget = {"max_steps": 100}

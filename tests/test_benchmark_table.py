@@ -116,6 +116,27 @@ def test_fusions_are_scored_beside_their_members_and_resume(tmp_path):
     assert "| ensemble:none/dann |" in table and "| wise_ft:none/dann |" in table
 
 
+def test_a_greedy_soup_row_records_the_members_it_kept_by_source_validation(tmp_path):
+    from hfadapt.benchmarking import ledger
+
+    model_dir = saved_tiny_bert(tmp_path / "tiny")
+    bench = load_benchmark("sentiment_benchmark")
+    results = tmp_path / "rows.jsonl"
+    bench.main(["--model_name_or_path", str(model_dir), "--pairs", "books:dvd", "--multi_source_pairs", "--seeds", "1",
+                "--methods", "none", "dann", "--max_steps", "2", "--max_length", "16", "--max_train_samples", "32",
+                "--max_eval_samples", "32", "--mixed_precision", "no", "--results", str(results), "--table",
+                str(tmp_path / "table.md"), "--fusions", "greedy_soup:none/dann"])
+    none, dann, soup = ledger.load_results(results)
+    choice = soup["greedy_soup"]
+    # each member's score is its own row's source-validation accuracy; the best comes first, and the soup's score
+    # is that of the members it kept
+    assert choice["member_source_val_accuracy"] == {"none": none["source_val_accuracy"],
+                                                    "dann": dann["source_val_accuracy"]}
+    best = max(["none", "dann"], key=lambda m: choice["member_source_val_accuracy"][m])  # ties: none, listed first
+    assert choice["ingredients"][0] == best and set(choice["ingredients"]) <= {"none", "dann"}
+    assert soup["source_val_accuracy"] >= choice["member_source_val_accuracy"][best]
+
+
 def test_fusions_over_a_member_store_score_as_a_block_trained_whole(tmp_path, monkeypatch):
     from hfadapt.benchmarking import ledger
     from hfadapt.benchmarking.fusion import MemberStore

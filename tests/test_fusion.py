@@ -283,7 +283,41 @@ def test_fuse_writes_a_folder_that_auto_loads(tmp_path, saved_models, capsys, mo
         assert all(torch.allclose(got[k], (1 - alpha) * pa[k] + alpha * pb[k], atol=1e-7) for k in pa)
 
 
+def with_head(seed: int, bias: tuple[float, float]) -> BertForSequenceClassification:
+    """A tiny BERT whose classifier predicts by its bias alone (zero weights)."""
+    model = tiny_bert(seed=seed)
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor(bias))
+    return model
+
+
+def test_fuse_greedy_soup_keeps_the_models_that_do_not_lower_held_out_accuracy(tmp_path, capsys):
+    # held-out labels 0, 0, 0, 1: a model that always says 0 scores 0.75, one that always says 1 scores 0.25.
+    # a and b say 0 (0.75, also together); c says 1, and the soup of all three (bias [20/3, 40/3]) says 1: left out
+    members = {"c": with_head(2, (0.0, 40.0)), "a": with_head(0, (10.0, 0.0)), "b": with_head(1, (10.0, 0.0))}
+    dirs = []
+    for name, model in members.items():
+        model.save_pretrained(tmp_path / name)
+        tiny_tokenizer().save_pretrained(tmp_path / name)
+        dirs.append(str(tmp_path / name))
+    (tmp_path / "val.csv").write_text("text,label\nw5 w6,0\nw7,0\nw8 w9,0\nw5,1\n")
+    out = tmp_path / "soup"
+    cli.main(["fuse", *dirs, "--output_dir", str(out), "--mode", "greedy_soup",
+              "--validation_file", str(tmp_path / "val.csv")])
+    printed = capsys.readouterr().out
+    assert f"greedy soup of {dirs[1]}, {dirs[2]}: held-out accuracy 0.7500" in printed
+    assert "(each model alone: 0.2500, 0.7500, 0.7500)" in printed and f"written: {out}" in printed
+    soup = AutoModelForSequenceClassification.from_pretrained(out)
+    assert soup.config.greedy_soup == {"ingredients": [1, 2], "score": 0.75, "individual_scores": [0.25, 0.75, 0.75]}
+    expected = float_params(uniform_soup([members["a"], members["b"]]))
+    assert all(torch.equal(v, expected[k]) for k, v in float_params(soup).items())
+
+
 @pytest.mark.parametrize(("args", "message"), [
+    (["--mode", "greedy_soup"], "greedy_soup keeps a model only if the soup's accuracy on a labelled held-out set"),
+    (["--mode", "greedy_soup", "--validation_file", "v.csv", "--weights", "1", "2"], "takes neither weights nor alpha"),
+    (["--mode", "uniform_soup", "--validation_file", "v.csv"], "uniform_soup uses no held-out set"),
     (["missing", "--mode", "ensemble"], "does not exist"),
     (["three", "--mode", "uniform_soup"], "the models must share num_labels"),
     (["three", "--mode", "wise_ft"], "wise_ft fuses 2 models, got 3"),
@@ -312,4 +346,5 @@ def test_fuse_help_documents_every_argument(capsys):
     fuse_parser = next(a for a in cli.build_parser()._subparsers._group_actions).choices["fuse"]
     for action in fuse_parser._actions:
         assert action.help, action.dest
-    assert all(flag in text for flag in ("MODEL_DIR", "--output_dir", "--mode", "--alpha", "--weights", "Wortsman"))
+    assert all(flag in text for flag in ("MODEL_DIR", "--output_dir", "--mode", "--alpha", "--weights", "Wortsman",
+                                         "greedy_soup", "--validation_file"))

@@ -3,14 +3,16 @@
 A fusion is written ``<mode>:<member>/<member>...``: a mode of :data:`hfadapt.fusion.FUSION_MODES` and the
 methods of the grid whose trained models it fuses, each as the grid names it (a method, ``dann+mmd``, or a method
 with settings, ``self_training:self_training_warmup=0``). ``ensemble:self_training/adamatch`` averages the two
-models' probabilities; ``wise_ft:none/adamatch`` interpolates halfway from the source-only weights to AdaMatch's.
+models' probabilities; ``wise_ft:none/adamatch`` interpolates halfway from the source-only weights to AdaMatch's;
+``greedy_soup:none/self_training/adamatch`` soups the members whose addition does not lower source-validation
+accuracy.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -74,14 +76,26 @@ class Fusion:
         """:attr:`name` as one file or folder name (``/`` and ``%`` percent-encoded), e.g. for a claim."""
         return file_name_part(self.name)
 
-    def build(self, models: Mapping[str, PreTrainedModel]) -> PreTrainedModel:
+    @property
+    def uses_score(self) -> bool:
+        """Whether the fusion chooses among its members by a held-out score (``greedy_soup``)."""
+        return FUSION_MODES[self.mode].uses_score
+
+    def build(self, models: Mapping[str, PreTrainedModel],
+              score: Callable[[PreTrainedModel], float] | None = None) -> PreTrainedModel:
         """The fused model of ``models`` (``{member: trained model}``, every member present), in member order.
+
+        Args:
+            score: for a fusion that :attr:`uses_score`, ``score(model) -> float``: source-validation accuracy
+                (never target labels).
 
         Raises:
             KeyError: a member without a model.
-            ValueError: models that cannot be fused (:mod:`hfadapt.fusion`: other labels or tensors).
+            ValueError: models that cannot be fused (:mod:`hfadapt.fusion`: other labels or tensors), or a
+                missing or unused ``score``.
         """
-        return FUSION_MODES[self.mode].build([models[m] for m in self.members], None, None)
+        FUSION_MODES[self.mode].check_score(self.mode, score is not None)
+        return FUSION_MODES[self.mode].build([models[m] for m in self.members], None, None, score)
 
 
 def fusion_members(fusions: list[Fusion]) -> list[str]:

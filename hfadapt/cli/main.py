@@ -4,7 +4,7 @@ Subcommands in the manner of the HuggingFace CLIs (``hf download``, ``trl sft``)
 ``train`` launches the text or image script of :mod:`hfadapt.cli.scripts` through accelerate with the default recipe
 (``hfadapt/cli/recipes/``), a user's ``--config`` YAML over it and flags over both; ``evaluate`` scores a saved model
 on any labelled set; ``report`` draws the plots and writes the markdown report of a finished run; ``fuse`` saves
-several trained models as one (an ensemble, a model soup or a WiSE-FT interpolation).
+several trained models as one (an ensemble, a uniform or greedy model soup, or a WiSE-FT interpolation).
 """
 
 from __future__ import annotations
@@ -12,15 +12,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 from ..fusion import FUSION_MODES, fuse_folders
+from ..fusion.folders import check_model_folder
 from .args import DEBUG_FLAG, pop_debug, report_errors
+from .labelled_set import (
+    add_labelled_set_arguments,
+    classification_scores,
+    names_a_labelled_set,
+    prepared_labelled_set,
+)
 
 TRAIN_MODULE = "hfadapt.cli.scripts.train"
 """The module ``hfadapt train`` launches through ``accelerate launch -m`` (inside the package: works from a wheel)."""
-DIGIT_DOMAINS = ("usps", "optdigits")
 LAUNCHER_HELP = """launcher options (hfadapt train):
   --task {text,image}        the script: text classification (recipe sentiment_transfer.yaml) or image
                              classification (digits_transfer.yaml); default: image if the arguments name image
@@ -86,44 +91,6 @@ def train(argv: list[str]) -> None:
         raise SystemExit(err.returncode) from None
 
 
-def _model_labels(model) -> list[str]:
-    return [model.config.id2label[i] for i in range(model.config.num_labels)]
-
-
-def _test_rows(args: argparse.Namespace, model):
-    """The labelled rows ``hfadapt evaluate`` scores, their labels as the model's ids; and the name of the set."""
-    from ..data.loading import LABEL, encode_labels, has_labels, load_table, require_columns, select_domain
-
-    if args.dataset_name or args.test_file:
-        rows = load_table(args.dataset_name, args.dataset_config_name, args.split or "test", args.test_file)
-        name = args.domain or "test"
-    elif args.domain in DIGIT_DOMAINS:
-        from ..data import load_digits_domain
-
-        return load_digits_domain(args.domain, "test", usps_dir=args.usps_dir), args.domain
-    elif args.domain:  # a domain of the shipped reviews
-        rows, name = load_table("demo:amazon-msd", split=args.split or "train"), args.domain
-        args.domain_column_name = args.domain_column_name or "domain"
-    else:
-        raise ValueError("nothing to evaluate on: give --dataset_name or --test_file (or --domain, a domain of the "
-                         "shipped demo data: books, dvd, electronics, usps, optdigits)")
-    if args.domain_column_name and args.domain:
-        rows = select_domain(rows, args.domain_column_name, args.domain, f"the test set ({args.domain})")
-    label = args.label_column_name
-    require_columns(rows, [label], "the test set", "--label_column_name")
-    if not has_labels(rows, label):
-        raise ValueError(f"the test set's {label!r} column holds no label: evaluation needs labelled rows")
-    names = _model_labels(model)
-    try:
-        rows = encode_labels(rows, label, names, "the test set")
-    except ValueError:
-        values = {v for v in rows.unique(label) if v is not None}
-        if not all(isinstance(v, int) and 0 <= v < len(names) for v in values):
-            raise
-        rows = rows.rename_column(label, LABEL) if label != LABEL else rows  # label ids already
-    return rows, name
-
-
 def evaluate_model(args: argparse.Namespace) -> dict[str, float]:
     """Accuracy, macro-F1 and per-class recall of the model in ``args.model_dir`` on a labelled set: a dataset
     (``--dataset_name``, ``--split``), a file (``--test_file``), a domain of one (``--domain_column_name`` +
@@ -137,21 +104,8 @@ def evaluate_model(args: argparse.Namespace) -> dict[str, float]:
     Raises:
         ValueError: for a missing column (listing those there are) or labels the model does not know.
     """
-    from transformers import (
-        AutoConfig,
-        AutoImageProcessor,
-        AutoModelForImageClassification,
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        Trainer,
-        TrainingArguments,
-    )
+    from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification
 
-    from ..data import image_transform
-    from ..data.loading import require_columns
-    from ..data.sampler import row_sample
-    from ..data.text import tokenizer_function
-    from ..evaluation.metrics import classification_metrics
     from ..trainer.integrity import verify_manifest
 
     model_dir = Path(args.model_dir)
@@ -162,29 +116,10 @@ def evaluate_model(args: argparse.Namespace) -> dict[str, float]:
         raise FileNotFoundError(f"{model_dir} holds no config.json: not a saved model folder (a run saves its models "
                                 "in <output_dir>/<method>/)")
     verify_manifest(model_dir, missing_ok=True)  # a folder saved by hfadapt must be whole and unchanged
-    architectures = AutoConfig.from_pretrained(model_dir).architectures or []
-    is_image = any("ImageClassification" in a for a in architectures)
-    auto = AutoModelForImageClassification if is_image else AutoModelForSequenceClassification
+    labelled = prepared_labelled_set(args, model_dir)
+    auto = AutoModelForImageClassification if labelled.is_image else AutoModelForSequenceClassification
     model = auto.from_pretrained(model_dir, use_safetensors=True)
-    rows, name = _test_rows(args, model)
-    if args.max_samples:
-        rows = row_sample(rows, args.max_samples)
-    if is_image:
-        processor = AutoImageProcessor.from_pretrained(model_dir)
-        column = args.image_column_name or "image"
-        require_columns(rows, [column], "the test set", "--image_column_name")
-        rows = rows.with_transform(image_transform(processor, model.config, image_column=column))
-    else:
-        processor = AutoTokenizer.from_pretrained(model_dir)
-        columns = [c.strip() for c in args.text_column_name.split(",")]
-        require_columns(rows, columns, "the test set", "--text_column_name")
-        rows = rows.map(tokenizer_function(processor, columns, args.max_length), batched=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(model, TrainingArguments(tmp, per_device_eval_batch_size=args.batch_size, report_to="none",
-                                                   use_cpu=args.cpu, remove_unused_columns=not is_image),
-                          processing_class=processor, compute_metrics=classification_metrics)
-        metrics = trainer.evaluate(rows, metric_key_prefix=name)
-    metrics = {k: v for k, v in metrics.items() if not k.endswith(("_runtime", "_per_second"))}
+    metrics = classification_scores(model, labelled, args)
     print(json.dumps(metrics, indent=2))
     return metrics
 
@@ -197,8 +132,27 @@ def report(args: argparse.Namespace) -> None:
 
 
 def fuse(args: argparse.Namespace) -> None:
-    """Fuse the models in ``args.model_dirs`` into ``args.output_dir`` (:func:`hfadapt.fusion.fuse_folders`)."""
-    print(f"written: {fuse_folders(args.model_dirs, args.output_dir, args.mode, args.alpha, args.weights)}")
+    """Fuse the models in ``args.model_dirs`` into ``args.output_dir`` (:func:`hfadapt.fusion.fuse_folders`); a
+    greedy soup scores its candidates on the labelled held-out set the arguments name, read with the first
+    folder's tokenizer or processor, and prints the folders it kept."""
+    mode, score = FUSION_MODES[args.mode], None
+    mode.check(args.mode, len(args.model_dirs), args.weights, args.alpha)  # before any data or model is read
+    mode.check_score(args.mode, names_a_labelled_set(args))
+    if mode.uses_score:
+        held_out = prepared_labelled_set(args, check_model_folder(args.model_dirs[0]))
+
+        def score(model) -> float:
+            return classification_scores(model, held_out, args)[f"{held_out.name}_accuracy"]
+
+    output_dir = fuse_folders(args.model_dirs, args.output_dir, args.mode, args.alpha, args.weights, score)
+    if mode.uses_score:
+        from transformers import AutoConfig
+
+        choice = AutoConfig.from_pretrained(output_dir).greedy_soup
+        kept = ", ".join(args.model_dirs[i] for i in choice["ingredients"])
+        alone = ", ".join(f"{s:.4f}" for s in choice["individual_scores"])
+        print(f"greedy soup of {kept}: held-out accuracy {choice['score']:.4f} (each model alone: {alone})")
+    print(f"written: {output_dir}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -212,22 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "--flag); launched through accelerate. `hfadapt train --help` lists every argument")
     p = commands.add_parser("evaluate", help="score a saved model on a labelled set (accuracy, macro-F1, recall per "
                             "class)")
-    p.add_argument("model_dir")
-    p.add_argument("--dataset_name", default=None, help="Hub id or local folder of the labelled set")
-    p.add_argument("--dataset_config_name", default=None)
-    p.add_argument("--split", default=None, help="split of --dataset_name (default test; train for the demo data)")
-    p.add_argument("--test_file", default=None, help="labelled file(s): csv, tsv, json, jsonl, parquet")
-    p.add_argument("--domain_column_name", default=None, help="column of the domains, with --domain")
-    p.add_argument("--domain", default=None, help="the domain to score (with --domain_column_name); alone, a domain "
-                   "of the shipped demo data: books, dvd, electronics, or the digits domains usps, optdigits")
-    p.add_argument("--text_column_name", default="text", help="text column, or two joined by ',' (sentence pairs)")
-    p.add_argument("--label_column_name", default="label")
-    p.add_argument("--image_column_name", default=None, help="image column of an image set (default image)")
-    p.add_argument("--usps_dir", default=None, help="folder of usps.npz (default: the shipped copy)")
-    p.add_argument("--max_samples", type=int, default=None, help="score a seeded random sample of this many rows")
-    p.add_argument("--max_length", type=int, default=128)
-    p.add_argument("--batch_size", type=int, default=64)
-    p.add_argument("--cpu", action="store_true", help="evaluate on the CPU even if a GPU is present")
+    p.add_argument("model_dir", help="a saved model folder")
+    add_labelled_set_arguments(p, "--test_file", "test", "the labelled set")
     p = commands.add_parser("report", help="plots and report.md of a finished run (its --output_dir)")
     p.add_argument("run_dir")
     p = commands.add_parser("fuse", help="save several trained classifiers as one model folder: an ensemble of their "
@@ -239,11 +179,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=sorted(FUSION_MODES), required=True,
                    help="ensemble: average the members' softmax probabilities (loads after `import hfadapt`); "
                    "uniform_soup: average the weights of models of one architecture (Wortsman et al., ICML 2022); "
+                   "greedy_soup: add the models, best first, while the soup's held-out accuracy does not drop "
+                   "(Wortsman et al., ICML 2022; needs a labelled held-out set, below); "
                    "wise_ft: (1 - alpha) * first + alpha * second (Wortsman et al., CVPR 2022)")
     p.add_argument("--alpha", type=float, default=None, help="wise_ft only: weight of the second model, in [0, 1] "
                    "(default 0.5)")
     p.add_argument("--weights", type=float, nargs="+", default=None,
                    help="ensemble and uniform_soup only: one weight per model, normalised to sum 1 (default equal)")
+    add_labelled_set_arguments(p, "--validation_file", "validation",
+                               "greedy_soup's labelled held-out set (source-domain validation rows, never target "
+                               "labels)")
     return parser
 
 

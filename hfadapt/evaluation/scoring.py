@@ -40,6 +40,32 @@ def _accuracy_and_f1(reader: HeadInputReader, rows, collator, model_inputs: Sequ
     return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
 
 
+def source_val_accuracy(model: PreTrainedModel, splits: TransferSplits, collator,
+                        model_inputs: Sequence[str] | None = None, bf16: bool = False) -> float:
+    """Accuracy (in [0, 1]) of ``model`` on every row of ``splits.source_val``: the held-out score a greedy soup
+    (:func:`~hfadapt.fusion.greedy_soup`) chooses its ingredients by. Arguments as :func:`score_classifier`'s.
+
+    Raises:
+        ValueError: a model without a classification head.
+    """
+    reader = head_input_reader(model)
+    with _autocast(model, bf16):
+        return _accuracy_and_f1(reader, splits.source_val, collator, _model_inputs(model, model_inputs))["accuracy"]
+
+
+def _model_inputs(model: PreTrainedModel, model_inputs: Sequence[str] | None) -> Sequence[str]:
+    """``model_inputs``, or the input columns ``model`` reads (an ensemble's: its members')."""
+    if model_inputs is not None:
+        return model_inputs
+    return model_input_names(model.members[0] if isinstance(model, EnsembleForClassification) else model)
+
+
+def _autocast(model: PreTrainedModel, bf16: bool):
+    """bf16 autocast on ``model``'s device, or no change."""
+    device = next(model.parameters()).device
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
 def score_classifier(model: PreTrainedModel, splits: TransferSplits, collator,
                      model_inputs: Sequence[str] | None = None, validators: Sequence[str] = (), max_rows: int = 1000,
                      bf16: bool = False) -> dict:
@@ -66,13 +92,9 @@ def score_classifier(model: PreTrainedModel, splits: TransferSplits, collator,
             (:class:`~hfadapt.selection.selection.LabelFreeValidation`).
     """
     reader = head_input_reader(model)
-    if model_inputs is None:
-        model_inputs = model_input_names(model.members[0] if isinstance(model, EnsembleForClassification) else model)
-    device = next(model.parameters()).device
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    with autocast:
-        scores = {"source_val_accuracy": _accuracy_and_f1(reader, splits.source_val, collator,
-                                                          model_inputs)["accuracy"]}
+    model_inputs = _model_inputs(model, model_inputs)
+    scores = {"source_val_accuracy": source_val_accuracy(model, splits, collator, model_inputs, bf16)}
+    with _autocast(model, bf16):
         if splits.target_test is not None:
             target = _accuracy_and_f1(reader, splits.target_test, collator, model_inputs)
             scores |= {"target_accuracy": target["accuracy"], "target_macro_f1": target["macro_f1"]}

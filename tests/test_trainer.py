@@ -118,15 +118,26 @@ def test_loss_weights_of_non_adversarial_methods_follow_the_weight_schedule(doma
             == pytest.approx([grl_warm_start(step / 4) for step in range(4)], abs=1e-4))
 
 
-def test_permuted_target_labels_give_bit_identical_weights(tmp_path):
+@pytest.mark.parametrize(("method", "settings", "acted"), [
+    ("dann+mmd", {}, "loss_mmd"),
+    # the pseudo-labellers, with thresholds that let a tiny model's predictions through from the first step
+    ("self_training", {"self_training_warmup": 0.0}, "self_training_mask_rate"),
+    ("fixmatch", {"fixmatch_threshold": 0.0}, "fixmatch_mask_rate"),
+    ("adamatch", {}, "adamatch_mask_rate"),
+    ("mean_teacher", {"mean_teacher_threshold": 0.0}, "mean_teacher_mask_rate"),
+])
+def test_permuted_target_labels_give_bit_identical_weights(tmp_path, method, settings, acted):
     source = token_dataset(32, seed=1)
     target = token_dataset(32, seed=2, shift=8)  # carries labels
     permuted = target.remove_columns("label").add_column("label", list(reversed(target["label"])))
     states = []
     for tgt in (target, permuted):
-        trainer = make_trainer(tiny_bert(), source, tgt, tmp_path, method="dann+mmd")
+        trainer = make_trainer(tiny_bert(), source, tgt, tmp_path, processing_class=tiny_tokenizer(), method=method,
+                               **settings)  # the tokenizer: the consistency methods' augmentations change tokens
         trainer.train()
         states.append(trainable_state(trainer))
+        logged = [e for e in trainer.state.log_history if "loss" in e]
+        assert any(e.get(acted, 0.0) > 0.0 for e in logged), logged  # the target rows did reach the method
     assert all(torch.equal(states[0][n], states[1][n]) for n in states[0])
 
 

@@ -142,6 +142,20 @@ def test_ensemble_saved_and_reloaded_averages_the_members_probabilities(tmp_path
     assert out.loss.item() == pytest.approx(-by_hand[torch.arange(4), labels].log().mean().item(), rel=1e-5)
 
 
+def test_an_ensemble_or_a_soup_of_one_model_is_that_model():
+    model = tiny_bert(seed=4).eval()
+    ids, labels = torch.randint(1, VOCAB, (5, 6)), torch.tensor([0, 1, 1, 0, 1])
+    ensemble = EnsembleForClassification.from_members([model]).eval()
+    with torch.no_grad():
+        alone, fused = model(input_ids=ids, labels=labels), ensemble(input_ids=ids, labels=labels)
+    # the ensemble's logits are the member's log-probabilities: the same probabilities, predictions and loss
+    assert torch.allclose(fused.logits, alone.logits.log_softmax(-1), atol=1e-6)
+    assert torch.equal(fused.logits.argmax(-1), alone.logits.argmax(-1))
+    assert fused.loss.item() == pytest.approx(alone.loss.item(), rel=1e-6)
+    for soup in (uniform_soup([model]), greedy_soup([model], score=lambda m: 0.0).model):
+        assert all(torch.equal(v, model.state_dict()[k]) for k, v in soup.state_dict().items())
+
+
 def test_ensemble_of_image_models_loads_with_the_image_auto_class(tmp_path):
     members = [tiny_vit(seed=s).eval() for s in range(2)]
     EnsembleForClassification.from_members(members).save_pretrained(tmp_path / "vit-ensemble")

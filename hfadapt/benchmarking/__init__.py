@@ -5,4 +5,6 @@
 - :mod:`hfadapt.benchmarking.pairs`: the transfer pairs of the demo reviews and their tokenised splits, through
   :mod:`hfadapt.data` as the examples and ``hfadapt train`` read them.
 - :mod:`hfadapt.benchmarking.timing`: timing steps and writing the speed benchmarks' result files.
+- :mod:`hfadapt.benchmarking.agreement`: how well each label-free validator ranks a finished grid's models as
+  target accuracy does (what a grid's rule assumes of the validator it reads).
 """

@@ -44,13 +44,12 @@ import json
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+from transformers import AutoTokenizer
 
 from hfadapt import AdaptConfig
-from hfadapt.benchmarking.fusion import Fusion, MemberStore, fusion_members
+from hfadapt.benchmarking.fusion import Fusion, MemberStore, fused_scores, fusion_members, model_factory
 from hfadapt.benchmarking.ledger import (
     append_row,
     budget_of,
@@ -69,7 +68,6 @@ from hfadapt.cli.args import parse_with_config
 from hfadapt.cli.recipes import recipe_path
 from hfadapt.data import DataArguments
 from hfadapt.evaluation.experiment import train_and_evaluate
-from hfadapt.evaluation.scoring import score_classifier, source_val_accuracy
 from hfadapt.methods import ALIGNMENT_METHODS, SOURCE_ONLY
 from hfadapt.trainer.checkpointing import checkpoint_step, last_checkpoint
 from hfadapt.utils.offline_models import packaged_minilm_path
@@ -196,39 +194,6 @@ def train_run(make_model, config: AdaptConfig, splits, tokenizer, **kwargs) -> d
         run["resumed_from_step"] = checkpoint_step(checkpoint)
     shutil.rmtree(config.output_dir, ignore_errors=True)
     return run
-
-
-def model_factory(model_path: str, splits):
-    """A function building a fresh classifier from ``model_path`` with a head for ``splits``' labels."""
-    def make_model():
-        return AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=len(splits.label_names))
-    return make_model
-
-
-def fused_scores(fusion: Fusion, trained: dict, make_model, splits, tokenizer, config: AdaptConfig) -> dict:
-    """The scores a run reports (:func:`~hfadapt.evaluation.scoring.score_classifier`, with the recipe's label-free
-    validators) of ``fusion`` over ``trained`` (``{member: trained weights}``), in the runs' precision; for a greedy
-    soup also the members it kept (``greedy_soup``)."""
-    models = {}
-    for member in fusion.members:
-        models[member] = make_model()
-        models[member].load_state_dict(trained[member])
-    start = time.perf_counter()
-    collator = DataCollatorWithPadding(tokenizer)
-    score = None
-    if fusion.uses_score:  # a greedy soup chooses its ingredients by source-validation accuracy, never target labels
-        def score(model):
-            return source_val_accuracy(model.to(config.device), splits, collator, bf16=config.bf16)
-    model = fusion.build(models, score).to(config.device).eval()  # where the runs trained
-    scores = score_classifier(model, splits, collator,
-                              validators=config.label_free_validators, max_rows=config.label_free_max_rows,
-                              bf16=config.bf16)
-    if fusion.uses_score:  # which members the soup kept, and each member's source-validation accuracy
-        choice = model.config.greedy_soup
-        alone = dict(zip(fusion.members, choice["individual_scores"], strict=True))
-        scores["greedy_soup"] = {"ingredients": [fusion.members[i] for i in choice["ingredients"]],
-                                 "member_source_val_accuracy": alone}
-    return {**scores, "wall_time_s": round(time.perf_counter() - start, 1)}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -137,6 +137,33 @@ def test_a_greedy_soup_row_records_the_members_it_kept_by_source_validation(tmp_
     assert soup["source_val_accuracy"] >= choice["member_source_val_accuracy"][best]
 
 
+def test_rescoring_kept_members_reproduces_their_rows_and_adds_validators(tmp_path):
+    from hfadapt.benchmarking import ledger
+
+    model_dir = saved_tiny_bert(tmp_path / "tiny")
+    common = ["--model_name_or_path", str(model_dir), "--pairs", "books:dvd", "--seeds", "1", "--methods", "none",
+              "dann", "--max_length", "16", "--max_train_samples", "32", "--max_eval_samples", "32",
+              "--mixed_precision", "no", "--members_dir", str(tmp_path / "members")]
+    grid, rescored = tmp_path / "grid.jsonl", tmp_path / "rescored.jsonl"
+    load_benchmark("sentiment_benchmark").main([
+        *common, "--multi_source_pairs", "--max_steps", "2", "--label_free_validators", "dev", "--results",
+        str(grid), "--table", str(tmp_path / "table.md"), "--fusions", "ensemble:none/dann", "--members_wait_s", "0"])
+    rescore = load_benchmark("rescore_members")
+    flags = [*common, "--fusions", "ensemble:none/dann", "--label_free_validators", "dev", "im",
+             "--results", str(rescored)]
+    rescore.main(flags)
+    rescore.main(flags)  # a rerun finds every row and scores nothing
+    before = {r["method"]: r for r in ledger.load_results(grid)}
+    after = ledger.load_results(rescored)
+    assert [r["method"] for r in after] == ["none", "dann", "ensemble:none/dann"]
+    for row in after:  # the kept weights are the rows' models: the same scores, and the new validator
+        kept = before[row["method"]]
+        assert row["target_accuracy"] == kept["target_accuracy"]
+        assert row["source_val_accuracy"] == kept["source_val_accuracy"]
+        assert row["validators"]["dev"] == pytest.approx(kept["validators"]["dev"], abs=1e-9)
+        assert "im" in row["validators"] and row["rescored"]["members_dir"] == str(tmp_path / "members")
+
+
 def test_fusions_over_a_member_store_score_as_a_block_trained_whole(tmp_path, monkeypatch):
     from hfadapt.benchmarking import ledger
     from hfadapt.benchmarking.fusion import MemberStore

@@ -18,9 +18,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 import torch
-from transformers import PreTrainedModel
+from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, PreTrainedModel
 
+from ..data import TransferSplits
+from ..evaluation.scoring import score_classifier, source_val_accuracy
 from ..fusion import FUSION_MODES
+from ..trainer.config import AdaptConfig
 
 MEMBER_SEPARATOR = "/"
 """Between the members of a fusion: ``+`` combines methods and ``,`` separates a method's settings."""
@@ -150,3 +153,46 @@ class MemberStore:
                 return False
             time.sleep(min(poll_s, max(deadline - time.monotonic(), 0.0)))
         return True
+
+
+def model_factory(model_path: str, splits: TransferSplits) -> Callable[[], PreTrainedModel]:
+    """A function building a fresh sequence classifier from ``model_path`` with a head for ``splits``' labels: the
+    model a member's kept ``state_dict`` loads into."""
+    def make_model():
+        return AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=len(splits.label_names))
+    return make_model
+
+
+def fused_scores(fusion: Fusion, trained: Mapping[str, Mapping[str, torch.Tensor]],
+                 make_model: Callable[[], PreTrainedModel], splits: TransferSplits, tokenizer,
+                 config: AdaptConfig) -> dict:
+    """The scores a run reports (:func:`~hfadapt.evaluation.scoring.score_classifier`: source-validation and target
+    accuracy, and ``config.label_free_validators``) of ``fusion`` over ``trained`` (``{member: state_dict}``,
+    loaded into ``make_model()``), on ``config.device`` and in its precision (``config.bf16``), with the time it took
+    (``wall_time_s``); for a greedy soup also the members it kept and their source-validation accuracy
+    (``greedy_soup``), which chose them.
+
+    Raises:
+        KeyError: a member without weights.
+        ValueError: weights that do not fit the model, or models that cannot be fused.
+    """
+    models = {}
+    for member in fusion.members:
+        models[member] = make_model()
+        models[member].load_state_dict(trained[member])
+    start = time.perf_counter()
+    collator = DataCollatorWithPadding(tokenizer)
+    score = None
+    if fusion.uses_score:  # a greedy soup chooses its ingredients by source-validation accuracy, never target labels
+        def score(model):
+            return source_val_accuracy(model.to(config.device), splits, collator, bf16=config.bf16)
+    model = fusion.build(models, score).to(config.device).eval()  # where the runs trained
+    scores = score_classifier(model, splits, collator,
+                              validators=config.label_free_validators, max_rows=config.label_free_max_rows,
+                              bf16=config.bf16)
+    if fusion.uses_score:
+        choice = model.config.greedy_soup
+        alone = dict(zip(fusion.members, choice["individual_scores"], strict=True))
+        scores["greedy_soup"] = {"ingredients": [fusion.members[i] for i in choice["ingredients"]],
+                                 "member_source_val_accuracy": alone}
+    return {**scores, "wall_time_s": round(time.perf_counter() - start, 1)}

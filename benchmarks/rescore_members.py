@@ -1,0 +1,100 @@
+"""Score the models a fusion grid kept (``sentiment_benchmark.py --members_dir``), and their fusions, with label-free
+validators the grid did not record; nothing is trained.
+
+A grid records the validators it was given; measuring others on the same models (for
+`validator_agreement.py`) would otherwise mean training every run again. Each row gets the model's source-validation
+and target accuracy and the validators' scores, with the recipe's precision, rows and settings, so a DEV scored
+here equals the grid row's when the kept weights are that row's model.
+
+    python benchmarks/rescore_members.py --members_dir /tmp/members --seeds 2 3 \
+        --methods none self_training adamatch --fusions uniform_soup:self_training/adamatch \
+        --label_free_validators im entropy snd dev --results /tmp/rescored.jsonl --claim_dir /tmp/claims
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+from pathlib import Path
+
+from transformers import AutoTokenizer
+
+from hfadapt import AdaptConfig
+from hfadapt.benchmarking.fusion import Fusion, MemberStore, fused_scores, model_factory
+from hfadapt.benchmarking.ledger import append_row, claim, environment, load_results
+from hfadapt.benchmarking.pairs import DEFAULT_PAIRS, tokenised_pair
+from hfadapt.cli.args import parse_with_config
+from hfadapt.cli.recipes import recipe_path
+from hfadapt.data import DataArguments
+from hfadapt.utils.offline_models import packaged_minilm_path
+from hfadapt.utils.precision import MIXED_PRECISIONS
+from hfadapt.utils.runtime import use_available_cpu_threads
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line: where the members are, which blocks and models, which validators, where rows go."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members_dir", required=True, help="the grid's --members_dir")
+    parser.add_argument("--pairs", nargs="+", default=DEFAULT_PAIRS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--methods", nargs="+", required=True, help="kept members to score alone")
+    parser.add_argument("--fusions", nargs="*", default=[], help="fusions of kept members to score, as the grid's")
+    parser.add_argument("--label_free_validators", nargs="+", required=True)
+    parser.add_argument("--max_length", type=int, default=128, help="tokens per review, as the grid read them")
+    parser.add_argument("--max_train_samples", type=int, default=None, help="as the grid's (default: every row)")
+    parser.add_argument("--max_eval_samples", type=int, default=1000, help="as the grid's (its default 1000)")
+    parser.add_argument("--model_name_or_path", default=None, help="the grid's backbone (default: packaged MiniLM)")
+    parser.add_argument("--mixed_precision", default=None, choices=MIXED_PRECISIONS)
+    parser.add_argument("--recipe", default=str(recipe_path("text")))
+    parser.add_argument("--results", required=True, help="rows are appended here; a rerun skips the rows it finds")
+    parser.add_argument("--claim_dir", default=None, help="shared by processes scoring one grid side by side")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Append a row per kept model (and fusion) of each complete block that ``--results`` does not hold yet."""
+    args = parse(argv)
+    use_available_cpu_threads()
+    scratch = tempfile.mkdtemp(prefix="hfadapt-rescore-")
+    precision = ["--mixed_precision", args.mixed_precision] if args.mixed_precision else []
+    data, config = parse_with_config((DataArguments, AdaptConfig), ["--output_dir", scratch, *precision],
+                                     default_config=args.recipe)  # the grid's recipe, as sentiment_benchmark reads it
+    data = dataclasses.replace(data, max_length=args.max_length, max_train_samples=args.max_train_samples,
+                               max_eval_samples=args.max_eval_samples)  # the grid's splits
+    config = dataclasses.replace(config, label_free_validators=args.label_free_validators, label_free_strategy="end")
+    model_path = args.model_name_or_path or packaged_minilm_path()
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    store, results = MemberStore(args.members_dir), Path(args.results)
+    done = {(r["pair"], r["method"], r["seed"]) for r in load_results(results)}
+    # a member alone is the fusion of one model: the same scoring, and the same row fields
+    models = [Fusion("uniform_soup", (m,)) for m in args.methods] + [Fusion.parse(f) for f in args.fusions]
+    for seed in args.seeds:
+        for pair in args.pairs:
+            needed = sorted({m for f in models for m in f.members})
+            if not all(store.has(pair, m, seed) for m in needed):
+                print(f"{pair} seed {seed}: not every member is kept, skipped", flush=True)
+                continue
+            todo = [f for f in models if (pair, name_of(f), seed) not in done
+                    and claim(args.claim_dir, pair, f.file_name, seed)]
+            if not todo:
+                continue
+            splits = tokenised_pair(data, pair, seed, tokenizer)
+            weights = {m: store.load(pair, m, seed) for m in needed}
+            for fusion in todo:
+                scores = fused_scores(fusion, weights, model_factory(model_path, splits), splits, tokenizer, config)
+                row = {**scores, "pair": pair, "method": name_of(fusion), "seed": seed,
+                       "rescored": {"members_dir": str(args.members_dir), "members": list(fusion.members)},
+                       "environment": environment(config.bf16)}
+                append_row(results, row)
+                print(f"{pair} {row['method']} seed {seed}: target {100 * scores['target_accuracy']:.2f}", flush=True)
+
+
+def name_of(fusion: Fusion) -> str:
+    """The row's method: a member's own name when scored alone, else the fusion's spec."""
+    return fusion.members[0] if fusion.name == f"uniform_soup:{fusion.members[0]}" else fusion.name
+
+
+if __name__ == "__main__":
+    sys.exit(main())

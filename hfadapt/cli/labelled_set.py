@@ -25,7 +25,7 @@ def add_labelled_set_arguments(parser: argparse.ArgumentParser, file_flag: str, 
     parser.add_argument("--split", default=None, help=f"split of --dataset_name (default {default_split}; train for "
                         "the demo data)")
     parser.add_argument(file_flag, dest="labelled_file", default=None, metavar="FILE",
-                        help=f"{what} as labelled file(s): csv, tsv, json, jsonl, parquet")
+                        help=f"{what}: labelled file(s), csv, tsv, json, jsonl or parquet")
     parser.add_argument("--domain_column_name", default=None, help="column of the domains, with --domain")
     parser.add_argument("--domain", default=None, help="the domain to score (with --domain_column_name); alone, a "
                         "domain of the shipped demo data: books, dvd, electronics, or the digits domains usps, "

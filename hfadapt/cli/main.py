@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("evaluate", help="score a saved model on a labelled set (accuracy, macro-F1, recall per "
                             "class)")
     p.add_argument("model_dir", help="a saved model folder")
-    add_labelled_set_arguments(p, "--test_file", "test", "the labelled set")
+    add_labelled_set_arguments(p, "--test_file", "test", "the test set")
     p = commands.add_parser("report", help="plots and report.md of a finished run (its --output_dir)")
     p.add_argument("run_dir")
     p = commands.add_parser("fuse", help="save several trained classifiers as one model folder: an ensemble of their "

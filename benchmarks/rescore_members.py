@@ -21,13 +21,10 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from hfadapt import AdaptConfig
 from hfadapt.benchmarking.fusion import Fusion, MemberStore, fused_scores, model_factory
 from hfadapt.benchmarking.ledger import append_row, claim, environment, load_results
-from hfadapt.benchmarking.pairs import DEFAULT_PAIRS, tokenised_pair
-from hfadapt.cli.args import parse_with_config
+from hfadapt.benchmarking.pairs import DEFAULT_PAIRS, read_recipe, tokenised_pair
 from hfadapt.cli.recipes import recipe_path
-from hfadapt.data import DataArguments
 from hfadapt.utils.offline_models import packaged_minilm_path
 from hfadapt.utils.precision import MIXED_PRECISIONS
 from hfadapt.utils.runtime import use_available_cpu_threads
@@ -58,9 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     use_available_cpu_threads()
     scratch = tempfile.mkdtemp(prefix="hfadapt-rescore-")
-    precision = ["--mixed_precision", args.mixed_precision] if args.mixed_precision else []
-    data, config = parse_with_config((DataArguments, AdaptConfig), ["--output_dir", scratch, *precision],
-                                     default_config=args.recipe)  # the grid's recipe, as sentiment_benchmark reads it
+    data, config = read_recipe(args, scratch)  # the grid's recipe, as sentiment_benchmark reads it
     data = dataclasses.replace(data, max_length=args.max_length, max_train_samples=args.max_train_samples,
                                max_eval_samples=args.max_eval_samples)  # the grid's splits
     config = dataclasses.replace(config, label_free_validators=args.label_free_validators, label_free_strategy="end")
@@ -68,32 +63,28 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     store, results = MemberStore(args.members_dir), Path(args.results)
     done = {(r["pair"], r["method"], r["seed"]) for r in load_results(results)}
-    # a member alone is the fusion of one model: the same scoring, and the same row fields
-    models = [Fusion("uniform_soup", (m,)) for m in args.methods] + [Fusion.parse(f) for f in args.fusions]
+    # {row's method: fusion}; a member alone is the fusion of one model: the same scoring, and the same row fields
+    models = {m: Fusion("uniform_soup", (m,)) for m in args.methods} | {f: Fusion.parse(f) for f in args.fusions}
+    needed = sorted({m for f in models.values() for m in f.members})
     for seed in args.seeds:
         for pair in args.pairs:
-            needed = sorted({m for f in models for m in f.members})
             if not all(store.has(pair, m, seed) for m in needed):
                 print(f"{pair} seed {seed}: not every member is kept, skipped", flush=True)
                 continue
-            todo = [f for f in models if (pair, name_of(f), seed) not in done
+            todo = [name for name, f in models.items() if (pair, name, seed) not in done
                     and claim(args.claim_dir, pair, f.file_name, seed)]
             if not todo:
                 continue
             splits = tokenised_pair(data, pair, seed, tokenizer)
             weights = {m: store.load(pair, m, seed) for m in needed}
-            for fusion in todo:
-                scores = fused_scores(fusion, weights, model_factory(model_path, splits), splits, tokenizer, config)
-                row = {**scores, "pair": pair, "method": name_of(fusion), "seed": seed,
-                       "rescored": {"members_dir": str(args.members_dir), "members": list(fusion.members)},
+            make_model = model_factory(model_path, splits)
+            for name in todo:
+                scores = fused_scores(models[name], weights, make_model, splits, tokenizer, config)
+                row = {**scores, "pair": pair, "method": name, "seed": seed,
+                       "rescored": {"members_dir": str(args.members_dir), "members": list(models[name].members)},
                        "environment": environment(config.bf16)}
                 append_row(results, row)
-                print(f"{pair} {row['method']} seed {seed}: target {100 * scores['target_accuracy']:.2f}", flush=True)
-
-
-def name_of(fusion: Fusion) -> str:
-    """The row's method: a member's own name when scored alone, else the fusion's spec."""
-    return fusion.members[0] if fusion.name == f"uniform_soup:{fusion.members[0]}" else fusion.name
+                print(f"{pair} {name} seed {seed}: target {100 * scores['target_accuracy']:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -63,10 +63,8 @@ from hfadapt.benchmarking.ledger import (
     row_recipe,
     validator_table,
 )
-from hfadapt.benchmarking.pairs import DEFAULT_PAIRS, MULTI_SOURCE_PAIRS, tokenised_pair
-from hfadapt.cli.args import parse_with_config
+from hfadapt.benchmarking.pairs import DEFAULT_PAIRS, MULTI_SOURCE_PAIRS, read_recipe, tokenised_pair
 from hfadapt.cli.recipes import recipe_path
-from hfadapt.data import DataArguments
 from hfadapt.evaluation.experiment import train_and_evaluate
 from hfadapt.methods import ALIGNMENT_METHODS, SOURCE_ONLY
 from hfadapt.trainer.checkpointing import checkpoint_step, last_checkpoint
@@ -144,15 +142,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                              "by creating <claim_dir>/<pair>_<method>_<seed> first (a fresh folder for a fresh "
                              "start: a claim left by a killed process is not retried)")
     return parser.parse_args(argv)
-
-
-def read_recipe(args, output_dir: str) -> tuple[DataArguments, AdaptConfig]:
-    """The recipe's data and configuration (``args.recipe``), with ``args.mixed_precision`` over the recipe's when
-    set; runs write under ``output_dir``."""
-    precision = ["--mixed_precision", args.mixed_precision] if args.mixed_precision else []
-    return parse_with_config((DataArguments, AdaptConfig), ["--output_dir", output_dir, "--disable_tqdm", "true",
-                                                            "--logging_steps", "1000", *precision],
-                             default_config=args.recipe)
 
 
 def convergence_settings(args) -> dict:

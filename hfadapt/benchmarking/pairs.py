@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
+from ..cli.args import parse_with_config
 from ..data import DataArguments, TransferSplits, load_transfer_splits, tokenize_splits
+from ..trainer.config import AdaptConfig
 
 DOMAINS = ("books", "dvd", "electronics")
 """The domains of the demo reviews the benchmarks pair."""
@@ -43,3 +45,16 @@ def tokenised_pair(data: DataArguments, pair: str, seed: int, tokenizer) -> Tran
     """
     data = pair_data(data, pair)
     return tokenize_splits(load_transfer_splits(data, seed=seed), tokenizer, data.text_columns, data.max_length)
+
+
+def read_recipe(args, output_dir: str) -> tuple[DataArguments, AdaptConfig]:
+    """The recipe's data and configuration (``args.recipe``, a YAML file), with ``args.mixed_precision`` over the
+    recipe's when set (``None``: the recipe's); runs write under ``output_dir``.
+
+    Raises:
+        FileNotFoundError, ValueError: a missing or malformed recipe (:func:`~hfadapt.cli.args.parse_with_config`).
+    """
+    precision = ["--mixed_precision", args.mixed_precision] if args.mixed_precision else []
+    return parse_with_config((DataArguments, AdaptConfig), ["--output_dir", output_dir, "--disable_tqdm", "true",
+                                                            "--logging_steps", "1000", *precision],
+                             default_config=args.recipe)

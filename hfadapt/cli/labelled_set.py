@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from transformers import PretrainedConfig, PreTrainedModel
 
-DIGIT_DOMAINS = ("usps", "optdigits")
+from ..data.digits import DIGITS_DOMAINS
 
 
 def add_labelled_set_arguments(parser: argparse.ArgumentParser, file_flag: str, default_split: str,
@@ -60,7 +60,7 @@ def labelled_rows(args: argparse.Namespace, config: PretrainedConfig):
         rows = load_table(args.dataset_name, args.dataset_config_name, args.split or args.default_split,
                           args.labelled_file)
         name = args.domain or args.default_split
-    elif args.domain in DIGIT_DOMAINS:
+    elif args.domain in DIGITS_DOMAINS:
         from ..data import load_digits_domain
 
         return load_digits_domain(args.domain, "test", usps_dir=args.usps_dir), args.domain

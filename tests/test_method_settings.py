@@ -118,6 +118,7 @@ def test_adaptation_settings_are_those_of_the_fields_before(tmp_path, method):
     was an AdaptConfig field."""
     # adapt_from_source_only: added after the freeze, off by default; a method's recipe has it, the baseline's not
     added = {} if method == "none" else {"adapt_from_source_only": False}
+    added |= {"tapt_steps": 0, "tapt_learning_rate": 1e-4, "tapt_head_warmup": 0.1}  # TAPT, added later: off
     assert cfg(tmp_path).adaptation_settings(method) == {**SHARED, **added, **OWN[method]}
 
 

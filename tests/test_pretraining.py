@@ -40,3 +40,85 @@ def test_a_checkpoint_without_an_mlm_head_is_refused(tmp_path):
     with pytest.raises(ValueError, match="no column 'review'"):
         continue_pretraining(str(tmp_path / "bare"), _texts(), tiny_tokenizer(), str(tmp_path / "out"),
                              text_column="review")
+
+
+# --- TAPT inside a run (AdaptConfig.tapt_steps): the classifier's encoder, in place ------------------------------
+
+def _encoder_state(model):
+    return {k: v.detach().clone() for k, v in model.bert.named_parameters()}
+
+
+def test_pretrain_on_target_trains_the_encoder_only_after_the_head_warm_up(tmp_path):
+    from conftest import tiny_bert, token_dataset
+    from helpers import make_config
+
+    from hfadapt.trainer.pretraining import pretrain_on_target
+
+    rows = token_dataset(32, seed=2, shift=8, labels=False)
+    model = tiny_bert()
+    model.bert.embeddings.position_embeddings.requires_grad_(False)  # a caller's frozen weight stays frozen
+    before, classifier = _encoder_state(model), model.classifier.weight.detach().clone()
+    # every step within the head's warm-up (round(0.9 * 3) = 3): the encoder does not move
+    losses = pretrain_on_target(model, rows, tiny_tokenizer(), make_config(tmp_path, tapt_steps=3,
+                                                                           tapt_head_warmup=0.9))
+    assert len(losses) == 3 and all(loss > 0 for loss in losses)
+    assert all(torch.equal(before[k], v) for k, v in model.bert.named_parameters())
+    # no warm-up: the encoder's layers and input embeddings (the tied output matrix) move; the pooler, which the
+    # masked LM does not use, the classifier and the frozen weight do not
+    pretrain_on_target(model, rows, tiny_tokenizer(), make_config(tmp_path, tapt_steps=3, tapt_head_warmup=0.0,
+                                                                  tapt_learning_rate=1e-2))
+    after = dict(model.bert.named_parameters())
+    assert not torch.equal(before["encoder.layer.0.attention.self.query.weight"],
+                           after["encoder.layer.0.attention.self.query.weight"])
+    assert not torch.equal(before["embeddings.word_embeddings.weight"], after["embeddings.word_embeddings.weight"])
+    assert torch.equal(before["pooler.dense.weight"], after["pooler.dense.weight"])
+    assert torch.equal(before["embeddings.position_embeddings.weight"],
+                       after["embeddings.position_embeddings.weight"])
+    assert torch.equal(classifier, model.classifier.weight)
+    assert not model.bert.embeddings.position_embeddings.weight.requires_grad
+    assert model.bert.encoder.layer[0].attention.self.query.weight.requires_grad
+
+
+def test_the_masked_lm_loss_is_the_cross_entropy_at_the_masked_positions_only():
+    from conftest import tiny_bert
+
+    from hfadapt.trainer.pretraining import EncoderMaskedLM
+
+    module = EncoderMaskedLM(tiny_bert().bert)
+    ids = torch.tensor([[1, 7, 9, 11, 2]])
+    labels = torch.tensor([[-100, 7, -100, 11, -100]])
+    hidden = module.encoder(input_ids=ids).last_hidden_state[0, [1, 3]]
+    logits = module.head(hidden, module.encoder.embeddings.word_embeddings.weight)
+    expected = -(torch.log_softmax(logits, -1)[0, 7] + torch.log_softmax(logits, -1)[1, 11]) / 2
+    assert torch.allclose(module(ids, labels=labels)["loss"], expected, atol=1e-6)
+    assert module(ids, labels=torch.full_like(ids, -100))["loss"] == 0.0  # no masked token: zero, not NaN
+
+
+def test_tapt_runs_for_the_method_and_never_for_the_source_only_baseline(tmp_path, monkeypatch):
+    from conftest import tiny_bert, token_dataset
+    from helpers import make_config
+
+    from hfadapt.data.splits import TransferSplits
+    from hfadapt.evaluation import experiment
+
+    splits = TransferSplits(source_train=token_dataset(32, seed=1), source_val=token_dataset(16, seed=4),
+                            target_train=token_dataset(32, seed=2, shift=8, labels=False),
+                            target_test=token_dataset(16, seed=3, shift=8), label_names=["neg", "pos"])
+    config = make_config(tmp_path, method="self_training", tapt_steps=2, output_dir=str(tmp_path / "run"))
+    results = experiment.compare_with_source_only(tiny_bert, config, splits, processing_class=tiny_tokenizer())
+    runs = {run["method"]: run for run in results["runs"]}
+    assert "tapt_loss" not in runs["none"] and len(runs["self_training"]["tapt_loss"]) == 2
+    assert results["config"]["tapt_steps"] == 2
+    # an image model's run (no tokenizer with a mask token) fails before the baseline trains
+    monkeypatch.setattr(experiment, "train_and_evaluate", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(ValueError, match="needs the model's tokenizer with a mask token"):
+        experiment.compare_with_source_only(tiny_bert, make_config(tmp_path, method="dann", tapt_steps=2,
+                                                                   output_dir=str(tmp_path / "r2")), splits)
+
+
+@pytest.mark.parametrize("bad", [dict(tapt_steps=-1), dict(tapt_learning_rate=0.0), dict(tapt_head_warmup=1.0)])
+def test_bad_tapt_settings_are_refused(tmp_path, bad):
+    from helpers import make_config
+
+    with pytest.raises(ValueError, match="tapt_steps must be >= 0"):
+        make_config(tmp_path, **bad)

@@ -24,6 +24,7 @@ from ..trainer.config import AdaptConfig
 from ..trainer.integrity import atomic_replace, atomic_write_text
 from ..trainer.model_card import TRAINING_FIELDS, public_value
 from ..trainer.preflight import check_evaluation_sizes, check_hub_access, check_output_dir, previous_results
+from ..trainer.pretraining import check_tapt_tokenizer
 from ..trainer.trainer import AdaptTrainer
 from ..utils.peft_utils import plain_state_dict
 from . import baseline_convergence_warnings, negative_transfer_warnings, proxy_a_distance
@@ -186,6 +187,7 @@ def train_and_evaluate(
         "source_val_curve": source_val_curve(trainer.state.log_history),
         "wall_time_s": round(time.perf_counter() - start, 1),
         "model_dir": config.output_dir if save else None,
+        **({"tapt_loss": trainer.tapt_loss} if trainer.tapt_loss is not None else {}),
         **kept,
     }
 
@@ -252,13 +254,16 @@ def compare_with_source_only(
                        config.output_dir, ", ".join(stale))
     # What would fail after the baseline has trained is checked before it trains.
     check_evaluation_sizes(config, splits, pad_rows)
+    if config.tapt_steps:
+        check_tapt_tokenizer(processing_class)
     check_hub_access(config, str(Path(config.output_dir) / run_name(config.method)))
     runs = []
     for method in methods:
         is_method = method == config.method
         run_config = dataclasses.replace(config, method=method,
                                          output_dir=str(Path(config.output_dir) / run_name(method)),
-                                         push_to_hub=config.push_to_hub and is_method)
+                                         push_to_hub=config.push_to_hub and is_method,
+                                         tapt_steps=config.tapt_steps if is_method else 0)
         details = {**(card_details or {})}
         if is_method and runs:  # the baseline ran first, same seed and budget
             details["baseline"] = {k: runs[0][k] for k in ("target_accuracy", "target_macro_f1", "source_val_accuracy",
@@ -270,7 +275,7 @@ def compare_with_source_only(
                                        pad_rows=pad_rows, initial_weights=start,
                                        keep_weights=two_stage and not is_method))
     if target_supervised_splits is not None:
-        run_config = dataclasses.replace(config, method=SOURCE_ONLY, push_to_hub=False,
+        run_config = dataclasses.replace(config, method=SOURCE_ONLY, push_to_hub=False, tapt_steps=0,
                                          output_dir=str(Path(config.output_dir) / run_name(TARGET_SUPERVISED)))
         runs.append({**train_and_evaluate(make_model, run_config, target_supervised_splits, processing_class),
                      "method": TARGET_SUPERVISED})

@@ -217,6 +217,24 @@ class AdaptConfig(TrainingArguments):
         },
     )
 
+    # --- task-adaptive pretraining -----------------------------------------------------------------------
+    tapt_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Masked-LM steps on the unlabelled target rows before training (TAPT, Gururangan et al., ACL "
+            "2020), through BERT's MLM head built fresh over the encoder; 0 (default) = none. Text models only. "
+            "An experiment's source-only baseline never gets them: it is what they are compared with."
+        },
+    )
+    tapt_learning_rate: float = field(
+        default=1e-4, metadata={"help": "Peak learning rate of the TAPT steps (Gururangan et al.'s 1e-4)."}
+    )
+    tapt_head_warmup: float = field(
+        default=0.1,
+        metadata={"help": "Share of the TAPT steps in which the fresh MLM head learns alone on a frozen encoder, so "
+                  "that a random head's gradients do not reach the encoder (linear probing first, as LP-FT)."},
+    )
+
     # --- weight averaging ---------------------------------------------------------------------------------
     weight_ema_decay: float | None = field(
         default=None,
@@ -313,6 +331,11 @@ class AdaptConfig(TrainingArguments):
                 f"train_sampling_strategy={self.train_sampling_strategy!r}: hfadapt's batches hold source and target "
                 f"rows in a fixed proportion (DomainBalancedSampler), which {TRAIN_SAMPLING_STRATEGIES} keep; "
                 "'group_by_length' also groups rows of similar length within each domain"
+            )
+        if self.tapt_steps < 0 or self.tapt_learning_rate <= 0 or not 0.0 <= self.tapt_head_warmup < 1.0:
+            raise ValueError(
+                f"tapt_steps must be >= 0, tapt_learning_rate > 0 and tapt_head_warmup in [0, 1); got "
+                f"{self.tapt_steps}, {self.tapt_learning_rate}, {self.tapt_head_warmup}"
             )
         if self.alignment_balancing not in ALIGNMENT_BALANCINGS:
             raise ValueError(

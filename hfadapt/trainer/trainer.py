@@ -39,6 +39,7 @@ from .checkpointing import ResumableCheckpointsMixin, save_folder_atomically
 from .config import AdaptConfig
 from .fingerprint import run_fingerprint
 from .model_card import ModelCardMixin
+from .pretraining import check_tapt_tokenizer, pretrain_on_target
 from .setup import (
     check_datasets,
     check_model,
@@ -123,6 +124,8 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
         model_inputs = model_input_names(model)
         sources, evals = named_sources(train_dataset), named_evals(eval_dataset)
         self._check_datasets(args, model, num_labels, objective, sources, target_dataset, evals, model_inputs)
+        if args.tapt_steps:
+            check_tapt_tokenizer(processing_class)
         evals = eval_sets(evals, [*model_inputs, *LABEL_COLUMNS, *objective.label_columns])
         if eval_dataset is not None:
             eval_dataset = evals if isinstance(eval_dataset, dict) else evals["eval"]
@@ -159,6 +162,20 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
         """What the model card needs beyond the trainer's own knowledge (see :meth:`create_model_card`)."""
         self._add_callbacks(args, adapt_model, evals, isinstance(eval_dataset, dict), target_dataset, data_collator,
                             model_inputs)
+        self._tapt_rows = target_dataset if args.tapt_steps else None
+        self.tapt_loss: list[float] | None = None
+        """With ``args.tapt_steps``, the masked-LM loss (nats) of the TAPT steps :meth:`train` ran first."""
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, **kwargs):
+        """With ``args.tapt_steps``: first the TAPT steps on the target rows
+        (:func:`~hfadapt.trainer.pretraining.pretrain_on_target`; once per trainer, and not when resuming a
+        checkpoint, whose weights are past them); then ``Trainer.train`` through
+        :meth:`ResumableCheckpointsMixin.train` (its errors)."""
+        if self._tapt_rows is not None and resume_from_checkpoint in (None, False):
+            self.tapt_loss = pretrain_on_target(unwrap_peft(self.adapt_model.task_model), self._tapt_rows,
+                                                self.processing_class, self.args)
+        self._tapt_rows = None
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
 
     # ---- the steps of __init__, in order -------------------------------------------------------------------
 

@@ -171,6 +171,17 @@ def test_no_target_labels_no_target_accuracy_anywhere(tmp_path, tiny_model_dir):
     assert model.config.id2label == {0: "negative", 1: "neutral", 2: "positive"}
 
 
+def test_tapt_on_your_own_target_file_before_the_method(tmp_path, tiny_model_dir):
+    source = write(tmp_path / "reviews.csv", rows(30))
+    target = write(tmp_path / "tweets.csv", rows(16, labelled=False, shift=4))
+    data = DataArguments(source_train_file=str(source), target_train_file=str(target), max_length=16)
+    adapt(tiny_model_dir, data, quick_config(tmp_path, method="self_training", tapt_steps=2))
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    runs = {run["method"]: run for run in saved["runs"]}
+    assert len(runs["self_training"]["tapt_loss"]) == 2 and "tapt_loss" not in runs["none"]
+    assert saved["config"]["tapt_steps"] == 2
+
+
 def test_hub_dataset_names_reach_the_card(tmp_path):
     data = DataArguments(source_dataset_name="someone/reviews", target_dataset_name="someone/tweets")
     assert data.datasets_used() == ["someone/reviews", "someone/tweets"]

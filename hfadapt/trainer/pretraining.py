@@ -157,7 +157,8 @@ def pretrain_on_target(model: PreTrainedModel, target_rows: datasets.Dataset, to
     torch CPU) are restored afterwards. :meth:`hfadapt.AdaptTrainer.train` calls it.
 
     Returns:
-        The training loss (nats) logged every ``config.logging_steps`` steps, in order: how the masked LM learnt.
+        The training loss (nats) logged every ``config.logging_steps`` steps, or more often, so that there are at
+        least ten points (one per tenth of the steps), in order: how the masked LM learnt.
 
     Raises:
         ValueError: if the tokenizer has no mask token, the model has no token input embeddings, or ``target_rows``
@@ -174,6 +175,8 @@ def pretrain_on_target(model: PreTrainedModel, target_rows: datasets.Dataset, to
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
     module = EncoderMaskedLM(encoder)
     head_steps = round(config.tapt_head_warmup * config.tapt_steps)
+    # at least ten points of the loss curve, however rarely the run itself logs
+    logging_steps = max(1, min(int(config.logging_steps), config.tapt_steps // 10))
     losses = []
     trainable = {name: p.requires_grad for name, p in encoder.named_parameters()}
     # the run's own random streams go on as if TAPT had not drawn from them (Trainer re-seeds the global ones)
@@ -189,7 +192,7 @@ def pretrain_on_target(model: PreTrainedModel, target_rows: datasets.Dataset, to
                 lr_scheduler_type="linear", weight_decay=0.01,
                 per_device_train_batch_size=config.per_device_train_batch_size, seed=config.seed, bf16=config.bf16,
                 use_cpu=config.use_cpu, save_strategy="no", report_to="none",
-                logging_steps=config.logging_steps, disable_tqdm=True, dataloader_num_workers=0)
+                logging_steps=logging_steps, disable_tqdm=True, dataloader_num_workers=0)
             trainer = Trainer(model=module, args=args, train_dataset=rows, data_collator=collator)
             trainer.train()
             losses += [log["loss"] for log in trainer.state.log_history if "loss" in log]

@@ -3,10 +3,18 @@
 import datasets
 import pytest
 import torch
-from conftest import VOCAB, tiny_tokenizer
+from conftest import VOCAB, tiny_bert, tiny_tokenizer, token_dataset
+from helpers import make_config
 from transformers import AutoModelForSequenceClassification, BertConfig, BertForMaskedLM, BertModel
 
-from hfadapt.trainer.pretraining import continue_pretraining, masked_lm_head_keys
+from hfadapt.data.splits import TransferSplits
+from hfadapt.evaluation import experiment
+from hfadapt.trainer.pretraining import (
+    EncoderMaskedLM,
+    continue_pretraining,
+    masked_lm_head_keys,
+    pretrain_on_target,
+)
 
 
 def _config():
@@ -49,11 +57,6 @@ def _encoder_state(model):
 
 
 def test_pretrain_on_target_trains_the_encoder_only_after_the_head_warm_up(tmp_path):
-    from conftest import tiny_bert, token_dataset
-    from helpers import make_config
-
-    from hfadapt.trainer.pretraining import pretrain_on_target
-
     rows = token_dataset(32, seed=2, shift=8, labels=False)
     model = tiny_bert()
     model.bert.embeddings.position_embeddings.requires_grad_(False)  # a caller's frozen weight stays frozen
@@ -63,9 +66,9 @@ def test_pretrain_on_target_trains_the_encoder_only_after_the_head_warm_up(tmp_p
                                                                            tapt_head_warmup=0.9))
     assert len(losses) == 3 and all(loss > 0 for loss in losses)
     assert all(torch.equal(before[k], v) for k, v in model.bert.named_parameters())
-    # no warm-up: the encoder's layers and input embeddings (the tied output matrix) move; the pooler, which the
+    # no warm-up, in a run that logs rarely (logging_steps 1000): ten points of the loss curve, one per tenth of
+    # the steps; the encoder's layers and input embeddings (the tied output matrix) move; the pooler, which the
     # masked LM does not use, the classifier and the frozen weight do not
-    # a run that logs rarely (logging_steps 1000) still gets ten points of the loss curve: one per tenth
     losses = pretrain_on_target(model, rows, tiny_tokenizer(), make_config(
         tmp_path, tapt_steps=20, tapt_head_warmup=0.0, tapt_learning_rate=1e-2, logging_steps=1000))
     assert len(losses) == 10
@@ -82,10 +85,6 @@ def test_pretrain_on_target_trains_the_encoder_only_after_the_head_warm_up(tmp_p
 
 
 def test_the_masked_lm_loss_is_the_cross_entropy_at_the_masked_positions_only():
-    from conftest import tiny_bert
-
-    from hfadapt.trainer.pretraining import EncoderMaskedLM
-
     module = EncoderMaskedLM(tiny_bert().bert)
     ids = torch.tensor([[1, 7, 9, 11, 2]])
     labels = torch.tensor([[-100, 7, -100, 11, -100]])
@@ -97,12 +96,6 @@ def test_the_masked_lm_loss_is_the_cross_entropy_at_the_masked_positions_only():
 
 
 def test_tapt_runs_for_the_method_and_never_for_the_source_only_baseline(tmp_path, monkeypatch):
-    from conftest import tiny_bert, token_dataset
-    from helpers import make_config
-
-    from hfadapt.data.splits import TransferSplits
-    from hfadapt.evaluation import experiment
-
     splits = TransferSplits(source_train=token_dataset(32, seed=1), source_val=token_dataset(16, seed=4),
                             target_train=token_dataset(32, seed=2, shift=8, labels=False),
                             target_test=token_dataset(16, seed=3, shift=8), label_names=["neg", "pos"])
@@ -120,7 +113,5 @@ def test_tapt_runs_for_the_method_and_never_for_the_source_only_baseline(tmp_pat
 
 @pytest.mark.parametrize("bad", [dict(tapt_steps=-1), dict(tapt_learning_rate=0.0), dict(tapt_head_warmup=1.0)])
 def test_bad_tapt_settings_are_refused(tmp_path, bad):
-    from helpers import make_config
-
     with pytest.raises(ValueError, match="tapt_steps must be >= 0"):
         make_config(tmp_path, **bad)

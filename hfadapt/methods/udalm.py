@@ -135,6 +135,15 @@ class MaskedLMHead(nn.Module):
         nn.init.normal_(self.dense.weight, std=0.02)
         nn.init.zeros_(self.dense.bias)
 
+    @classmethod
+    def tied_to(cls, embedding: nn.Embedding, model_config=None) -> MaskedLMHead:
+        """A fresh head for the output matrix ``embedding.weight`` ``(V, H)``, with a zero vocabulary bias ``(V,)``,
+        on the embedding's device; the LayerNorm epsilon is ``model_config.layer_norm_eps`` (BERT's 1e-12 without)."""
+        eps = getattr(model_config, "layer_norm_eps", 1e-12)
+        head = cls(embedding.embedding_dim, eps).to(embedding.weight.device)
+        head.bias = nn.Parameter(torch.zeros(embedding.num_embeddings, device=embedding.weight.device))
+        return head
+
     def forward(self, hidden: torch.Tensor, output_embedding: torch.Tensor) -> torch.Tensor:
         h = self.layer_norm(F.gelu(self.dense(hidden)))
         return F.linear(h, output_embedding, self.bias)
@@ -195,9 +204,7 @@ class TargetMaskedLM(AlignmentMethod):
         self._embedding = [embedding]
         self.mask_token_id = int(mask_token_id)
         self.special_ids = torch.tensor(sorted(set(getattr(processing_class, "all_special_ids", [])) | {mask_token_id}))
-        eps = getattr(getattr(task_model, "config", None), "layer_norm_eps", 1e-12)
-        self.head = MaskedLMHead(embedding.embedding_dim, eps).to(embedding.weight.device)
-        self.head.bias = nn.Parameter(torch.zeros(embedding.num_embeddings, device=embedding.weight.device))
+        self.head = MaskedLMHead.tied_to(embedding, getattr(task_model, "config", None))
 
     def _require_bound(self) -> nn.Embedding:
         if not self._embedding:

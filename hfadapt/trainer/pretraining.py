@@ -114,7 +114,8 @@ def continue_pretraining(
 
 
 class EncoderMaskedLM(nn.Module):
-    """A classifier's encoder under BERT's MLM head, the head's output matrix tied to the encoder's input embeddings.
+    """A classifier's encoder under BERT's MLM head (Devlin et al., NAACL 2019), the head's output matrix tied to the
+    encoder's input embeddings.
 
     ``forward(input_ids (N, L), attention_mask (N, L), labels (N, L))`` returns ``{"loss"}``: the mean cross-entropy
     (nats) over the positions whose label is not -100, the vocabulary logits computed at those positions only.
@@ -123,10 +124,7 @@ class EncoderMaskedLM(nn.Module):
     def __init__(self, encoder: PreTrainedModel):
         super().__init__()
         self.encoder = encoder
-        embedding = encoder.get_input_embeddings()
-        self.head = MaskedLMHead(embedding.embedding_dim, getattr(encoder.config, "layer_norm_eps", 1e-12))
-        self.head.bias = nn.Parameter(torch.zeros(embedding.num_embeddings))
-        self.head.to(embedding.weight.device)
+        self.head = MaskedLMHead.tied_to(encoder.get_input_embeddings(), encoder.config)
 
     def forward(self, input_ids, attention_mask=None, labels=None):
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state

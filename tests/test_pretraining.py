@@ -1,5 +1,7 @@
 """Task-adaptive pretraining: masked-LM steps on target text, refused for a checkpoint without an MLM head."""
 
+import dataclasses
+
 import datasets
 import pytest
 import torch
@@ -109,6 +111,25 @@ def test_tapt_runs_for_the_method_and_never_for_the_source_only_baseline(tmp_pat
     with pytest.raises(ValueError, match="needs the model's tokenizer with a mask token"):
         experiment.compare_with_source_only(tiny_bert, make_config(tmp_path, method="dann", tapt_steps=2,
                                                                    output_dir=str(tmp_path / "r2")), splits)
+
+
+def test_tapt_alone_is_its_own_run_beside_the_source_only_baseline(tmp_path):
+    # method "none" with TAPT steps is TAPT then plain fine-tuning (Gururangan et al.), not the baseline
+    splits = TransferSplits(source_train=token_dataset(32, seed=1), source_val=token_dataset(16, seed=4),
+                            target_train=token_dataset(32, seed=2, shift=8, labels=False),
+                            target_test=token_dataset(16, seed=3, shift=8), label_names=["neg", "pos"])
+    config = make_config(tmp_path, method="none", tapt_steps=2, output_dir=str(tmp_path / "run"))
+    results = experiment.compare_with_source_only(tiny_bert, config, splits, processing_class=tiny_tokenizer())
+    assert [run["method"] for run in results["runs"]] == ["none", "tapt"]
+    baseline, tapt = results["runs"]
+    assert "tapt_loss" not in baseline and len(tapt["tapt_loss"]) == 2
+    assert tapt["target_gain_vs_source_only"] == tapt["target_accuracy"] - baseline["target_accuracy"]
+    assert baseline["model_dir"].endswith("source_only") and tapt["model_dir"].endswith("tapt")
+    card = (tmp_path / "run" / "tapt" / "README.md").read_text()
+    assert "with **TAPT**" in card and "- tapt" in card and "| TAPT (this model) |" in card
+    alone = experiment.compare_with_source_only(tiny_bert, dataclasses.replace(config, output_dir=str(tmp_path / "a")),
+                                                splits, processing_class=tiny_tokenizer(), with_baseline=False)
+    assert [run["method"] for run in alone["runs"]] == ["tapt"]
 
 
 @pytest.mark.parametrize("bad", [dict(tapt_steps=-1), dict(tapt_learning_rate=0.0), dict(tapt_head_warmup=1.0)])

@@ -31,7 +31,7 @@ from . import baseline_convergence_warnings, negative_transfer_warnings, proxy_a
 from .metrics import classification_metrics
 from .negative_transfer import TARGET_SUPERVISED
 from .report import format_results_table, write_report
-from .run_files import ANALYSIS_FILE, LOG_HISTORY_FILE, SOURCE_EVAL, TARGET_EVAL, run_name
+from .run_files import ANALYSIS_FILE, LOG_HISTORY_FILE, SOURCE_EVAL, TARGET_EVAL, run_label, run_name
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ def train_and_evaluate(
             save_run_analysis(config.output_dir, trainer.state.log_history, snapshots, probe, splits.label_names)
     kept = {"weights": plain_state_dict(trainer.adapt_model.task_model)} if keep_weights else {}
     return {
-        "method": config.method,
+        "method": run_label(config.method, config.tapt_steps),
         **scores,
         "proxy_a_distance_before": pad.get("before"),
         "proxy_a_distance_after": pad.get("after"),
@@ -241,7 +241,8 @@ def compare_with_source_only(
 
     ``results.json`` is written last and at once: a run killed before leaves none.
     """
-    methods = [SOURCE_ONLY, config.method] if with_baseline and config.method_names else [config.method]
+    label = run_label(config.method, config.tapt_steps)  # "tapt" for TAPT then plain fine-tuning
+    methods = [SOURCE_ONLY, label] if with_baseline and label != SOURCE_ONLY else [label]
     two_stage = config.two_stage
     if two_stage and not with_baseline:
         raise ValueError("adapt_from_source_only starts the method from the source-only baseline of the same run; "
@@ -256,11 +257,11 @@ def compare_with_source_only(
     check_evaluation_sizes(config, splits, pad_rows)
     if config.tapt_steps:
         check_tapt_tokenizer(processing_class)
-    check_hub_access(config, str(Path(config.output_dir) / run_name(config.method)))
+    check_hub_access(config, str(Path(config.output_dir) / run_name(label)))
     runs = []
     for method in methods:
-        is_method = method == config.method
-        run_config = dataclasses.replace(config, method=method,
+        is_method = method == label
+        run_config = dataclasses.replace(config, method=config.method if is_method else SOURCE_ONLY,
                                          output_dir=str(Path(config.output_dir) / run_name(method)),
                                          push_to_hub=config.push_to_hub and is_method,
                                          tapt_steps=config.tapt_steps if is_method else 0)

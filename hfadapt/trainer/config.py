@@ -223,7 +223,8 @@ class AdaptConfig(TrainingArguments):
         metadata={
             "help": "Masked-LM steps on the unlabelled target rows before training (TAPT, Gururangan et al., ACL "
             "2020), through BERT's MLM head built fresh over the encoder; 0 (default) = none. Text models only. "
-            "An experiment's source-only baseline never gets them: it is what they are compared with."
+            "An experiment's source-only baseline never gets them: it is what they are compared with. With "
+            "method 'none' the run is TAPT then plain fine-tuning, recorded as 'tapt'."
         },
     )
     tapt_learning_rate: float = field(

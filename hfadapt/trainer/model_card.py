@@ -67,13 +67,18 @@ def auto_class_of(model) -> str:
     return "AutoModel"
 
 
-def method_title(method: str) -> str:
-    """``"dann+mmd"`` -> ``"DANN + MMD"``; ``"none"`` -> ``"source-only"``."""
-    names = parse_method_names(method)
+def method_title(method: str, tapt_steps: int = 0) -> str:
+    """``"dann+mmd"`` -> ``"DANN + MMD"``; ``"none"`` -> ``"source-only"``; with ``tapt_steps``, ``"TAPT + DANN"``
+    or ``"TAPT"`` (task-adaptive pretraining before training).
+
+    Raises:
+        ValueError: for a method spec that names no registered method.
+    """
+    names = [*(["tapt"] if tapt_steps else []), *parse_method_names(method)]
     return " + ".join(n.upper() for n in names) if names else "source-only"
 
 
-def _label_free_table(results: dict, baseline: dict | None, method: str) -> str:
+def _label_free_table(results: dict, baseline: dict | None, title: str) -> str:
     names = list(dict.fromkeys([*(results.get("validators") or {}), *((baseline or {}).get("validators") or {})]))
     rows = ["| model | source validation accuracy | " + " | ".join(f"{n} (label-free)" for n in names) + " |",
             "|---|---:|" + "---:|" * len(names)]
@@ -87,15 +92,15 @@ def _label_free_table(results: dict, baseline: dict | None, method: str) -> str:
 
     if baseline:
         rows.append(row("source-only baseline", baseline))
-    rows.append(row(f"{method_title(method)} (this model)", results))
+    rows.append(row(f"{title} (this model)", results))
     return ("\n".join(rows) + "\n\nThe target data had no labels, so the model is scored without them: the "
             "label-free validators (hfadapt.selection, higher is better) read its predictions on the unlabelled "
             "target rows and on the labelled source-validation rows.")
 
 
-def _accuracy_table(results: dict[str, float], baseline: dict[str, float] | None, method: str) -> str:
+def _accuracy_table(results: dict[str, float], baseline: dict[str, float] | None, title: str) -> str:
     if "target_accuracy" not in results:
-        return _label_free_table(results, baseline, method)
+        return _label_free_table(results, baseline, title)
     rows = ["| model | target accuracy | target macro-F1 | source validation accuracy |", "|---|---:|---:|---:|"]
 
     def fmt(run, key):
@@ -105,7 +110,7 @@ def _accuracy_table(results: dict[str, float], baseline: dict[str, float] | None
     if baseline:
         rows.append(f"| source-only baseline | {fmt(baseline, 'target_accuracy')} | {fmt(baseline, 'target_macro_f1')} "
                     f"| {fmt(baseline, 'source_val_accuracy')} |")
-    rows.append(f"| {method_title(method)} (this model) | {fmt(results, 'target_accuracy')} | "
+    rows.append(f"| {title} (this model) | {fmt(results, 'target_accuracy')} | "
                 f"{fmt(results, 'target_macro_f1')} | {fmt(results, 'source_val_accuracy')} |")
     text = "\n".join(rows)
     if (baseline and isinstance(results.get("target_accuracy"), float)
@@ -199,7 +204,7 @@ def adaptation_model_card(
     if saved_as not in ("model", "adapter", "multitask"):
         raise ValueError(f"saved_as must be 'model', 'adapter' or 'multitask', got {saved_as!r}")
     base_model = hub_id_of(base_model)
-    results, method = results or {}, config.method
+    results, method, tapt_steps = results or {}, config.method, config.tapt_steps
     pair = f"{' + '.join(source_domains)} -> {target_domain}"
     eval_results = []
     for label, run in (("target accuracy", results), ("source-only baseline target accuracy", baseline)):
@@ -218,7 +223,7 @@ def adaptation_model_card(
         language=[x.strip() for x in language.split(",")] if isinstance(language, str) else language,
         library_name="peft" if saved_as == "adapter" else "transformers",
         pipeline_tag=task_type,
-        tags=[*LIBRARY_TAGS, *parse_method_names(method)],
+        tags=[*LIBRARY_TAGS, *(["tapt"] if tapt_steps else []), *parse_method_names(method)],
         eval_results=eval_results or None,
     )
     settings = public_value(config.adaptation_settings())
@@ -230,13 +235,13 @@ def adaptation_model_card(
 # {repo_id.split("/")[-1]}
 
 {base_model or "A local pretrained model"} adapted from the labelled **{" + ".join(source_domains)}** domain(s) to
-the unlabelled **{target_domain}** domain of {dataset_name} with **{method_title(method)}**, trained with
+the unlabelled **{target_domain}** domain of {dataset_name} with **{method_title(method, tapt_steps)}**, trained with
 hfadapt's `AdaptTrainer`. {"Target labels were used for evaluation only." if "target_accuracy" in results
 else "No target labels were used."}
 
 ## Results on the target domain ({pair})
 
-{_accuracy_table(results, baseline, method)}
+{_accuracy_table(results, baseline, method_title(method, tapt_steps))}
 
 The source-only baseline was trained in the same run with the same seed, data order and number of steps.{caveats}
 

@@ -97,10 +97,14 @@ def test_the_masked_lm_loss_is_the_cross_entropy_at_the_masked_positions_only():
     assert module(ids, labels=torch.full_like(ids, -100))["loss"] == 0.0  # no masked token: zero, not NaN
 
 
+def _splits():
+    return TransferSplits(source_train=token_dataset(32, seed=1), source_val=token_dataset(16, seed=4),
+                          target_train=token_dataset(32, seed=2, shift=8, labels=False),
+                          target_test=token_dataset(16, seed=3, shift=8), label_names=["neg", "pos"])
+
+
 def test_tapt_runs_for_the_method_and_never_for_the_source_only_baseline(tmp_path, monkeypatch):
-    splits = TransferSplits(source_train=token_dataset(32, seed=1), source_val=token_dataset(16, seed=4),
-                            target_train=token_dataset(32, seed=2, shift=8, labels=False),
-                            target_test=token_dataset(16, seed=3, shift=8), label_names=["neg", "pos"])
+    splits = _splits()
     config = make_config(tmp_path, method="self_training", tapt_steps=2, output_dir=str(tmp_path / "run"))
     results = experiment.compare_with_source_only(tiny_bert, config, splits, processing_class=tiny_tokenizer())
     runs = {run["method"]: run for run in results["runs"]}
@@ -115,9 +119,7 @@ def test_tapt_runs_for_the_method_and_never_for_the_source_only_baseline(tmp_pat
 
 def test_tapt_alone_is_its_own_run_beside_the_source_only_baseline(tmp_path):
     # method "none" with TAPT steps is TAPT then plain fine-tuning (Gururangan et al.), not the baseline
-    splits = TransferSplits(source_train=token_dataset(32, seed=1), source_val=token_dataset(16, seed=4),
-                            target_train=token_dataset(32, seed=2, shift=8, labels=False),
-                            target_test=token_dataset(16, seed=3, shift=8), label_names=["neg", "pos"])
+    splits = _splits()
     config = make_config(tmp_path, method="none", tapt_steps=2, output_dir=str(tmp_path / "run"))
     results = experiment.compare_with_source_only(tiny_bert, config, splits, processing_class=tiny_tokenizer())
     assert [run["method"] for run in results["runs"]] == ["none", "tapt"]

@@ -136,6 +136,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="keep the runs' checkpoints here rather than in a temporary folder, so that a run "
                              "killed part-way resumes from its latest checkpoint when the grid is started again "
                              "(with a fresh --claim_dir); each finished run's folder is removed")
+    parser.add_argument("--tapt_cache_dir", default=None,
+                        help="keep each encoder after TAPT here (AdaptConfig.tapt_cache_dir): runs with tapt_steps "
+                             "on the same target rows and seed, of any method or pair, pretrain once")
     parser.add_argument("--table_only", action="store_true")
     parser.add_argument("--claim_dir", default=None,
                         help="share the grid between processes started with the same folder: each run is claimed "
@@ -198,6 +201,8 @@ def main(argv: list[str] | None = None) -> None:
         # every evaluation would add a pass over both validation sets each time for nothing the row keeps
         base_config = dataclasses.replace(base_config, label_free_validators=args.label_free_validators,
                                           label_free_strategy="end")
+    if args.tapt_cache_dir:
+        base_config = dataclasses.replace(base_config, tapt_cache_dir=args.tapt_cache_dir)
     data = dataclasses.replace(recipe_data, dataset_name=args.dataset_name or recipe_data.dataset_name,
                                max_length=args.max_length, max_train_samples=args.max_train_samples,
                                max_eval_samples=args.max_eval_samples)

@@ -11,12 +11,14 @@ from transformers import AutoModelForSequenceClassification, BertConfig, BertFor
 
 from hfadapt.data.splits import TransferSplits
 from hfadapt.evaluation import experiment
+from hfadapt.trainer import pretraining
 from hfadapt.trainer.pretraining import (
     EncoderMaskedLM,
     continue_pretraining,
     masked_lm_head_keys,
     pretrain_on_target,
 )
+from hfadapt.trainer.tapt_cache import tapt_cache_key
 
 
 def _config():
@@ -84,6 +86,44 @@ def test_pretrain_on_target_trains_the_encoder_only_after_the_head_warm_up(tmp_p
     assert torch.equal(classifier, model.classifier.weight)
     assert not model.bert.embeddings.position_embeddings.weight.requires_grad
     assert model.bert.encoder.layer[0].attention.self.query.weight.requires_grad
+
+
+def _same_weights(a, b):
+    return all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+
+
+def test_tapt_depends_on_its_inputs_alone_and_the_store_gives_back_what_it_trained(tmp_path, monkeypatch):
+    rows, tokenizer = token_dataset(32, seed=2, shift=8, labels=False), tiny_tokenizer()
+    config = make_config(tmp_path, tapt_steps=4, tapt_head_warmup=0.5, tapt_learning_rate=1e-2)
+    models = []
+    for drawn_before in (1, 2):  # what another method's heads drew before TAPT changes nothing
+        torch.manual_seed(0)
+        models.append(tiny_bert())
+        torch.manual_seed(drawn_before)
+        torch.rand(drawn_before)
+        pretrain_on_target(models[-1], rows, tokenizer, config)
+    assert _same_weights(*models)
+    # with a store: the first run trains and stores, a second with the same inputs loads, without training, the same
+    # weights and loss curve, and leaves the random state as it found it
+    config = dataclasses.replace(config, tapt_cache_dir=str(tmp_path / "tapt"))
+    torch.manual_seed(0)
+    first, second, untouched = tiny_bert(), tiny_bert(), tiny_bert()
+    for model in (second, untouched):
+        model.load_state_dict(first.state_dict())
+    losses = pretrain_on_target(first, rows, tokenizer, config)
+    key = tapt_cache_key(second.bert, rows, tokenizer, config)
+    assert [p.name for p in (tmp_path / "tapt").iterdir()] == [key]  # one complete entry, no scratch folder left
+    monkeypatch.setattr(pretraining, "Trainer", lambda *a, **k: pytest.fail("trained again"))
+    state = torch.random.get_rng_state()
+    assert pretrain_on_target(second, rows, tokenizer, config) == losses
+    assert _same_weights(first, second) and not _same_weights(first, untouched)
+    assert torch.equal(state, torch.random.get_rng_state())
+    # another seed, other rows or other trainable weights are other keys; where the store keeps it is none of them
+    assert tapt_cache_key(untouched.bert, rows, tokenizer, dataclasses.replace(config, seed=1)) != key
+    assert tapt_cache_key(untouched.bert, rows.select(range(31)), tokenizer, config) != key
+    assert tapt_cache_key(untouched.bert, rows, tokenizer, dataclasses.replace(config, tapt_cache_dir="x")) == key
+    untouched.bert.pooler.requires_grad_(False)
+    assert tapt_cache_key(untouched.bert, rows, tokenizer, config) != key
 
 
 def test_the_masked_lm_loss_is_the_cross_entropy_at_the_masked_positions_only():

@@ -235,6 +235,12 @@ class AdaptConfig(TrainingArguments):
         metadata={"help": "Share of the TAPT steps in which the fresh MLM head learns alone on a frozen encoder, so "
                   "that a random head's gradients do not reach the encoder (linear probing first, as LP-FT)."},
     )
+    tapt_cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "Folder that keeps the encoder's weights after TAPT, keyed by everything they depend on "
+                  "(weights before, target rows, tokenizer, TAPT settings, seed): a later run with the same "
+                  "inputs, of any method, loads them instead of pretraining again. None (default): not kept."},
+    )
 
     # --- weight averaging ---------------------------------------------------------------------------------
     weight_ema_decay: float | None = field(
@@ -488,9 +494,11 @@ class AdaptConfig(TrainingArguments):
         names = parse_method_names(self.method if method is None else method)
         # resume_weights_only and overwrite_output_dir say how a run continues or starts, not what it trains
         # mixed_precision says how it computes, as TrainingArguments' bf16 does; label_free_strategy when it scores
+        # tapt_cache_dir says where TAPT's result is kept, not what it is
         base = {f.name for f in dataclasses.fields(TrainingArguments)} | {"method", "method_settings",
                                                                         "resume_weights_only", "overwrite_output_dir",
-                                                                        "mixed_precision", "label_free_strategy"}
+                                                                        "mixed_precision", "label_free_strategy",
+                                                                        "tapt_cache_dir"}
         if not any(ALIGNMENT_METHODS[name].feature_scale_dependent or ALIGNMENT_METHODS[name].adversarial
                    for name in names):
             base.add("alignment_balancing")  # it reweights the feature-scale-dependent and adversarial methods only

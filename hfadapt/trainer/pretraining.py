@@ -20,6 +20,7 @@ touched.
 
 from __future__ import annotations
 
+import logging
 import random
 import tempfile
 from pathlib import Path
@@ -39,6 +40,10 @@ from transformers import (
 )
 
 from hfadapt.methods.udalm import MaskedLMHead
+
+from .tapt_cache import load_pretrained_encoder, store_pretrained_encoder, tapt_cache_key
+
+logger = logging.getLogger(__name__)
 
 
 def _load_masked_lm(model_name_or_path: str):
@@ -151,8 +156,11 @@ def pretrain_on_target(model: PreTrainedModel, target_rows: datasets.Dataset, to
     ``config.tapt_learning_rate`` with 6% warm-up and linear decay (Gururangan et al., ACL 2020), batches of
     ``config.per_device_train_batch_size``, ``config.seed``, on ``config``'s device and in its precision. The first
     ``config.tapt_head_warmup`` share of the steps trains the fresh MLM head alone (module docstring); weights the
-    caller froze stay frozen (with PEFT, only the adapters train), and the global random states (Python, NumPy,
-    torch CPU) are restored afterwards. :meth:`hfadapt.AdaptTrainer.train` calls it.
+    caller froze stay frozen (with PEFT, only the adapters train), the head's initial weights are drawn from
+    ``config.seed`` alone, and the global random states (Python, NumPy, torch CPU) are restored afterwards, so the
+    result depends on the encoder, the rows, the tokenizer and the settings only. With ``config.tapt_cache_dir``,
+    the encoder's weights after TAPT are stored there, and a run with the same inputs loads them instead of
+    training (:mod:`hfadapt.trainer.tapt_cache`). :meth:`hfadapt.AdaptTrainer.train` calls it.
 
     Returns:
         The training loss (nats) logged every ``config.logging_steps`` steps, or more often, so that there are at
@@ -170,8 +178,17 @@ def pretrain_on_target(model: PreTrainedModel, target_rows: datasets.Dataset, to
     if not isinstance(encoder.get_input_embeddings(), nn.Embedding):
         raise ValueError(f"TAPT needs a model with token input embeddings; {type(model).__name__} has none")
     rows = target_rows.select_columns([c for c in ("input_ids", "attention_mask") if c in target_rows.column_names])
+    key = tapt_cache_key(encoder, rows, tokenizer, config) if config.tapt_cache_dir else None
+    if key is not None:
+        stored = load_pretrained_encoder(config.tapt_cache_dir, key, encoder)
+        if stored is not None:
+            logger.info("TAPT: the encoder's weights after %d steps loaded from %s", config.tapt_steps,
+                        Path(config.tapt_cache_dir) / key)
+            return stored
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
-    module = EncoderMaskedLM(encoder)
+    with torch.random.fork_rng(devices=[]):  # the head's initial weights depend on the seed alone
+        torch.manual_seed(config.seed)
+        module = EncoderMaskedLM(encoder)
     head_steps = round(config.tapt_head_warmup * config.tapt_steps)
     # at least ten points of the loss curve, however rarely the run itself logs
     logging_steps = max(1, min(int(config.logging_steps), config.tapt_steps // 10))
@@ -199,4 +216,6 @@ def pretrain_on_target(model: PreTrainedModel, target_rows: datasets.Dataset, to
     random.setstate(states[0])
     np.random.set_state(states[1])
     torch.random.set_rng_state(states[2])
+    if key is not None:
+        store_pretrained_encoder(config.tapt_cache_dir, key, encoder, losses, config)
     return losses

@@ -5,7 +5,8 @@ before it, which of them train, the target rows, the tokenizer, the TAPT setting
 trained after it. Runs of several methods on one target (a benchmark grid, or a user comparing methods) can therefore
 share it: with ``AdaptConfig.tapt_cache_dir`` set, the encoder's weights after TAPT and its loss curve are stored
 under a sha256 of all of those (:func:`tapt_cache_key`), and a later run with the same key loads them instead of
-training again. The key also holds the torch and transformers releases, whose kernels can change the numbers.
+training again. The key also holds the torch and transformers releases and the device type, whose kernels can
+change the numbers.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def tapt_cache_key(encoder: nn.Module, rows: datasets.Dataset, tokenizer, config
         rows: the tokenised target rows (``input_ids`` and ``attention_mask`` values, in order).
         tokenizer: its class, special-token ids and vocabulary.
         config: an ``AdaptConfig``; its :data:`TAPT_SETTINGS`.
+
+    Also in the key: the torch and transformers releases and the encoder's device type.
     """
     digest = hashlib.sha256()
     _update_with_tensors(digest, sorted(encoder.state_dict().items()))
@@ -60,6 +63,7 @@ def tapt_cache_key(encoder: nn.Module, rows: datasets.Dataset, tokenizer, config
         "rows": {column: hashlib.sha256(json.dumps(list(rows[column])).encode()).hexdigest()
                  for column in ("input_ids", "attention_mask") if column in rows.column_names},
         "releases": [torch.__version__, transformers.__version__],
+        "device": next(encoder.parameters()).device.type,
     }
     digest.update(json.dumps(described, sort_keys=True, default=str).encode())
     return digest.hexdigest()

@@ -121,6 +121,7 @@ def test_tapt_depends_on_its_inputs_alone_and_the_store_gives_back_what_it_train
     # another seed, other rows or other trainable weights are other keys; where the store keeps it is none of them
     assert tapt_cache_key(untouched.bert, rows, tokenizer, dataclasses.replace(config, seed=1)) != key
     assert tapt_cache_key(untouched.bert, rows.select(range(31)), tokenizer, config) != key
+    assert tapt_cache_key(untouched.bert, rows.with_format("torch"), tokenizer, config) == key
     assert tapt_cache_key(untouched.bert, rows, tokenizer, dataclasses.replace(config, tapt_cache_dir="x")) == key
     untouched.bert.pooler.requires_grad_(False)
     assert tapt_cache_key(untouched.bert, rows, tokenizer, config) != key

@@ -54,6 +54,7 @@ def tapt_cache_key(encoder: nn.Module, rows: datasets.Dataset, tokenizer, config
     """
     digest = hashlib.sha256()
     _update_with_tensors(digest, sorted(encoder.state_dict().items()))
+    rows = rows.with_format(None)  # Python lists, whatever format the caller set
     described = {
         "trainable": sorted(name for name, p in encoder.named_parameters() if p.requires_grad),
         "encoder": type(encoder).__name__,
@@ -77,7 +78,7 @@ def load_pretrained_encoder(cache_dir: str, key: str, encoder: nn.Module) -> lis
         RuntimeError: from ``safetensors.torch.load_model``, if the stored weights do not fit ``encoder``.
     """
     folder = Path(cache_dir) / key
-    if not (folder / LOSS_FILE).is_file():  # written last: an entry without it is incomplete
+    if not (folder / LOSS_FILE).is_file():
         return None
     load_model(encoder, str(folder / WEIGHTS_FILE), strict=True)
     return json.loads((folder / LOSS_FILE).read_text())["loss"]

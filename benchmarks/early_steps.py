@@ -1,0 +1,103 @@
+"""The first steps of one sentiment-benchmark run again, with every loss component logged often: what the grid's
+rows (which log every 1,000 steps) do not show, e.g. why a run never learnt the source task.
+
+The run is built as ``sentiment_benchmark.py`` builds it (the same recipe, budget, pair split, seed and model), so
+its first steps are the grid's; with ``--tapt_cache_dir`` the grid's store gives TAPT's result. Source validation
+is scored every ``--eval_steps`` as in the grid, so its accuracies can be checked against the row's
+``source_val_curve``. Prints one JSON line per logging step: the task loss, each method's loss, weight and
+metrics (AdaMatch's ``adamatch_mask_rate`` and ``adamatch_threshold``), and the evaluations.
+
+    python benchmarks/early_steps.py --pair dvd:electronics --seed 2 --method adamatch:tapt_steps=250 \\
+        --steps 60 --tapt_cache_dir <the grid's store>
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tempfile
+from pathlib import Path
+
+from sentiment_benchmark import run_config
+from transformers import AutoTokenizer, TrainerCallback, set_seed
+
+from hfadapt import AdaptTrainer
+from hfadapt.benchmarking.fusion import model_factory
+from hfadapt.benchmarking.pairs import read_recipe, tokenised_pair
+from hfadapt.cli.recipes import recipe_path
+from hfadapt.evaluation.metrics import classification_metrics
+from hfadapt.evaluation.run_files import SOURCE_EVAL
+from hfadapt.trainer.pretraining import pretrain_on_target
+from hfadapt.utils.offline_models import packaged_minilm_path
+from hfadapt.utils.runtime import use_available_cpu_threads
+
+
+class StopAfter(TrainerCallback):
+    """Ends training after ``steps`` optimizer steps (the schedules still read the run's ``max_steps``)."""
+
+    def __init__(self, steps: int):
+        self.steps = steps
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.steps:
+            control.should_training_stop = True
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pair", required=True, help="source:target, e.g. dvd:electronics")
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--method", required=True, help="a benchmark method spec, e.g. adamatch:tapt_steps=250")
+    parser.add_argument("--steps", type=int, default=60, help="optimizer steps to run")
+    parser.add_argument("--logging_steps", type=int, default=5)
+    parser.add_argument("--tapt_cache_dir", default=None, help="the grid's TAPT store, if it ran with one")
+    # the grid's budget, as sentiment_benchmark.py takes it
+    parser.add_argument("--recipe", default=str(recipe_path("text")))
+    parser.add_argument("--mixed_precision", default=None)
+    parser.add_argument("--max_length", type=int, default=128)
+    parser.add_argument("--max_steps", type=int, default=600)
+    parser.add_argument("--eval_steps", type=int, default=50)
+    parser.add_argument("--early_stopping_patience", type=int, default=3)
+    parser.add_argument("--min_steps", type=int, default=300)
+    parser.add_argument("--train_sampling_strategy", default="group_by_length")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run ``--steps`` steps of the run and print its logs."""
+    args = parse(argv)
+    use_available_cpu_threads()
+    scratch = tempfile.mkdtemp(prefix="hfadapt-early-")
+    data, base = read_recipe(args, scratch)
+    data = dataclasses.replace(data, max_length=args.max_length)
+    model_path = packaged_minilm_path()
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    splits = tokenised_pair(data, args.pair, args.seed, tokenizer)
+    grid_config = dataclasses.replace(run_config(base, args, args.method, args.seed, Path(scratch) / "run"),
+                                      tapt_cache_dir=args.tapt_cache_dir)
+    config = grid_config
+    # as the grid's run trains, without checkpoints, early stopping or label-free scores (none draws a random number)
+    config = dataclasses.replace(config, logging_steps=args.logging_steps,
+                                 save_strategy="no", load_best_model_at_end=False, early_stopping_patience=0,
+                                 metric_for_best_model=None, label_free_validators=[])
+    set_seed(config.seed)
+    model = model_factory(model_path, splits)()
+    tapt_loss = None
+    if config.tapt_steps:  # TAPT logged as the grid's run logged it, so that the grid's store holds its result
+        tapt_loss = pretrain_on_target(model, splits.target_train, tokenizer, grid_config)
+        config = dataclasses.replace(config, tapt_steps=0)  # it draws no random number the run would have drawn
+    trainer = AdaptTrainer(model, config, train_dataset=splits.source_train,
+                           target_dataset=splits.target_train, eval_dataset={SOURCE_EVAL: splits.source_val},
+                           processing_class=tokenizer, compute_metrics=classification_metrics,
+                           callbacks=[StopAfter(args.steps)])
+    trainer.train()
+    if tapt_loss is not None:
+        print(json.dumps({"tapt_loss": tapt_loss}))
+    for log in trainer.state.log_history:
+        print(json.dumps({k: v for k, v in log.items() if k.startswith(("loss", "eval_source_val_accuracy"))
+                          or k in ("step", "grad_norm", "learning_rate") or "_weight" in k or "adamatch" in k}))
+
+
+if __name__ == "__main__":
+    main()

@@ -45,6 +45,8 @@ class StopAfter(TrainerCallback):
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The run to repeat (pair, seed, method spec), how far and how often to log, and the grid's budget flags
+    (defaults: the converged grid's); argparse exits with a message on a missing or malformed flag."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pair", required=True, help="source:target, e.g. dvd:electronics")
     parser.add_argument("--seed", type=int, required=True)

@@ -78,9 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     splits = tokenised_pair(data, args.pair, args.seed, tokenizer)
     grid_config = dataclasses.replace(run_config(base, args, args.method, args.seed, Path(scratch) / "run"),
                                       tapt_cache_dir=args.tapt_cache_dir)
-    config = grid_config
     # as the grid's run trains, without checkpoints, early stopping or label-free scores (none draws a random number)
-    config = dataclasses.replace(config, logging_steps=args.logging_steps,
+    config = dataclasses.replace(grid_config, logging_steps=args.logging_steps,
                                  save_strategy="no", load_best_model_at_end=False, early_stopping_patience=0,
                                  metric_for_best_model=None, label_free_validators=[])
     set_seed(config.seed)

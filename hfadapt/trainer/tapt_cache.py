@@ -87,7 +87,11 @@ def load_pretrained_encoder(cache_dir: str, key: str, encoder: nn.Module) -> lis
 def store_pretrained_encoder(cache_dir: str, key: str, encoder: nn.Module, losses: list[float], config) -> None:
     """Store ``encoder``'s weights and ``losses`` under ``key`` (on the main process only). The entry is written
     in a scratch folder beside it and then renamed into place, so a reader never sees half of one; if another
-    process stored the same key meanwhile, its entry is kept."""
+    process stored the same key meanwhile, its entry is kept.
+
+    Raises:
+        OSError: if ``cache_dir`` cannot be written and holds no complete entry for ``key``.
+    """
     if not PartialState().is_main_process:
         return
     Path(cache_dir).mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from transformers import AutoModelForSequenceClassification
 
 from hfadapt import AdaptTrainer
 from hfadapt.methods import AlignmentOutput
-from hfadapt.methods.grl import grl_warm_start
+from hfadapt.methods.grl import GRL_SCHEDULES, grl_warm_start
 
 
 @pytest.mark.parametrize("method", ["dann", "mmd", "dann+mmd", "cdan", "jan", "coral", "mcc", "entropy", "im", "iw",
@@ -104,14 +104,14 @@ def test_grl_coefficient_set_once_per_optimizer_step(domains, tmp_path):
     assert dann.grl.coefficient == pytest.approx(expected[-1])  # and did not advance it
 
 
-@pytest.mark.parametrize("schedule", ["warm_start", "constant"])
+@pytest.mark.parametrize("schedule", ["warm_start", "constant", "cosine_ramp"])
 def test_loss_weights_of_non_adversarial_methods_follow_the_weight_schedule(domains, tmp_path, schedule):
     source, target, _ = domains
     trainer = make_trainer(tiny_bert(), source, target, tmp_path, method="dann+mmd", mmd_weight=0.5,
                            weight_schedule=schedule, grl_max_lambda=1.0, alignment_balancing="fixed")
     trainer.train()
     logged = [entry for entry in trainer.state.log_history if "loss" in entry]
-    factors = [grl_warm_start(step / 4) if schedule == "warm_start" else 1.0 for step in range(4)]
+    factors = [GRL_SCHEDULES[schedule](step / 4) for step in range(4)]
     assert [e["mmd_weight"] for e in logged] == pytest.approx([0.5 * f for f in factors], abs=1e-4)
     assert [e["dann_weight"] for e in logged] == [1.0] * 4  # DANN is scheduled by its GRL coefficient
     assert ([e["dann_lambda"] for e in logged]

@@ -26,7 +26,8 @@ class GRLSettings:
         default="warm_start",
         metadata={
             "help": "Gradient-reversal coefficient schedule: 'warm_start' (Ganin et al. 2016: "
-            "lambda_p = max * (2 / (1 + exp(-gamma * p)) - 1), p = optimizer steps done / total) or 'constant'."
+            "lambda_p = max * (2 / (1 + exp(-gamma * p)) - 1), p = optimizer steps done / total), 'cosine_ramp' "
+            "(AdaMatch's: max * (1/2 - cos(min(pi, 2 pi p)) / 2)) or 'constant'."
         },
     )
     grl_max_lambda: float = field(

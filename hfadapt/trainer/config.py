@@ -98,8 +98,10 @@ class AdaptConfig(TrainingArguments):
         metadata={
             "help": "Schedule of the loss weights of the non-adversarial methods (MMD, JAN, CORAL, MCC, entropy, IM, "
             "...): 'warm_start' ramps each weight from 0 to its <name>_weight as 2 / (1 + exp(-gamma * p)) - 1, the "
-            "progressive strategy of JAN (Long et al., ICML 2017) after Ganin et al.; 'constant' applies it from the "
-            "first step. Adversarial methods (DANN, CDAN) ramp their gradient-reversal coefficient instead."
+            "progressive strategy of JAN (Long et al., ICML 2017) after Ganin et al.; 'cosine_ramp' as "
+            "1/2 - cos(min(pi, 2 pi p)) / 2, reaching the weight at p = 1/2 (AdaMatch's warm-up, Berthelot et al., "
+            "ICLR 2022); 'constant' applies it from the first step. Adversarial methods (DANN, CDAN) ramp their "
+            "gradient-reversal coefficient instead."
         },
     )
 

@@ -1,14 +1,18 @@
 """The first steps of one sentiment-benchmark run again, with every loss component logged often: what the grid's
 rows (which log every 1,000 steps) do not show, e.g. why a run never learnt the source task.
 
-The run is built as ``sentiment_benchmark.py`` builds it (the same recipe, budget, pair split, seed and model), so
-its first steps are the grid's; with ``--tapt_cache_dir`` the grid's store gives TAPT's result. Source validation
-is scored every ``--eval_steps`` as in the grid, so its accuracies can be checked against the row's
-``source_val_curve``. Prints one JSON line per logging step: the task loss, each method's loss, weight and
-metrics (AdaMatch's ``adamatch_mask_rate`` and ``adamatch_threshold``), and the evaluations.
+Every flag but ``--pair``, ``--seed``, ``--method``, ``--steps`` and ``--logging_steps`` is
+``sentiment_benchmark.py``'s, parsed by it: pass the grid's own, and the run is built as the grid built it (the same
+recipe, data, budget, pair split, seed and model), so its first steps are the grid's; with the grid's
+``--tapt_cache_dir`` its store gives TAPT's result. Source validation is scored every ``--eval_steps`` as in the
+grid, so its accuracies can be checked against the row's ``source_val_curve``. Prints one JSON line per logging
+step: the task loss, each method's loss, weight and metrics (AdaMatch's ``adamatch_mask_rate`` and
+``adamatch_threshold``), and the evaluations.
 
-    python benchmarks/early_steps.py --pair dvd:electronics --seed 2 --method adamatch:tapt_steps=250 \\
-        --steps 60 --tapt_cache_dir <the grid's store>
+    # a run of the converged grid (benchmarks/README.md): its flags, then the run and how far to go
+    python benchmarks/early_steps.py --max_length 128 --max_steps 600 --eval_steps 50 \\
+        --early_stopping_patience 3 --min_steps 300 --train_sampling_strategy group_by_length \\
+        --tapt_cache_dir <the grid's store> --pair dvd:electronics --seed 2 --method adamatch:tapt_steps=250 --steps 60
 """
 
 from __future__ import annotations
@@ -19,13 +23,12 @@ import json
 import tempfile
 from pathlib import Path
 
-from sentiment_benchmark import run_config
+import sentiment_benchmark
 from transformers import AutoTokenizer, TrainerCallback, set_seed
 
 from hfadapt import AdaptTrainer
 from hfadapt.benchmarking.fusion import model_factory
-from hfadapt.benchmarking.pairs import read_recipe, tokenised_pair
-from hfadapt.cli.recipes import recipe_path
+from hfadapt.benchmarking.pairs import tokenised_pair
 from hfadapt.evaluation.metrics import classification_metrics
 from hfadapt.evaluation.run_files import SOURCE_EVAL
 from hfadapt.trainer.pretraining import pretrain_on_target
@@ -44,40 +47,30 @@ class StopAfter(TrainerCallback):
             control.should_training_stop = True
 
 
-def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    """The run to repeat (pair, seed, method spec), how far and how often to log, and the grid's budget flags
-    (defaults: the converged grid's); argparse exits with a message on a missing or malformed flag."""
+def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, argparse.Namespace]:
+    """The run to repeat (pair, seed, method spec) and how far and how often to log; then every other flag as
+    ``sentiment_benchmark.parse`` reads it (the grid's recipe, data and budget, its defaults where not given).
+    argparse exits with a message on a missing, unknown or malformed flag."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pair", required=True, help="source:target, e.g. dvd:electronics")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--method", required=True, help="a benchmark method spec, e.g. adamatch:tapt_steps=250")
     parser.add_argument("--steps", type=int, default=60, help="optimizer steps to run")
     parser.add_argument("--logging_steps", type=int, default=5)
-    parser.add_argument("--tapt_cache_dir", default=None, help="the grid's TAPT store, if it ran with one")
-    # the grid's budget, as sentiment_benchmark.py takes it
-    parser.add_argument("--recipe", default=str(recipe_path("text")))
-    parser.add_argument("--mixed_precision", default=None)
-    parser.add_argument("--max_length", type=int, default=128)
-    parser.add_argument("--max_steps", type=int, default=600)
-    parser.add_argument("--eval_steps", type=int, default=50)
-    parser.add_argument("--early_stopping_patience", type=int, default=3)
-    parser.add_argument("--min_steps", type=int, default=300)
-    parser.add_argument("--train_sampling_strategy", default="group_by_length")
-    return parser.parse_args(argv)
+    own, rest = parser.parse_known_args(argv)
+    return own, sentiment_benchmark.parse(rest)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run ``--steps`` steps of the run and print its logs."""
-    args = parse(argv)
+    args, grid = parse(argv)
     use_available_cpu_threads()
     scratch = tempfile.mkdtemp(prefix="hfadapt-early-")
-    data, base = read_recipe(args, scratch)
-    data = dataclasses.replace(data, max_length=args.max_length)
-    model_path = packaged_minilm_path()
+    data, base = sentiment_benchmark.grid_setup(grid, scratch)
+    model_path = grid.model_name_or_path or packaged_minilm_path()
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     splits = tokenised_pair(data, args.pair, args.seed, tokenizer)
-    grid_config = dataclasses.replace(run_config(base, args, args.method, args.seed, Path(scratch) / "run"),
-                                      tapt_cache_dir=args.tapt_cache_dir)
+    grid_config = sentiment_benchmark.run_config(base, grid, args.method, args.seed, Path(scratch) / "run")
     # as the grid's run trains, without checkpoints, early stopping or label-free scores (none draws a random number)
     config = dataclasses.replace(grid_config, logging_steps=args.logging_steps,
                                  save_strategy="no", load_best_model_at_end=False, early_stopping_patience=0,

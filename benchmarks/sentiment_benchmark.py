@@ -65,6 +65,7 @@ from hfadapt.benchmarking.ledger import (
 )
 from hfadapt.benchmarking.pairs import DEFAULT_PAIRS, MULTI_SOURCE_PAIRS, read_recipe, tokenised_pair
 from hfadapt.cli.recipes import recipe_path
+from hfadapt.data import DataArguments
 from hfadapt.evaluation.experiment import train_and_evaluate
 from hfadapt.methods import ALIGNMENT_METHODS, SOURCE_ONLY
 from hfadapt.trainer.checkpointing import checkpoint_step, last_checkpoint
@@ -188,13 +189,13 @@ def train_run(make_model, config: AdaptConfig, splits, tokenizer, **kwargs) -> d
     return run
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Train the runs of the grid the ledger does not hold yet (unless ``--table_only``), then write the table."""
-    args = parse(argv)
-    results_path, table_path = Path(args.results), Path(args.table)
-    scratch = args.scratch_dir or tempfile.mkdtemp(prefix="hfadapt-bench-")
-    # the recipe's data (the table and its domain column) with this benchmark's budget; each pair sets the domains
-    fusions = [Fusion.parse(spec) for spec in args.fusions]  # a bad spec fails before any training
+def grid_setup(args, scratch: str) -> tuple[DataArguments, AdaptConfig]:
+    """The recipe's data (its table and domain column; each pair sets the domains) and configuration, with the
+    benchmark's flags ``args`` over them; runs write under ``scratch``.
+
+    Raises:
+        FileNotFoundError, ValueError: a missing or malformed recipe (:func:`read_recipe`).
+    """
     recipe_data, base_config = read_recipe(args, scratch)
     if args.label_free_validators:
         # a row records the final model's scores only, and source validation chooses the checkpoints: scoring at
@@ -206,6 +207,16 @@ def main(argv: list[str] | None = None) -> None:
     data = dataclasses.replace(recipe_data, dataset_name=args.dataset_name or recipe_data.dataset_name,
                                max_length=args.max_length, max_train_samples=args.max_train_samples,
                                max_eval_samples=args.max_eval_samples)
+    return data, base_config
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train the runs of the grid the ledger does not hold yet (unless ``--table_only``), then write the table."""
+    args = parse(argv)
+    results_path, table_path = Path(args.results), Path(args.table)
+    scratch = args.scratch_dir or tempfile.mkdtemp(prefix="hfadapt-bench-")
+    fusions = [Fusion.parse(spec) for spec in args.fusions]  # a bad spec fails before any training
+    data, base_config = grid_setup(args, scratch)
     budget = budget_of(args, base_config)
     if not args.table_only:
         use_available_cpu_threads()

@@ -60,6 +60,23 @@ def test_mixed_precision_flag_overrides_the_recipe_s(tmp_path):
     assert recipe.bf16 == native_bf16()  # the recipe's own 'auto' when the flag is not given
 
 
+def test_early_steps_builds_the_grid_s_run_from_the_grid_s_own_flags(tmp_path, monkeypatch):
+    from helpers import BENCHMARKS
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # the script imports sentiment_benchmark, as python runs it
+    early, bench = load_benchmark("early_steps"), load_benchmark("sentiment_benchmark")
+    grid_flags = ["--max_length", "128", "--max_steps", "600", "--eval_steps", "50", "--max_eval_samples", "300",
+                  "--tapt_cache_dir", str(tmp_path / "store")]
+    own, grid = early.parse([*grid_flags, "--pair", "dvd:electronics", "--seed", "2", "--method", "adamatch",
+                             "--steps", "60"])
+    assert (own.pair, own.seed, own.method, own.steps, own.logging_steps) == ("dvd:electronics", 2, "adamatch", 60, 5)
+    assert vars(grid) == vars(bench.parse(grid_flags))  # every other flag is the benchmark's
+    data, config = bench.grid_setup(grid, str(tmp_path))
+    assert (data.max_length, data.max_eval_samples, config.tapt_cache_dir) == (128, 300, str(tmp_path / "store"))
+    with pytest.raises(SystemExit):
+        early.parse(["--pair", "dvd:electronics", "--seed", "2", "--method", "adamatch", "--no_such_flag", "1"])
+
+
 def test_validator_selection_table_by_hand():
     vb = load_benchmark("validator_benchmark")
     assert vb.parse_setting("dann:grl_max_lambda=1.0,dann_weight=0.5") == ("dann", {"grl_max_lambda": 1.0,

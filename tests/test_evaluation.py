@@ -31,6 +31,36 @@ def test_negative_transfer_with_and_without_target_labels():
     assert negative_transfer_warnings([{"method": "dann", "target_accuracy": 0.5}]) == []  # no baseline
 
 
+def test_source_accuracy_drop_z_by_hand():
+    from hfadapt.evaluation.negative_transfer import source_accuracy_drop_z
+
+    # pooled a = 0.5: sqrt(2 * 0.25 / 200) = 0.05, so (0.6 - 0.4) / 0.05 = 4; on 50 rows sqrt(0.01) = 0.1 -> 2
+    assert source_accuracy_drop_z(0.6, 0.4, 200) == pytest.approx(4.0)
+    assert source_accuracy_drop_z(0.6, 0.4, 50) == pytest.approx(2.0)
+    assert source_accuracy_drop_z(0.4, 0.6, 50) == pytest.approx(-2.0)  # the method is above
+    assert source_accuracy_drop_z(1.0, 1.0, 50) == 0.0
+    with pytest.raises(ValueError, match="at least one row"):
+        source_accuracy_drop_z(0.6, 0.4, 0)
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        source_accuracy_drop_z(60.0, 40.0, 50)
+
+
+def test_a_method_that_lost_the_source_task_is_warned_of_with_or_without_target_labels():
+    from hfadapt.evaluation.negative_transfer import source_task_warnings
+
+    runs = [{"method": "none", "source_val_accuracy": 0.6, "source_val_rows": 200, "target_accuracy": 0.70},
+            {"method": "adamatch", "source_val_accuracy": 0.4, "source_val_rows": 200, "target_accuracy": 0.71},
+            {"method": "target-supervised", "source_val_accuracy": 0.4, "source_val_rows": 200}]
+    (warning,) = negative_transfer_warnings(runs)  # above source-only on the target, yet z = 4 on the source
+    assert warning.startswith("adamatch has lost the source task: 40.00 on source validation against source-only's "
+                              "60.00 on the same 200 rows (z = 4.0)")
+    unlabelled = [{**run, "target_accuracy": None} for run in runs]
+    assert negative_transfer_warnings(unlabelled) == [warning]
+    assert source_task_warnings([{**run, "source_val_rows": 50} for run in runs]) == []  # z = 2: chance explains it
+    assert source_task_warnings(runs, z=4.5) == []
+    assert source_task_warnings([{k: v for k, v in run.items() if k != "source_val_rows"} for run in runs]) == []
+
+
 def test_run_report_with_plots(tmp_path):
     import json
 

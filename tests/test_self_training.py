@@ -152,6 +152,7 @@ def test_train_and_evaluate_selects_on_source_validation_only(tmp_path):
     assert [step for step, _ in curve] == list(range(2, run["train_steps"] + 1, 2))  # source validation, every 2
     assert 4 <= run["train_steps"] <= 12
     assert run["source_val_accuracy"] == pytest.approx(max(acc for _, acc in curve))  # the best one was kept
+    assert run["source_val_rows"] == 16  # what a lost-source-task warning weighs the accuracy by
     assert 0.0 <= run["target_accuracy"] <= 1.0
 
 

@@ -105,8 +105,9 @@ def train_and_evaluate(
     of ``config.label_free_validators``, else :data:`NO_TARGET_LABEL_VALIDATORS`.
 
     Returns:
-        ``{"method", "source_val_accuracy", "target_accuracy", "target_macro_f1", "validators", "train_steps",
-        "source_val_curve", "wall_time_s", "model_dir"}``, accuracies in ``[0, 1]``, wall time in seconds (training,
+        ``{"method", "source_val_accuracy", "source_val_rows", "target_accuracy", "target_macro_f1", "validators",
+        "train_steps", "source_val_curve", "wall_time_s", "model_dir"}``, accuracies in ``[0, 1]`` (source
+        validation scored on ``source_val_rows`` rows), wall time in seconds (training,
         evaluation and saving); ``target_accuracy`` and ``target_macro_f1`` only with target labels,
         ``validators`` (``{name: score}``, higher is better) only when validators were scored; with ``keep_weights``
         also ``"weights"``, the trained task model's state dict on the CPU (PEFT merged), which is not JSON. With
@@ -163,7 +164,7 @@ def train_and_evaluate(
     if pad_rows:
         snapshots["after"] = trainer.domain_features(*probe, pad_rows)
     pad = {when: proxy_a_distance(*features, seed=config.seed) for when, features in snapshots.items()}
-    scores = {"source_val_accuracy": metrics[f"eval_{SOURCE_EVAL}_accuracy"]}
+    scores = {"source_val_accuracy": metrics[f"eval_{SOURCE_EVAL}_accuracy"], "source_val_rows": len(splits.source_val)}
     if splits.has_target_labels:
         scores["target_accuracy"] = metrics[f"eval_{TARGET_EVAL}_accuracy"]
         scores["target_macro_f1"] = metrics[f"eval_{TARGET_EVAL}_macro_f1"]

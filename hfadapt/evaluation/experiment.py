@@ -106,12 +106,11 @@ def train_and_evaluate(
 
     Returns:
         ``{"method", "source_val_accuracy", "source_val_rows", "target_accuracy", "target_macro_f1", "validators",
-        "train_steps", "source_val_curve", "wall_time_s", "model_dir"}``, accuracies in ``[0, 1]`` (source
-        validation scored on ``source_val_rows`` rows), wall time in seconds (training,
-        evaluation and saving); ``target_accuracy`` and ``target_macro_f1`` only with target labels,
-        ``validators`` (``{name: score}``, higher is better) only when validators were scored; with ``keep_weights``
-        also ``"weights"``, the trained task model's state dict on the CPU (PEFT merged), which is not JSON. With
-        ``config.eval_strategy`` set, the evaluations during training read source
+        "train_steps", "source_val_curve", "wall_time_s", "model_dir"}``, accuracies in ``[0, 1]`` (source validation
+        scored on ``source_val_rows`` rows), wall time in seconds (training, evaluation and saving); ``target_accuracy``
+        and ``target_macro_f1`` only with target labels, ``validators`` (``{name: score}``, higher is better) only when
+        validators were scored; with ``keep_weights`` also ``"weights"``, the trained task model's state dict on the CPU
+        (PEFT merged), which is not JSON. With ``config.eval_strategy`` set, the evaluations during training read source
         validation only (``source_val_curve``; with ``load_best_model_at_end`` the best of them is kept).
 
     Raises:

@@ -1,4 +1,5 @@
-"""Gradient reversal and its warm-start schedule (Ganin & Lempitsky, ICML 2015; Ganin et al., JMLR 2016).
+"""Gradient reversal (Ganin & Lempitsky, ICML 2015; Ganin et al., JMLR 2016) and the schedules of its coefficient
+and of the other methods' loss weights.
 
 The gradient-reversal layer (GRL) is the identity in the forward pass and multiplies the gradient by
 ``-lambda`` in the backward pass. ``lambda`` is *state* set from outside (by

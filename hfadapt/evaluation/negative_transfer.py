@@ -28,6 +28,9 @@ def negative_transfer_warnings(runs: list[dict], tolerance: float = 0.0) -> list
     With target labels the warning gives the drop in points; without them (``target_accuracy`` is ``None``), each
     validator that scores the method below the baseline is named. Either way, :func:`source_task_warnings` adds a
     sentence for a method that has lost the source task, which needs no target label.
+
+    Raises:
+        ValueError: from :func:`source_task_warnings`, on a source-validation accuracy outside ``[0, 1]``.
     """
     baseline = next((r for r in runs if r["method"] == SOURCE_ONLY), None)
     if baseline is None:
@@ -78,6 +81,9 @@ def source_task_warnings(runs: list[dict], z: float = SOURCE_DROP_Z) -> list[str
             ``source_val_accuracy`` in ``[0, 1]``, ``source_val_rows``: how many rows it was scored on; rows
             without them are skipped).
         z: the z statistic above which a drop is reported.
+
+    Raises:
+        ValueError: from :func:`source_accuracy_drop_z`, on a source-validation accuracy outside ``[0, 1]``.
     """
     baseline = next((r for r in runs if r["method"] == SOURCE_ONLY), None)
     if baseline is None or baseline.get("source_val_accuracy") is None:

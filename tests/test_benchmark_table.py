@@ -103,6 +103,33 @@ def test_validator_selection_table_by_hand():
     assert vb.complete_pairs(rows[:2], ["none", "dann"]) == set()
 
 
+def test_source_task_scan_flags_by_hand_against_the_block_s_latest_source_only_row(capsys, tmp_path):
+    scan = load_benchmark("source_task_scan")
+    budget, other_budget = {"max_steps": 600}, {"max_steps": 100}
+    rows = [
+        {"pair": "a:b", "seed": 1, "method": "none", "source_val_accuracy": 0.9, "budget": budget},
+        {"pair": "a:b", "seed": 1, "method": "none", "source_val_accuracy": 0.6, "budget": budget},  # the latest
+        {"pair": "a:b", "seed": 1, "method": "x", "source_val_accuracy": 0.4, "budget": budget},
+        {"pair": "a:b", "seed": 1, "method": "w", "source_val_accuracy": 0.4, "budget": budget, "source_val_rows": 50},
+        {"pair": "a:b", "seed": 1, "method": "soup", "fusion": {}, "source_val_accuracy": 0.1, "budget": budget},
+        {"pair": "a:b", "seed": 2, "method": "x", "source_val_accuracy": 0.1, "budget": budget},  # no baseline
+        {"pair": "a:b", "seed": 1, "method": "x", "source_val_accuracy": 0.1, "budget": other_budget},
+        {"pair": "a+c:b", "seed": 1, "method": "none", "source_val_accuracy": 0.6, "budget": budget},
+        {"pair": "a+c:b", "seed": 1, "method": "y", "source_val_accuracy": 0.4, "budget": budget},
+    ]
+    # 0.6 vs 0.4: z = 0.2 / sqrt(2 * 0.5 * 0.5 / n) = 4 on n = 200 rows, 2 sqrt(2) on 100, 2 on 50
+    assert scan.source_rows(rows[8], 25) == 50 and scan.source_rows(rows[3], 25) == 50
+    result = scan.scan(rows, per_domain=100)  # x on 100 rows, w on its own 50, y on 2 source domains x 100
+    assert result.checked == 3
+    assert [f[:3] for f in result.flagged] == [("a+c:b", 1, "y")]
+    assert result.flagged[0][3] == pytest.approx(4.0) and "y has lost the source task" in result.flagged[0][4]
+    assert result.highest_other_z == pytest.approx(2 * 2 ** 0.5)
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert scan.main([str(path), "--source_val_rows", "25"]) == 0  # x on 25 rows (z = sqrt(2)), w and y on 50 (z = 2)
+    assert "3 method rows, 0 flagged, highest z of the rest 2.00" in capsys.readouterr().out
+
+
 def test_fusions_are_scored_beside_their_members_and_resume(tmp_path):
     from hfadapt.benchmarking import ledger
 

@@ -13,7 +13,7 @@ TARGET_SUPERVISED = "target-supervised"
 SOURCE_DROP_Z = 3.0
 """The z statistic above which a drop in source-validation accuracy is taken for a lost source task: one-sided
 p = 0.0013, about 7 points on 400 reviews at 87% accuracy; on the converged sentiment grids the adapted models stayed
-within about 2.5 points of the baseline (z <= 1.03) unless they had failed."""
+within about 2.5 points of the baseline (z <= 1.03) unless they had failed (``benchmarks/source_task_scan.py``)."""
 
 
 def negative_transfer_warnings(runs: list[dict], tolerance: float = 0.0) -> list[str]:

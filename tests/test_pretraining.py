@@ -1,6 +1,9 @@
 """Task-adaptive pretraining: masked-LM steps on target text, refused for a checkpoint without an MLM head."""
 
 import dataclasses
+import os
+import stat
+from types import SimpleNamespace
 
 import datasets
 import pytest
@@ -18,7 +21,7 @@ from hfadapt.trainer.pretraining import (
     masked_lm_head_keys,
     pretrain_on_target,
 )
-from hfadapt.trainer.tapt_cache import tapt_cache_key
+from hfadapt.trainer.tapt_cache import tapt_cache_key, tapt_logging_steps
 
 
 def _config():
@@ -123,8 +126,25 @@ def test_tapt_depends_on_its_inputs_alone_and_the_store_gives_back_what_it_train
     assert tapt_cache_key(untouched.bert, rows.select(range(31)), tokenizer, config) != key
     assert tapt_cache_key(untouched.bert, rows.with_format("torch"), tokenizer, config) == key
     assert tapt_cache_key(untouched.bert, rows, tokenizer, dataclasses.replace(config, tapt_cache_dir="x")) == key
+    # the run's logging interval counts only where TAPT logs at another one (4 steps: every step either way)
+    assert tapt_cache_key(untouched.bert, rows, tokenizer, dataclasses.replace(config, logging_steps=1000)) == key
     untouched.bert.pooler.requires_grad_(False)
     assert tapt_cache_key(untouched.bert, rows, tokenizer, config) != key
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "tapt" / key).stat().st_mode) == 0o777 & ~umask  # not the scratch folder's 0700
+
+
+@pytest.mark.parametrize(("logging_steps", "tapt_steps", "expected"), [
+    (1000, 250, 25),  # at least ten points
+    (5, 250, 5),      # the run's interval where it is finer
+    (0.04, 250, 10),  # a share of the steps, as TrainingArguments reads it: ceil(0.04 * 250)
+    (0.1, 5, 1),      # at least every step
+    (500, 5, 1),
+])
+def test_tapt_logs_at_the_run_s_interval_or_ten_points_by_hand(logging_steps, tapt_steps, expected):
+    config = SimpleNamespace(logging_steps=logging_steps, tapt_steps=tapt_steps)
+    assert tapt_logging_steps(config) == expected
 
 
 def test_the_masked_lm_loss_is_the_cross_entropy_at_the_masked_positions_only():

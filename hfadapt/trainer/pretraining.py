@@ -41,7 +41,7 @@ from transformers import (
 
 from hfadapt.methods.udalm import MaskedLMHead
 
-from .tapt_cache import load_pretrained_encoder, store_pretrained_encoder, tapt_cache_key
+from .tapt_cache import load_pretrained_encoder, store_pretrained_encoder, tapt_cache_key, tapt_logging_steps
 
 logger = logging.getLogger(__name__)
 
@@ -163,8 +163,9 @@ def pretrain_on_target(model: PreTrainedModel, target_rows: datasets.Dataset, to
     training (:mod:`hfadapt.trainer.tapt_cache`). :meth:`hfadapt.AdaptTrainer.train` calls it.
 
     Returns:
-        The training loss (nats) logged every ``config.logging_steps`` steps, or more often, so that there are at
-        least ten points (one per tenth of the steps), in order: how the masked LM learnt.
+        The training loss (nats) logged every ``config.logging_steps`` steps (a share of ``tapt_steps`` if below
+        1), or more often, so that there are at least ten points (one per tenth of the steps), in order: how the
+        masked LM learnt (:func:`~hfadapt.trainer.tapt_cache.tapt_logging_steps`).
 
     Raises:
         ValueError: if the tokenizer has no mask token, the model has no token input embeddings, or ``target_rows``
@@ -190,8 +191,7 @@ def pretrain_on_target(model: PreTrainedModel, target_rows: datasets.Dataset, to
         torch.manual_seed(config.seed)
         module = EncoderMaskedLM(encoder)
     head_steps = round(config.tapt_head_warmup * config.tapt_steps)
-    # at least ten points of the loss curve, however rarely the run itself logs
-    logging_steps = max(1, min(int(config.logging_steps), config.tapt_steps // 10))
+    logging_steps = tapt_logging_steps(config)
     losses = []
     trainable = {name: p.requires_grad for name, p in encoder.named_parameters()}
     # the run's own random streams go on as if TAPT had not drawn from them (Trainer re-seeds the global ones)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -30,8 +31,20 @@ WEIGHTS_FILE = "encoder.safetensors"
 LOSS_FILE = "tapt.json"
 """Per stored entry: ``{"loss": [...], "settings": {...}}``, the loss curve TAPT logged; written last."""
 TAPT_SETTINGS = ("tapt_steps", "tapt_learning_rate", "tapt_head_warmup", "per_device_train_batch_size", "seed",
-                 "bf16", "logging_steps")
-"""``AdaptConfig`` fields TAPT reads (the loss curve's logging interval included)."""
+                 "bf16")
+"""``AdaptConfig`` fields TAPT reads, besides its logging interval (:func:`tapt_logging_steps`)."""
+
+
+def tapt_logging_steps(config) -> int:
+    """How often TAPT logs its loss, in steps: the run's ``logging_steps`` (a share of ``tapt_steps`` if below 1,
+    as ``TrainingArguments`` reads it), but at least ten points over ``tapt_steps`` and at least every step."""
+    every = config.logging_steps
+    every = math.ceil(every * config.tapt_steps) if every < 1 else int(every)
+    return max(1, min(every, config.tapt_steps // 10))
+
+
+def _settings(config) -> dict:
+    return {**{name: getattr(config, name) for name in TAPT_SETTINGS}, "logging_steps": tapt_logging_steps(config)}
 
 
 def _update_with_tensors(digest, named_tensors) -> None:
@@ -48,7 +61,8 @@ def tapt_cache_key(encoder: nn.Module, rows: datasets.Dataset, tokenizer, config
         encoder: the encoder about to be pretrained; its weights (bytes, dtypes) and which of them train.
         rows: the tokenised target rows (``input_ids`` and ``attention_mask`` values, in order).
         tokenizer: its class, special-token ids and vocabulary.
-        config: an ``AdaptConfig``; its :data:`TAPT_SETTINGS`.
+        config: an ``AdaptConfig``; its :data:`TAPT_SETTINGS` and TAPT's logging interval (so runs that log at
+            different intervals share an entry when TAPT logs at the same one).
 
     Also in the key: the torch and transformers releases and the encoder's device type.
     """
@@ -58,7 +72,7 @@ def tapt_cache_key(encoder: nn.Module, rows: datasets.Dataset, tokenizer, config
     described = {
         "trainable": sorted(name for name, p in encoder.named_parameters() if p.requires_grad),
         "encoder": type(encoder).__name__,
-        "settings": {name: getattr(config, name) for name in TAPT_SETTINGS},
+        "settings": _settings(config),
         "tokenizer": [type(tokenizer).__name__, tokenizer.mask_token_id, tokenizer.pad_token_id, len(tokenizer)],
         "vocabulary": hashlib.sha256(json.dumps(sorted(tokenizer.get_vocab().items())).encode()).hexdigest(),
         "rows": {column: hashlib.sha256(json.dumps(list(rows[column])).encode()).hexdigest()
@@ -87,7 +101,8 @@ def load_pretrained_encoder(cache_dir: str, key: str, encoder: nn.Module) -> lis
 def store_pretrained_encoder(cache_dir: str, key: str, encoder: nn.Module, losses: list[float], config) -> None:
     """Store ``encoder``'s weights and ``losses`` under ``key`` (on the main process only). The entry is written
     in a scratch folder beside it and then renamed into place, so a reader never sees half of one; if another
-    process stored the same key meanwhile, its entry is kept.
+    process stored the same key meanwhile, its entry is kept. The entry's folder gets the permissions the umask
+    gives a new folder (a scratch folder is private), so a store shared between users stays readable.
 
     Raises:
         OSError: if ``cache_dir`` cannot be written and holds no complete entry for ``key``.
@@ -96,10 +111,12 @@ def store_pretrained_encoder(cache_dir: str, key: str, encoder: nn.Module, losse
         return
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=cache_dir))
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(scratch, 0o777 & ~umask)
         save_model(encoder, str(scratch / WEIGHTS_FILE))
-        settings = {name: getattr(config, name) for name in TAPT_SETTINGS}
-        (scratch / LOSS_FILE).write_text(json.dumps({"loss": losses, "settings": settings}))
+        (scratch / LOSS_FILE).write_text(json.dumps({"loss": losses, "settings": _settings(config)}))
         os.replace(scratch, Path(cache_dir) / key)
     except OSError:
         if not (Path(cache_dir) / key / LOSS_FILE).is_file():

@@ -45,7 +45,9 @@ PLAIN, SOURCE_ONLY = "plain Trainer", "none"
 
 
 def time_steps(method: str, model_path: str, length: int, batch_size: int, steps: int, warmup: int) -> float:
-    """Median seconds per optimizer step (after ``warmup`` steps) of one configuration."""
+    """Median seconds per optimizer step (after ``warmup`` steps) of one configuration (``<method>/joint``: the
+    method with the target rows in the source rows' forward, with gradient, whether it needs one or not)."""
+    method, _, variant = method.partition("/")
     n = batch_size * (steps + warmup)
     timer = StepTimer()
     model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2)
@@ -61,6 +63,7 @@ def time_steps(method: str, model_path: str, length: int, batch_size: int, steps
                                    train_dataset=token_rows(n, length, seed=1),
                                    target_dataset=token_rows(n, length, seed=2, labels=False),
                                    processing_class=tokenizer, callbacks=[timer])
+            trainer.adapt_model.target_rows_apart &= variant != "joint"
         trainer.train()
     return statistics.median(timer.times[warmup:])
 
@@ -107,7 +110,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=8, help="timed steps per configuration and round")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--methods", nargs="+", default=sorted(ALIGNMENT_METHODS))
+    parser.add_argument("--methods", nargs="+", default=sorted(ALIGNMENT_METHODS),
+                        help="methods to time; <method>/joint forwards the target rows with the source rows' gradient "
+                             "(AdaptModel.target_rows_apart off)")
     parser.add_argument("--model_name_or_path", default=None)
     parser.add_argument("--mmd_rows", nargs="+", type=int, default=[32, 64, 128, 256, 512, 1024])
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "step_cost.json"))

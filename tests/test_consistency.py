@@ -293,3 +293,65 @@ def test_adaptation_settings_keep_each_methods_own_fields(tmp_path):
     fixmatch = AdaptConfig(output_dir=str(tmp_path), method="fixmatch").adaptation_settings()
     assert "alignment_balancing" not in fixmatch  # a bounded prediction loss: nothing to rebalance
     assert fixmatch["fixmatch_threshold"] == 0.95 and "mean_teacher_weight" not in fixmatch
+
+
+# ---- the weak view without gradient ---------------------------------------------------------------------------
+
+
+def test_merge_rows_puts_two_parts_back_in_batch_order_with_the_gradient_of_each():
+    from transformers.modeling_outputs import SequenceClassifierOutput
+
+    from hfadapt.modeling.rows import merge_rows, select_rows
+
+    second_rows = torch.tensor([False, True, False, True])
+    first = torch.tensor([[1.0], [3.0]], requires_grad=True)
+    merged = merge_rows(first, torch.tensor([[2.0], [4.0]]), second_rows)
+    assert merged.flatten().tolist() == [1.0, 2.0, 3.0, 4.0]
+    merged.sum().backward()
+    assert first.grad.flatten().tolist() == [1.0, 1.0]
+    output = merge_rows(SequenceClassifierOutput(logits=torch.zeros(2, 2), hidden_states=(torch.zeros(2, 3, 1),)),
+                        SequenceClassifierOutput(logits=torch.ones(2, 2), hidden_states=(torch.ones(2, 3, 1),)),
+                        second_rows)
+    assert output.logits[:, 0].tolist() == [0.0, 1.0, 0.0, 1.0] and output.hidden_states[0].shape == (4, 3, 1)
+    selected = select_rows({"input_ids": torch.arange(4), "other": 7}, second_rows)
+    assert selected["input_ids"].tolist() == [1, 3] and selected["other"] == 7
+    with pytest.raises(ValueError, match="cannot merge"):
+        merge_rows(torch.zeros(3, 1), torch.zeros(2, 1), second_rows)
+
+
+@pytest.mark.parametrize("method", ["adamatch", "fixmatch", "dann"])
+def test_target_rows_run_apart_without_gradient_only_where_no_method_needs_it(method):
+    """The loss and every gradient are the joint forward's (no dropout); the target rows' forward then runs without
+    gradient, so the backward skips them. DANN back-propagates through the target features: one joint forward."""
+    from hfadapt.methods.dann import DomainAdversarialLoss
+    from hfadapt.modeling.model import AdaptModel
+
+    inputs, domain = token_batch()
+    labels = torch.tensor([0, 1, -100, -100])
+    results = {}
+    for apart in (False, True):
+        torch.manual_seed(0)
+        backbone = tiny_bert(dropout=0.0)
+        head = {"adamatch": lambda: AdaMatchLoss(tau=0.5, augmentation="mask:0.2"),
+                "fixmatch": lambda: FixMatchLoss(threshold=0.0, augmentation="mask:0.2"),
+                "dann": lambda: DomainAdversarialLoss(feature_dim=32, dropout=0.0)}[method]()
+        model = AdaptModel(backbone, torch.nn.ModuleDict({method: head}), target_rows_apart=apart).train()
+        if method != "dann":
+            head.bind(backbone, tiny_tokenizer())
+        calls = []
+
+        def record(module, args, kwargs, calls=calls):
+            calls.append((len(kwargs["input_ids"]), torch.is_grad_enabled()))
+
+        backbone.register_forward_pre_hook(record, with_kwargs=True)
+        loss = model(labels=labels, domain=domain, **inputs).loss
+        loss.backward()
+        results[apart] = loss.detach(), {n: p.grad for n, p in backbone.named_parameters() if p.grad is not None}, calls
+    (joint_loss, joint_grads, joint_calls), (loss, grads, calls) = results[False], results[True]
+    torch.testing.assert_close(loss, joint_loss)
+    assert grads.keys() == joint_grads.keys()
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, joint_grads[name], rtol=1e-4, atol=1e-6)
+    strong = [(2, True)] if method != "dann" else []
+    assert joint_calls == [(4, True), *strong]
+    assert calls == ([(4, True)] if method == "dann" else [(2, True), (2, False), *strong])

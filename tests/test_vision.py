@@ -103,15 +103,17 @@ def test_udalm_on_an_image_model_fails_before_training(tmp_path):
                      processing_class=processor())
 
 
-def test_source_only_skips_target_rows_of_a_batch_norm_model(tmp_path):
+def test_a_batch_norm_model_keeps_target_rows_out_of_source_only_and_with_a_method_s_source_rows(tmp_path):
     model = tiny_resnet()
     source, target = lazy(image_dataset(8, 8, seed=1), model), lazy(image_dataset(8, 16, seed=2, labels=False), model)
     resnet = AdaptTrainer(model, make_config(tmp_path, method="none"), train_dataset=source, target_dataset=target)
     assert resnet.adapt_model.skip_target_rows  # batch statistics must not see the target
+    assert not resnet.adapt_model.target_rows_apart  # nor, in a method's batch, be split from the source rows'
     vit = tiny_vit()
     source, target = lazy(image_dataset(8, 8, seed=1), vit), lazy(image_dataset(8, 16, seed=2, labels=False), vit)
-    assert not AdaptTrainer(vit, make_config(tmp_path, method="none"), train_dataset=source,
-                            target_dataset=target).adapt_model.skip_target_rows
+    vit_model = AdaptTrainer(vit, make_config(tmp_path, method="none"), train_dataset=source,
+                             target_dataset=target).adapt_model
+    assert not vit_model.skip_target_rows and vit_model.target_rows_apart
 
 
 def test_vit_lora_targets_q_v_and_round_trips(tmp_path):

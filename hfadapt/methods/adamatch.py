@@ -123,6 +123,7 @@ class AdaMatchLoss(ConsistencyMethod):
     """
 
     name = "adamatch"
+    needs_target_gradient = False  # the main forward's target rows are the weak view, detached
     settings_class = AdaMatchSettings
 
     def __init__(self, num_domains: int = 2, augmentation: str = DEFAULT_AUGMENTATION, tau: float = 0.9):

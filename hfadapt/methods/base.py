@@ -63,6 +63,10 @@ class AlignmentMethod(nn.Module):
     (:mod:`hfadapt.modeling.balancing`)."""
     needs_hidden_states: ClassVar[bool] = False
     """Whether :meth:`forward` needs the last hidden state (``hidden_states`` keyword, ``(N, L, H)``)."""
+    needs_target_gradient: ClassVar[bool] = True
+    """Whether the loss back-propagates through the target rows of the main forward (their features or logits).
+    Where no method of a run does, :class:`~hfadapt.modeling.model.AdaptModel` forwards those rows without gradient
+    (``target_rows_apart``)."""
 
     def __init__(self, num_domains: int = 2):
         super().__init__()

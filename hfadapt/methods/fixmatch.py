@@ -103,6 +103,7 @@ class FixMatchLoss(ConsistencyMethod):
     """
 
     name = "fixmatch"
+    needs_target_gradient = False  # the main forward's target rows are the weak view, detached
     settings_class = FixMatchSettings
 
     def __init__(self, num_domains: int = 2, augmentation: str = DEFAULT_AUGMENTATION, threshold: float = 0.95):

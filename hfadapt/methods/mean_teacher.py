@@ -167,6 +167,7 @@ class MeanTeacher(ConsistencyMethod):
     """
 
     name = "mean_teacher"
+    needs_target_gradient = False  # both views are forwarded by the method itself
     settings_class = MeanTeacherSettings
 
     def __init__(self, num_domains: int = 2, augmentation: str = DEFAULT_AUGMENTATION, ema_decay: float = 0.99,

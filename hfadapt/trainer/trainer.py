@@ -226,10 +226,12 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
         """The :class:`AdaptModel` around the task model, with no methods yet: one domain id per source, then the
         target's."""
         # With batch normalisation the target rows of a batch would shape the baseline's statistics (AdaBN, Li et
-        # al. 2016): it would not be source-only any more, so it skips them.
+        # al. 2016): it would not be source-only any more, so it skips them; a method's batch keeps its rows together.
+        batch_norm = has_batch_norm(model)
         return AdaptModel(model, feature_source=args.feature_source, num_domains=len(sources) + 1,
                           domain_names=[*sources, "target"],
-                          skip_target_rows=not args.source_only_full_batch or has_batch_norm(model),
+                          skip_target_rows=not args.source_only_full_batch or batch_norm,
+                          target_rows_apart=not batch_norm,
                           alignment_balancing=args.alignment_balancing,
                           method_seed=stream_seed(args.seed, args.process_index), objective=objective)
 

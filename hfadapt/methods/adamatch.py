@@ -13,13 +13,16 @@ target rows of a batch:
 
 Differences from the paper: *random logit interpolation* (mixing the logits of a source-only forward with those of
 the joint source+target forward, to keep batch-normalisation statistics apart) is skipped: transformer backbones
-have no batch normalisation, and the main forward already runs source and target rows together, as the paper's
-joint pass does. On a model *with* batch normalisation :meth:`AdaMatchLoss.bind` logs a warning: without the
-interpolation, the digits example's small ResNet collapsed onto a few classes on USPS -> optdigits
-(benchmarks/README.md, "Digits across scanners"). The target loss weight follows the run's ``weight_schedule``:
-the paper's warm-up, ``mu(p) = 1/2 - cos(min(pi, 2 pi p)) / 2``, is ``weight_schedule="cosine_ramp"``; the default,
-``warm_start``, rises faster (0.39 of the weight at 1/12 of training, against the paper's 0.067). Logged:
-``adamatch_mask_rate`` and ``adamatch_threshold`` (``c``).
+have no batch normalisation. On such a backbone the target rows' weak view runs in a forward of its own without
+gradient, since no loss back-propagates through it (``AdaptModel.target_rows_apart``); with batch normalisation the
+main forward runs source and target rows together, as the paper's joint pass does, and :meth:`AdaMatchLoss.bind`
+logs a warning: without the interpolation, the digits example's small ResNet collapsed onto a few classes on USPS ->
+optdigits (benchmarks/README.md, "Digits across scanners").
+
+The target loss weight follows the run's ``weight_schedule``: the paper's warm-up,
+``mu(p) = 1/2 - cos(min(pi, 2 pi p)) / 2``, is ``weight_schedule="cosine_ramp"``; the default, ``warm_start``, rises
+faster (0.39 of the weight at 1/12 of training, against the paper's 0.067). Logged: ``adamatch_mask_rate`` and
+``adamatch_threshold`` (``c``).
 """
 
 from __future__ import annotations

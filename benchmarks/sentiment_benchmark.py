@@ -64,6 +64,7 @@ from hfadapt.benchmarking.ledger import (
     validator_table,
 )
 from hfadapt.benchmarking.pairs import DEFAULT_PAIRS, MULTI_SOURCE_PAIRS, read_recipe, tokenised_pair
+from hfadapt.benchmarking.prior_matching import loaded, prior_matched_scores
 from hfadapt.cli.recipes import recipe_path
 from hfadapt.data import DataArguments
 from hfadapt.evaluation.experiment import train_and_evaluate
@@ -140,6 +141,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tapt_cache_dir", default=None,
                         help="keep each encoder after TAPT here (AdaptConfig.tapt_cache_dir): runs with tapt_steps "
                              "on the same target rows and seed, of any method or pair, pretrain once")
+    parser.add_argument("--prior_matching", action="store_true",
+                        help="score each run and fused model again after shifting its head bias so that its mean "
+                             "prediction on the unlabelled target rows equals the source labels' class "
+                             "distribution (hfadapt.modeling.prior_matching), in the row's 'prior_matched'")
     parser.add_argument("--table_only", action="store_true")
     parser.add_argument("--claim_dir", default=None,
                         help="share the grid between processes started with the same folder: each run is claimed "
@@ -245,7 +250,8 @@ def main(argv: list[str] | None = None) -> None:
             make_model = model_factory(model_path, splits)
             for fusion in fused:
                 trained = {m: weights_of(m) for m in fusion.members}
-                scores = fused_scores(fusion, trained, make_model, splits, tokenizer, base_config)
+                scores = fused_scores(fusion, trained, make_model, splits, tokenizer, base_config,
+                                      prior_matching=args.prior_matching)
                 row = {**scores, "pair": pair, "method": fusion.name, "seed": seed, "budget": budget,
                        "fusion": {"mode": fusion.mode, "members": list(fusion.members)},
                        "recipe": fusion_recipe(members_config, list(fusion.members)),
@@ -308,7 +314,7 @@ def main(argv: list[str] | None = None) -> None:
                                                      keep_weights=True)["weights"]
                     start = baseline_weights
                 run = train_run(make_model, config, splits, tokenizer, initial_weights=start,
-                                keep_weights=method == SOURCE_ONLY or method in members)
+                                keep_weights=method == SOURCE_ONLY or method in members or args.prior_matching)
                 weights = run.pop("weights", None)
                 if method == SOURCE_ONLY:
                     baseline_weights = weights
@@ -321,6 +327,8 @@ def main(argv: list[str] | None = None) -> None:
                 # the spec, not run's method name: "none:source_weighting=auto" must not read as plain "none"
                 row = {**run, "pair": pair, "method": method, "seed": seed, "budget": budget,
                        "recipe": row_recipe(config, method), "environment": environment(config.bf16)}
+                if args.prior_matching:
+                    row["prior_matched"] = prior_matched_scores(loaded(make_model, weights), splits, tokenizer, config)
                 if (pair, method, seed) in done:  # trained again for a fusion (on another machine it can differ):
                     row["trained_again"] = True  # the row of the model fused, after the first (tables read the latest)
                 append_row(results_path, row)

@@ -22,8 +22,9 @@ from transformers import AutoModelForSequenceClassification, DataCollatorWithPad
 
 from ..data import TransferSplits
 from ..evaluation.scoring import score_classifier, source_val_accuracy
-from ..fusion import FUSION_MODES
+from ..fusion import FUSION_MODES, EnsembleForClassification
 from ..trainer.config import AdaptConfig
+from .prior_matching import prior_matched_scores
 
 MEMBER_SEPARATOR = "/"
 """Between the members of a fusion: ``+`` combines methods and ``,`` separates a method's settings."""
@@ -165,12 +166,14 @@ def model_factory(model_path: str, splits: TransferSplits) -> Callable[[], PreTr
 
 def fused_scores(fusion: Fusion, trained: Mapping[str, Mapping[str, torch.Tensor]],
                  make_model: Callable[[], PreTrainedModel], splits: TransferSplits, tokenizer,
-                 config: AdaptConfig) -> dict:
+                 config: AdaptConfig, prior_matching: bool = False) -> dict:
     """The scores a run reports (:func:`~hfadapt.evaluation.scoring.score_classifier`: source-validation and target
     accuracy, and ``config.label_free_validators``) of ``fusion`` over ``trained`` (``{member: state_dict}``,
     loaded into ``make_model()``), on ``config.device`` and in its precision (``config.bf16``), with the time it took
     (``wall_time_s``); for a greedy soup also the members it kept and their source-validation accuracy
-    (``greedy_soup``), which chose them.
+    (``greedy_soup``), which chose them; with ``prior_matching``, a fused model with one head (not an ensemble) is
+    also scored after target prior matching (:func:`~hfadapt.benchmarking.prior_matching.prior_matched_scores`,
+    ``prior_matched``).
 
     Raises:
         KeyError: a member without weights.
@@ -195,4 +198,7 @@ def fused_scores(fusion: Fusion, trained: Mapping[str, Mapping[str, torch.Tensor
         alone = dict(zip(fusion.members, choice["individual_scores"], strict=True))
         scores["greedy_soup"] = {"ingredients": [fusion.members[i] for i in choice["ingredients"]],
                                  "member_source_val_accuracy": alone}
-    return {**scores, "wall_time_s": round(time.perf_counter() - start, 1)}
+    wall_time_s = round(time.perf_counter() - start, 1)
+    if prior_matching and not isinstance(model, EnsembleForClassification):
+        scores["prior_matched"] = prior_matched_scores(model, splits, tokenizer, config)
+    return {**scores, "wall_time_s": wall_time_s}

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 
+import datasets
+import torch
 from transformers import EarlyStoppingCallback, TrainerCallback
+
+from ..modeling.heads import unwrap_peft
+from ..modeling.prior_matching import match_target_prior
+
+logger = logging.getLogger(__name__)
 
 Setter = Callable[[float], None]
 Schedule = Callable[[float], float]
@@ -76,3 +84,29 @@ class MinStepsEarlyStoppingCallback(EarlyStoppingCallback):
         super().on_evaluate(args, state, control, metrics, **kwargs)
         if state.global_step < self.min_steps and not stop_before:
             control.should_training_stop = False
+
+
+class TargetPriorMatchingCallback(TrainerCallback):
+    """When training ends (after the best checkpoint is loaded, before the final evaluation and saving), shift the
+    task model's head bias so that its mean prediction on the unlabelled target rows equals ``prior``
+    (:func:`~hfadapt.modeling.prior_matching.match_target_prior`; ``AdaptConfig.target_prior_matching``).
+
+    Args:
+        target_rows: the unlabelled target rows, holding the model's input columns.
+        collator: pads a list of rows into a batch.
+        model_inputs: the input columns the task model reads.
+        prior: ``(C,)`` class probabilities, the source labels' class distribution.
+
+    Every process of a distributed run computes the same shift from all the rows, so their weights stay equal.
+    """
+
+    def __init__(self, target_rows: datasets.Dataset, collator, model_inputs: Sequence[str], prior: torch.Tensor):
+        self.target_rows, self.collator, self.model_inputs, self.prior = target_rows, collator, model_inputs, prior
+        self.shift: torch.Tensor | None = None
+        """The ``(C,)`` logit shift added to the head's bias, once training has ended."""
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        task_model = unwrap_peft(getattr(model, "task_model", model))
+        self.shift = match_target_prior(task_model, self.target_rows, self.collator, self.model_inputs, self.prior,
+                                        batch_size=args.per_device_eval_batch_size)
+        logger.info("target prior matching: added %s to the head's bias", [round(float(v), 4) for v in self.shift])

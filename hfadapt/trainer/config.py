@@ -256,6 +256,17 @@ class AdaptConfig(TrainingArguments):
         },
     )
 
+    # --- after training ------------------------------------------------------------------------------------
+    target_prior_matching: bool = field(
+        default=False,
+        metadata={
+            "help": "When training ends, shift the classification head's bias so that the model's mean predicted "
+            "class distribution on the unlabelled target rows equals the source labels' "
+            "(hfadapt.modeling.prior_matching): the saved model predicts each class on the target as often as the "
+            "source has it. Assumes the target's class distribution is the source's. Off by default."
+        },
+    )
+
     # --- PEFT ---------------------------------------------------------------------------------------------
     use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters instead of the whole backbone."})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})

@@ -30,11 +30,12 @@ from ..modeling.heads import has_batch_norm, unwrap_peft
 from ..modeling.inference import dataset_features
 from ..modeling.model import AdaptModel
 from ..modeling.objective import TaskObjective, objective_for
+from ..modeling.prior_matching import class_prior
 from ..modeling.source_weighting import proximity_weights
 from ..selection.callback import LabelFreeValidationCallback
 from ..utils.peft_utils import is_peft_model, lora_config_from, save_task_model, wrap_with_peft
 from ..utils.rng import stream_seed
-from .callbacks import AdaptationScheduleCallback, MinStepsEarlyStoppingCallback
+from .callbacks import AdaptationScheduleCallback, MinStepsEarlyStoppingCallback, TargetPriorMatchingCallback
 from .checkpointing import ResumableCheckpointsMixin, save_folder_atomically
 from .config import AdaptConfig
 from .fingerprint import run_fingerprint
@@ -124,6 +125,9 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
         model_inputs = model_input_names(model)
         sources, evals = named_sources(train_dataset), named_evals(eval_dataset)
         self._check_datasets(args, model, num_labels, objective, sources, target_dataset, evals, model_inputs)
+        if args.target_prior_matching and objective.label_columns:
+            raise ValueError("target_prior_matching shifts the bias of one classification head, and this model has "
+                             f"the task heads {sorted(objective.label_columns)} besides: turn it off")
         if args.tapt_steps:
             check_tapt_tokenizer(processing_class)
         evals = eval_sets(evals, [*model_inputs, *LABEL_COLUMNS, *objective.label_columns])
@@ -162,6 +166,8 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
         """What the model card needs beyond the trainer's own knowledge (see :meth:`create_model_card`)."""
         self._add_callbacks(args, adapt_model, evals, isinstance(eval_dataset, dict), target_dataset, data_collator,
                             model_inputs)
+        self._prior_matching = self._add_prior_matching(args, sources, target_dataset, data_collator, model_inputs,
+                                                        num_labels)
         self._tapt_rows = target_dataset if args.tapt_steps else None
         self.tapt_loss: list[float] | None = None
         """With ``args.tapt_steps``, the masked-LM loss (nats) of the TAPT steps :meth:`train` ran first."""
@@ -313,6 +319,26 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
             self.label_free = callback.validation
         if args.weight_ema_decay is not None:  # the EMA covers the task model only, not the training-only heads
             self.add_callback(WeightEMACallback(args.weight_ema_decay, module=adapt_model.task_model))
+
+    def _add_prior_matching(self, args: AdaptConfig, sources, target, collator, model_inputs,
+                            num_labels: int) -> TargetPriorMatchingCallback | None:
+        """With ``args.target_prior_matching``, add (last, after the weight EMA) the callback that matches the
+        model's target predictions to the source labels' class distribution when training ends."""
+        if not args.target_prior_matching:
+            return None
+        labels = [label for rows in sources.values()
+                  for label in rows[next(c for c in LABEL_COLUMNS if c in rows.column_names)]]
+        callback = TargetPriorMatchingCallback(keep_only(target, model_inputs), collator, model_inputs,
+                                               class_prior(labels, num_labels))
+        self.add_callback(callback)
+        return callback
+
+    @property
+    def target_prior_shift(self) -> list[float] | None:
+        """With ``args.target_prior_matching``, the ``(C,)`` logit shift added to the head's bias when training
+        ended (``None`` before, or without it)."""
+        shift = None if self._prior_matching is None else self._prior_matching.shift
+        return None if shift is None else [float(v) for v in shift]
 
     # ---- Trainer overrides -----------------------------------------------------------------------------------
 

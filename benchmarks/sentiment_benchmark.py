@@ -51,15 +51,18 @@ from transformers import AutoTokenizer
 from hfadapt import AdaptConfig
 from hfadapt.benchmarking.fusion import Fusion, MemberStore, fused_scores, fusion_members, model_factory
 from hfadapt.benchmarking.ledger import (
+    PRIOR_MATCHED,
     append_row,
     budget_of,
     claim,
     environment,
     fusion_recipe,
+    gain_summary,
     load_results,
     markdown_table,
     matching_rows,
     parse_setting,
+    prior_matched_rows,
     row_recipe,
     validator_table,
 )
@@ -340,7 +343,13 @@ def main(argv: list[str] | None = None) -> None:
             score_waiting(args.members_wait_s, final=True)
     rows = matching_rows(load_results(results_path), budget, base_config)
     fused_names = [f.name for f in fusions]
+    if args.prior_matching:  # each model beside its matched self
+        rows += prior_matched_rows(rows)
+        fused_names += [name + PRIOR_MATCHED for name in [*args.methods, *fused_names]]
     table = markdown_table(rows, [*args.methods, *fused_names], args.pairs)
+    summary = gain_summary(rows, [*args.methods, *fused_names], args.pairs)
+    if summary:
+        table += f"\n\nPer model, over the blocks where every model has a row:\n\n{summary}"
     validators = validator_table(rows, [*args.methods, *fused_names], args.pairs)
     if validators:
         table += ("\n\nLabel-free validators, mean over the blocks where every method has run (higher is better):"

@@ -212,3 +212,32 @@ def test_environment_names_the_processor_and_the_kernels_torch_uses(monkeypatch)
     monkeypatch.setattr("builtins.open", lambda *a, **k: (_ for _ in ()).throw(OSError("no /proc")))
     monkeypatch.setattr(ledger.platform, "processor", lambda: "x86_64")
     assert ledger.processor_name() == "x86_64"
+
+
+def test_a_prior_matched_row_is_the_matched_model_under_its_own_name():
+    matched = {"source_val_accuracy": 0.85, "target_accuracy": 0.84, "validators": {"dev": -0.5}}
+    rows = [{"pair": "a:b", "method": "none", "seed": 1, "target_accuracy": 0.80, "validators": {"dev": -0.7},
+             "budget": {"max_steps": 9}, "prior_matched": {"shift": [0.1, -0.1], "unmatched": {}, "matched": matched}},
+            {"pair": "a:b", "method": "dann", "seed": 1, "target_accuracy": 0.81}]
+    (row,) = ledger.prior_matched_rows(rows)
+    assert row == {"pair": "a:b", "method": "none + prior matching", "seed": 1, "budget": {"max_steps": 9},
+                   **matched}
+    assert "prior_matched" in rows[0] and rows[0]["method"] == "none"  # the run's own row is left alone
+
+
+def test_gain_summary_reads_the_complete_blocks_only():
+    def row(pair, seed, method, accuracy, dev=None):
+        return {"pair": pair, "seed": seed, "method": method, "target_accuracy": accuracy,
+                **({"validators": {"dev": dev}} if dev is not None else {})}
+
+    rows = [row("a:b", 1, "none", 0.80, -1.0), row("a:b", 1, "dann", 0.83, -0.5),
+            row("a:b", 2, "none", 0.82, -2.0), row("a:b", 2, "dann", 0.81, -1.5),
+            row("b:a", 1, "none", 0.70, -9.0),  # dann not run yet: left out
+            row("c:d", 1, "none", 0.10), row("c:d", 1, "dann", 0.90)]  # not a pair asked for
+    lines = ledger.gain_summary(rows, ["dann"], ["a:b", "b:a"]).splitlines()
+    # gains +3 and -1 points: mean +1, s.e. stdev(3, -1) / sqrt(2) = 2.83 / 1.41 = 2.00
+    assert lines[2:] == ["| source-only | — | — | — | -1.500 |", "| dann | +1.00 ± 2.00 | 1 of 2 | -1.00 | -1.000 |"]
+    assert lines[0].startswith("| model (2 pair-seed blocks) |")
+    assert ledger.gain_summary(rows[:1], ["dann"], ["a:b"]) == ""
+    without_dev = ledger.gain_summary(rows[-2:], ["dann"], ["c:d"]).splitlines()
+    assert without_dev[3] == "| dann | +80.00 | 1 of 1 | +80.00 | — |"

@@ -246,3 +246,48 @@ def validator_table(rows: list[dict], methods: list[str], pairs: list[str]) -> s
             cells.append(f"{statistics.fmean(values):.3f}" if None not in values else "—")
         lines.append(f"| {'source-only' if method == SOURCE_ONLY else method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+PRIOR_MATCHED = " + prior matching"
+"""Appended to a method's name for its model after target prior matching (:func:`prior_matched_rows`)."""
+
+
+def prior_matched_rows(rows: list[dict]) -> list[dict]:
+    """A row for each row scored with ``--prior_matching``: the same pair, seed, budget and recipe, the method named
+    ``<method> + prior matching``, and the matched model's scores (``prior_matched["matched"]``) as its own, so that
+    :func:`markdown_table` pairs it with the source-only run like any method. Rows without ``prior_matched`` give
+    none."""
+    return [{**{k: v for k, v in r.items() if k != "prior_matched"}, **r["prior_matched"]["matched"],
+             "method": r["method"] + PRIOR_MATCHED} for r in rows if r.get("prior_matched")]
+
+
+def gain_summary(rows: list[dict], methods: list[str], pairs: list[str], validator: str = "dev") -> str:
+    """Per method, over the pair and seed blocks on ``pairs`` that hold a row of source-only and of every one of
+    ``methods``: the mean paired gain over source-only (points) ± its standard error, how many blocks gained, the
+    worst block's difference and the mean ``validator`` score (higher is better; "—" where a row lacks it). Empty
+    when no block is complete.
+
+    Raises:
+        KeyError: for a row without ``pair``, ``method``, ``seed`` or ``target_accuracy``.
+    """
+    by = {(r["pair"], r["seed"], r["method"]): r for r in rows if r["pair"] in pairs}
+    present = [SOURCE_ONLY, *(m for m in methods if m != SOURCE_ONLY)]
+    blocks = sorted({(p, s) for p, s, _ in by if all((p, s, m) in by for m in present)})
+    if not blocks:
+        return ""
+    lines = [f"| model ({len(blocks)} pair-seed blocks) | vs source-only (± s.e.) | blocks above source-only "
+             f"| worst block | mean {validator.upper()} |", "|---|---:|---:|---:|---:|"]
+    for method in present:
+        scores = [(by[(p, s, method)].get("validators") or {}).get(validator) for p, s in blocks]
+        mean_score = "—" if None in scores else f"{statistics.fmean(scores):.3f}"
+        name = "source-only" if method == SOURCE_ONLY else method
+        if method == SOURCE_ONLY:
+            lines.append(f"| {name} | — | — | — | {mean_score} |")
+            continue
+        gains = [100 * (by[(p, s, method)]["target_accuracy"] - by[(p, s, SOURCE_ONLY)]["target_accuracy"])
+                 for p, s in blocks]
+        error = f" ± {statistics.stdev(gains) / len(gains) ** 0.5:.2f}" if len(gains) > 1 else ""
+        above = sum(g > 0 for g in gains)
+        lines.append(f"| {name} | {statistics.fmean(gains):+.2f}{error} | {above} of {len(gains)} "
+                     f"| {min(gains):+.2f} | {mean_score} |")
+    return "\n".join(lines)

@@ -34,6 +34,7 @@ SHARED = {  # adaptation_settings("none") before the settings moved to the metho
     "early_stopping_patience": 0,
     "early_stopping_min_steps": 0,
     "weight_ema_decay": None,
+    "target_prior_matching": False,
     "use_peft": False,
     "lora_r": 8,
     "lora_alpha": 16,

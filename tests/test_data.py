@@ -136,3 +136,15 @@ def test_transfer_splits_with_several_source_domains():
     assert {t[0] for t in splits.source_val["text"]} == {"b", "d"}
     upper = splits.map(lambda b: {"text": [t.upper() for t in b["text"]]}, batched=True)
     assert upper.source_train["dvd"][0]["text"].startswith("D")
+
+
+def test_label_ids_read_each_part_s_label_column_and_refuse_a_part_without_one():
+    import datasets
+
+    from hfadapt.data.mixing import label_ids
+
+    a = datasets.Dataset.from_dict({"input_ids": [[1], [2]], "label": [0, 1]})
+    b = datasets.Dataset.from_dict({"input_ids": [[3]], "labels": [1]})
+    assert label_ids([a, b]) == [0, 1, 1]
+    with pytest.raises(ValueError, match="no label column"):
+        label_ids([a, a.remove_columns("label")])

@@ -11,7 +11,7 @@ import datasets
 import torch
 from transformers import DataCollatorWithPadding, PreTrainedModel
 
-from ..data.mixing import model_input_names
+from ..data.mixing import label_ids, model_input_names
 from ..data.splits import TransferSplits
 from ..evaluation.scoring import score_classifier
 from ..modeling.prior_matching import class_prior, match_target_prior
@@ -19,17 +19,22 @@ from ..trainer.config import AdaptConfig
 
 
 def source_labels(splits: TransferSplits) -> list[int]:
-    """The label ids of every source training row (all source domains of a multi-source split)."""
+    """The label ids of every source training row (all source domains of a multi-source split).
+
+    Raises:
+        ValueError: a source set without a label column.
+    """
     parts = splits.source_train.values() if isinstance(splits.source_train, datasets.DatasetDict) \
         else [splits.source_train]
-    labels = []
-    for part in parts:
-        labels += part["labels" if "labels" in part.column_names else "label"]
-    return labels
+    return label_ids(parts)
 
 
 def loaded(make_model: Callable[[], PreTrainedModel], weights: Mapping[str, torch.Tensor]) -> PreTrainedModel:
-    """``make_model()`` with ``weights`` (a ``state_dict``) loaded."""
+    """``make_model()`` with ``weights`` (a ``state_dict``) loaded.
+
+    Raises:
+        RuntimeError: weights that do not fit the model (``load_state_dict``'s error).
+    """
     model = make_model()
     model.load_state_dict(weights)
     return model

@@ -33,6 +33,23 @@ def _label_names(ds: datasets.Dataset, column: str) -> list[str] | None:
     return list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
 
 
+def label_ids(parts: Iterable[datasets.Dataset]) -> list[int]:
+    """Every row's label id in ``parts`` (e.g. the source domains), in order, from each part's label column
+    (``labels``, ``label`` or ``label_ids``); ``-100`` rows (unlabelled) included.
+
+    Raises:
+        ValueError: a part without a label column.
+    """
+    ids: list[int] = []
+    for part in parts:
+        column = _label_column(part)
+        if column is None:
+            raise ValueError(f"a labelled set has no label column (one of {LABEL_COLUMNS}); its columns are "
+                             f"{part.column_names}")
+        ids += [int(v) for v in part[column]]
+    return ids
+
+
 def label_values(ds: datasets.Dataset, column: str) -> set[int]:
     """The set of label ids in ``ds[column]``, ``-100`` (unlabelled) excluded."""
     return {int(v) for v in ds.unique(column)} - {-100}

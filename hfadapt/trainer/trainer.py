@@ -20,7 +20,7 @@ from transformers import (
     set_seed,
 )
 
-from ..data.mixing import DOMAIN_COLUMN, LABEL_COLUMNS, build_training_set, model_input_names
+from ..data.mixing import DOMAIN_COLUMN, LABEL_COLUMNS, build_training_set, label_ids, model_input_names
 from ..data.sampler import DomainBalancedSampler, row_sample
 from ..data.transforms import keep_only, raw, transform_of
 from ..fusion.ema import WeightEMACallback
@@ -326,10 +326,8 @@ class AdaptTrainer(ResumableCheckpointsMixin, ModelCardMixin, Trainer):
         model's target predictions to the source labels' class distribution when training ends."""
         if not args.target_prior_matching:
             return None
-        labels = [label for rows in sources.values()
-                  for label in rows[next(c for c in LABEL_COLUMNS if c in rows.column_names)]]
         callback = TargetPriorMatchingCallback(keep_only(target, model_inputs), collator, model_inputs,
-                                               class_prior(labels, num_labels))
+                                               class_prior(label_ids(sources.values()), num_labels))
         self.add_callback(callback)
         return callback
 

@@ -1,10 +1,9 @@
 """Target prior matching: shift a trained classifier's head bias so that its mean predicted class distribution on
 the unlabelled target rows equals a prior (by default the source training labels' class distribution).
 
-A model trained on the source domain often predicts one class too often on the target domain (on books ->
-electronics, source-only predicted "positive" for 42% of a balanced target set). Adding ``b`` to the logits ``z``
-moves every prediction's class marginal; the ``b`` with ``mean_i softmax(z_i + b) = pi`` is the minimiser of the
-convex function ``mean_i logsumexp(z_i + b) - pi . b``, found here by the fixed-point iteration
+A model trained on the source domain often predicts one class too often on the target domain. Adding ``b`` to the
+logits ``z`` moves every prediction's class marginal; the ``b`` with ``mean_i softmax(z_i + b) = pi`` is the
+minimiser of the convex function ``mean_i logsumexp(z_i + b) - pi . b``, found here by the fixed-point iteration
 ``b <- b + log pi - log mean_i softmax(z_i + b)`` (iterative proportional fitting of one marginal).
 
 This is AdaMatch's distribution alignment (Berthelot et al., ICLR 2022; ReMixMatch, Berthelot et al., ICLR 2020),

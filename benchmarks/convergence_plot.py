@@ -17,6 +17,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from hfadapt.methods import display_name  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -39,7 +41,7 @@ def plot(runs: dict, out: Path, title: str) -> None:
             line, = ax.plot(steps, [100 * a for a in accs], label=f"{pair.replace(':', ' -> ')} s{seed}", lw=1)
             best = max(range(len(accs)), key=accs.__getitem__)
             ax.plot(steps[best], 100 * accs[best], "o", color=line.get_color())
-        ax.set_title("source-only" if method == "none" else method)
+        ax.set_title(display_name(method))
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("source-validation accuracy (%)")

@@ -4,6 +4,8 @@ import pytest
 import torch
 
 from hfadapt.evaluation import negative_transfer_warnings, proxy_a_distance
+from hfadapt.evaluation.negative_transfer import source_only_run
+from hfadapt.methods import display_name
 
 
 def test_pad_of_identical_and_separable_domains():
@@ -29,6 +31,14 @@ def test_negative_transfer_with_and_without_target_labels():
     (warning,) = negative_transfer_warnings(unlabelled)
     assert "no target labels" in warning and "snd" in warning and "dev" not in warning
     assert negative_transfer_warnings([{"method": "dann", "target_accuracy": 0.5}]) == []  # no baseline
+
+
+def test_the_baseline_row_and_its_display_name():
+    runs = [{"method": "dann"}, {"method": "none", "target_accuracy": 0.8}, {"method": "none"}]
+    assert source_only_run(runs) is runs[1]
+    assert source_only_run(runs[:1]) is None and source_only_run([]) is None
+    assert [display_name(m) for m in ("none", "dann", "self_training+mmd")] == [
+        "source-only", "dann", "self_training+mmd"]
 
 
 def test_source_accuracy_drop_z_by_hand():

@@ -15,7 +15,7 @@ import platform
 import statistics
 from pathlib import Path
 
-from ..methods import SOURCE_ONLY
+from ..methods import SOURCE_ONLY, display_name
 from ..trainer.config import AdaptConfig
 
 DEFAULTS_BEFORE_RECIPE = {"grl_max_lambda": 1.0, "alignment_balancing": "fixed", "mmd_weight": 1.0, "jan_weight": 1.0,
@@ -217,7 +217,7 @@ def markdown_table(rows: list[dict], methods: list[str], pairs: list[str]) -> st
         gain = "—" if method == SOURCE_ONLY or not gains else f"{statistics.fmean(gains):+.2f}"
         if method != SOURCE_ONLY and len(gains) > 1:
             gain += f" ± {statistics.stdev(gains) / len(gains) ** 0.5:.2f}"
-        lines.append(f"| {'source-only' if method == SOURCE_ONLY else method} | " + " | ".join(cells)
+        lines.append(f"| {display_name(method)} | " + " | ".join(cells)
                      + f" | {average} | {gain} |")
     return "\n".join(lines)
 
@@ -244,7 +244,7 @@ def validator_table(rows: list[dict], methods: list[str], pairs: list[str]) -> s
         for name in names:
             values = [scored[(p, s, method)].get(name) for p, s in blocks]
             cells.append(f"{statistics.fmean(values):.3f}" if None not in values else "—")
-        lines.append(f"| {'source-only' if method == SOURCE_ONLY else method} | " + " | ".join(cells) + " |")
+        lines.append(f"| {display_name(method)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -280,7 +280,7 @@ def gain_summary(rows: list[dict], methods: list[str], pairs: list[str], validat
     for method in present:
         scores = [(by[(p, s, method)].get("validators") or {}).get(validator) for p, s in blocks]
         mean_score = "—" if None in scores else f"{statistics.fmean(scores):.3f}"
-        name = "source-only" if method == SOURCE_ONLY else method
+        name = display_name(method)
         if method == SOURCE_ONLY:
             lines.append(f"| {name} | — | — | — | {mean_score} |")
             continue

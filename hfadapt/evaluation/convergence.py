@@ -3,7 +3,7 @@ accuracy was still rising is overstated (the baseline had not had its best chanc
 
 from __future__ import annotations
 
-from ..methods import SOURCE_ONLY
+from .negative_transfer import source_only_run
 
 
 def evaluations_after_best(curve: list[list[float]]) -> int:
@@ -35,7 +35,7 @@ def baseline_convergence_warnings(runs: list[dict], patience: int = 0) -> list[s
         (it ended on ``max_steps``, not on the plateau), else ``[]``; also ``[]`` without a baseline or with fewer
         than two evaluations during training, which cannot show a trend.
     """
-    baseline = next((r for r in runs if r["method"] == SOURCE_ONLY), None)
+    baseline = source_only_run(runs)
     curve = (baseline or {}).get("source_val_curve") or []
     if len(curve) < 2:
         return []

@@ -29,7 +29,7 @@ from ..trainer.trainer import AdaptTrainer
 from ..utils.peft_utils import plain_state_dict
 from . import baseline_convergence_warnings, negative_transfer_warnings, proxy_a_distance
 from .metrics import classification_metrics
-from .negative_transfer import TARGET_SUPERVISED
+from .negative_transfer import TARGET_SUPERVISED, source_only_run
 from .report import format_results_table, write_report
 from .run_files import ANALYSIS_FILE, LOG_HISTORY_FILE, SOURCE_EVAL, TARGET_EVAL, run_label, run_name
 
@@ -280,7 +280,7 @@ def compare_with_source_only(
                                          output_dir=str(Path(config.output_dir) / run_name(TARGET_SUPERVISED)))
         runs.append({**train_and_evaluate(make_model, run_config, target_supervised_splits, processing_class),
                      "method": TARGET_SUPERVISED})
-    baseline = next((r for r in runs if r["method"] == SOURCE_ONLY), None)
+    baseline = source_only_run(runs)
     oracle = next((r for r in runs if r["method"] == TARGET_SUPERVISED), None)
     if splits.has_target_labels:
         gap = oracle["target_accuracy"] - baseline["target_accuracy"] if baseline and oracle else None

@@ -16,6 +16,11 @@ p = 0.0013, about 7 points on 400 reviews at 87% accuracy; on the converged sent
 within about 2.5 points of the baseline (z <= 1.03) unless they had failed (``benchmarks/source_task_scan.py``)."""
 
 
+def source_only_run(runs: list[dict]) -> dict | None:
+    """The first result row whose ``method`` is the source-only baseline (``"none"``), or ``None`` without one."""
+    return next((run for run in runs if run["method"] == SOURCE_ONLY), None)
+
+
 def negative_transfer_warnings(runs: list[dict], tolerance: float = 0.0) -> list[str]:
     """One sentence per adaptation run below the source-only baseline of the same run.
 
@@ -32,7 +37,7 @@ def negative_transfer_warnings(runs: list[dict], tolerance: float = 0.0) -> list
     Raises:
         ValueError: from :func:`source_task_warnings`, on a source-validation accuracy outside ``[0, 1]``.
     """
-    baseline = next((r for r in runs if r["method"] == SOURCE_ONLY), None)
+    baseline = source_only_run(runs)
     if baseline is None:
         return []
     warnings = []
@@ -85,7 +90,7 @@ def source_task_warnings(runs: list[dict], z: float = SOURCE_DROP_Z) -> list[str
     Raises:
         ValueError: from :func:`source_accuracy_drop_z`, on a source-validation accuracy outside ``[0, 1]``.
     """
-    baseline = next((r for r in runs if r["method"] == SOURCE_ONLY), None)
+    baseline = source_only_run(runs)
     if baseline is None or baseline.get("source_val_accuracy") is None:
         return []
     warnings = []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..methods import SOURCE_ONLY
+from ..methods import SOURCE_ONLY, display_name
 from .negative_transfer import TARGET_SUPERVISED
 from .plots import plot_feature_tsne, plot_loss_curves
 from .run_files import ANALYSIS_FILE, LOG_HISTORY_FILE, REPORT_FILE, RESULTS_FILE, run_name
@@ -78,7 +78,7 @@ def format_results_table(results: dict) -> str:
     for run in results["runs"]:
         gain = run["target_gain_vs_source_only"]
         gain_text = "—" if gain is None or run["method"] == SOURCE_ONLY else f"{100 * gain:+.2f}"
-        name = "source-only" if run["method"] == SOURCE_ONLY else run["method"]
+        name = display_name(run["method"])
         source_val = "—" if run["method"] == TARGET_SUPERVISED else f"{100 * run['source_val_accuracy']:.2f}"
         line = f"| {name} | {source_val} | {100 * run['target_accuracy']:.2f} | {gain_text} |"
         if with_gap:
@@ -97,7 +97,7 @@ def _label_free_table(results: dict) -> str:
              + ("PAD before -> after |" if with_pad else ""),
              "|---|---:|" + "---:|" * len(names) + ("---:|" if with_pad else "")]
     for run in results["runs"]:
-        name = "source-only" if run["method"] == SOURCE_ONLY else run["method"]
+        name = display_name(run["method"])
         scores = run.get("validators") or {}
         line = f"| {name} | {100 * run['source_val_accuracy']:.2f} | " + "".join(
             f"{scores[n]:.4f} | " if n in scores else "— | " for n in names)

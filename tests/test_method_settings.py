@@ -90,6 +90,7 @@ OWN = {  # what adaptation_settings(method) added to SHARED, before the settings
         "self_training_class_fraction": 0.5,
         "self_training_warmup": 0.1,
         "self_training_queue_size": 512,
+        "self_training_distribution_alignment": False,  # added after the freeze, off by default
     },
     "dann+mmd": {
         "dann_weight": 1.0,

@@ -49,6 +49,33 @@ def test_loss_keeps_the_most_confident_half_of_each_predicted_class():
     assert int(method.filled[0]) == 4 and int(method.filled[1]) == 4  # the batch's predictions were queued
 
 
+def test_distribution_alignment_moves_the_pseudo_labels_towards_the_source_marginal():
+    """Source rows at p = (0.5, 0.5), target rows leaning to class 0 (mean p = (0.5875, 0.4125)): aligned, the row at
+    (0.55, 0.45) becomes (0.55 / 0.5875, 0.45 / 0.4125), normalised, and its pseudo-label flips to class 1."""
+    target = [[0.9, 0.1], [0.55, 0.45], [0.7, 0.3], [0.2, 0.8]]
+    logits = torch.tensor([[0.0, 0.0], [0.0, 0.0]] + [[math.log(a), math.log(b)] for a, b in target])
+    domain = torch.tensor([0, 0, 1, 1, 1, 1])
+
+    def run(align):
+        method = SelfTrainingLoss(num_domains=2, num_classes=2, class_fraction=1.0, warmup=0.0,
+                                  distribution_alignment=align)
+        return method, method(torch.zeros(6, 3), domain, logits)
+
+    mean = [sum(row[c] for row in target) / 4 for c in (0, 1)]
+    aligned = [[row[c] * 0.5 / mean[c] for c in (0, 1)] for row in target]
+    aligned = [[v / sum(row) for v in row] for row in aligned]
+    labels = {False: [0, 0, 0, 1], True: [0, 1, 0, 1]}
+    for align in (False, True):
+        method, out = run(align)
+        pairs = zip(target, labels[align], strict=True)
+        expected = sum(cross_entropy([math.log(a), math.log(b)], y) for (a, b), y in pairs) / 4
+        assert out.loss.item() == pytest.approx(expected, rel=1e-6)  # the cross-entropy of the unaligned logits
+    assert int(method.filled[0]) == 2 and int(method.filled[1]) == 2  # the aligned predictions are queued
+    queued = sorted(method.queue[0, :2].tolist() + method.queue[1, :2].tolist())
+    assert queued == pytest.approx(sorted(max(row) for row in aligned), rel=1e-6)
+    assert aligned[1][1] > 0.5  # the flipped row, by hand
+
+
 def test_threshold_floor_and_warmup():
     method = SelfTrainingLoss(num_domains=2, num_classes=2, threshold=0.85, class_fraction=1.0, warmup=0.2)
     logits = torch.tensor([[math.log(4.0), 0.0], [0.0, math.log(9.0)]])
@@ -77,9 +104,12 @@ def test_bad_settings_name_the_field(tmp_path, domains, bad):
         make_trainer(tiny_bert(), source, target, tmp_path, method="self_training", **bad)
 
 
-def test_self_training_trains_and_logs(domains, tmp_path):
+@pytest.mark.parametrize("align", [False, True])
+def test_self_training_trains_and_logs(domains, tmp_path, align):
     source, target, _ = domains
-    trainer = make_trainer(tiny_bert(), source, target, tmp_path, method="self_training", self_training_warmup=0.0)
+    trainer = make_trainer(tiny_bert(), source, target, tmp_path, method="self_training", self_training_warmup=0.0,
+                           self_training_distribution_alignment=align)
+    assert trainer.adapt_model.methods["self_training"].distribution_alignment is align
     before = trainable_state(trainer)
     trainer.train()
     after = trainable_state(trainer)

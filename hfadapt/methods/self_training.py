@@ -15,6 +15,12 @@ Loss over the ``N_t`` target rows of a batch, ``p_i = softmax(z_i)``, ``y_i = ar
 ``y_i`` or the selection): ``L = 1 / N_t * sum_i m_i CE(z_i, y_i)``, with ``m_i = 1`` iff ``max p_i >=
 self_training_threshold`` and ``max p_i`` is at least the ``1 - class_fraction`` quantile of class ``y_i``'s queue.
 The denominator is every target row (as FixMatch's), so the loss grows with the share of rows selected.
+
+CBST keeps each *predicted* class's share, so a model that predicts one class too often on the target domain
+keeps doing so in its pseudo-labels, and can drift further. With ``self_training_distribution_alignment`` the
+probabilities are first aligned to the batch's source predictions, ``p~_i = normalise(p_i * mean_S p / mean_T p)``
+(distribution alignment: Berthelot et al., ReMixMatch, ICLR 2020; in the batch form of AdaMatch, ICLR 2022), and
+``y_i``, the confidence and the ranking read ``p~_i``; the loss is still the cross-entropy of the unaligned logits.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ..utils.distributed import gather_rows
+from .adamatch import distribution_alignment
 from .base import AlignmentMethod, AlignmentOutput
 from .registry import register_method
 from .settings import check_fraction, check_weights
@@ -88,6 +95,12 @@ class SelfTrainingSettings:
     self_training_queue_size: int = field(
         default=512, metadata={"help": "Recent target confidences per class that the class-balanced ranking uses."}
     )
+    self_training_distribution_alignment: bool = field(
+        default=False,
+        metadata={"help": "Align the target probabilities' class marginal to the batch's source predictions before "
+                  "taking pseudo-labels (ReMixMatch/AdaMatch's distribution alignment), so that a class the model "
+                  "over-predicts on the target does not keep its excess share."},
+    )
 
     def __post_init__(self):
         check_weights(self, "self_training_weight")
@@ -113,6 +126,8 @@ class SelfTrainingLoss(AlignmentMethod):
         class_fraction: CBST's share of each predicted class kept, in ``(0, 1]``.
         warmup: fraction of training before pseudo-labels count, in ``[0, 0.5]``.
         queue_size: confidences remembered per class for the ranking (>= 1).
+        distribution_alignment: pseudo-labels, confidences and ranking from the target probabilities aligned to the
+            batch's source predictions (module docstring).
 
     Raises:
         ValueError: on a value out of range.
@@ -122,13 +137,15 @@ class SelfTrainingLoss(AlignmentMethod):
     settings_class = SelfTrainingSettings
 
     def __init__(self, num_domains: int = 2, num_classes: int = 2, threshold: float = 0.0,
-                 class_fraction: float = 0.5, warmup: float = 0.1, queue_size: int = 512):
+                 class_fraction: float = 0.5, warmup: float = 0.1, queue_size: int = 512,
+                 distribution_alignment: bool = False):
         super().__init__(num_domains)
         SelfTrainingSettings(  # raises ValueError naming the setting out of range
             self_training_threshold=threshold, self_training_class_fraction=class_fraction,
             self_training_warmup=warmup, self_training_queue_size=queue_size,
         )
         self.threshold, self.class_fraction, self.warmup = threshold, class_fraction, warmup
+        self.distribution_alignment = bool(distribution_alignment)
         self.ramp = 1.0 if warmup == 0 else 0.0
         # Persistent buffers: a resumed run ranks against the same history (identical on every process).
         self.register_buffer("queue", torch.zeros(num_classes, queue_size))
@@ -139,7 +156,8 @@ class SelfTrainingLoss(AlignmentMethod):
     def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> SelfTrainingLoss:
         settings = config.settings_of(SelfTrainingSettings)
         return cls(num_domains, num_classes, settings.self_training_threshold, settings.self_training_class_fraction,
-                   settings.self_training_warmup, settings.self_training_queue_size)
+                   settings.self_training_warmup, settings.self_training_queue_size,
+                   settings.self_training_distribution_alignment)
 
     def set_progress(self, progress: float) -> None:
         self.ramp = warmup_ramp(progress, self.warmup)
@@ -159,9 +177,14 @@ class SelfTrainingLoss(AlignmentMethod):
 
     def forward(self, features: torch.Tensor, domain: torch.Tensor,
                 logits: torch.Tensor | None = None) -> AlignmentOutput:
-        target_logits = self.require_logits(logits, self.name)[domain == self.target_domain]
+        logits = self.require_logits(logits, self.name)
+        target_logits = logits[domain == self.target_domain]
         with torch.no_grad():
-            confidence, predicted = torch.softmax(target_logits.detach().float(), dim=-1).max(-1)
+            probs = torch.softmax(target_logits.detach().float(), dim=-1)
+            source_logits = logits[domain != self.target_domain].detach().float()
+            if self.distribution_alignment and len(source_logits) and len(probs):
+                probs = distribution_alignment(probs, torch.softmax(source_logits, dim=-1))
+            confidence, predicted = probs.max(-1)
             thresholds = class_thresholds(self.queue, self.filled, self.class_fraction)
             selected = (confidence >= self.threshold) & (confidence >= thresholds[predicted])
             # every process ranks against the same (global) history

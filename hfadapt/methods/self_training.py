@@ -181,9 +181,10 @@ class SelfTrainingLoss(AlignmentMethod):
         target_logits = logits[domain == self.target_domain]
         with torch.no_grad():
             probs = torch.softmax(target_logits.detach().float(), dim=-1)
-            source_logits = logits[domain != self.target_domain].detach().float()
-            if self.distribution_alignment and len(source_logits) and len(probs):
-                probs = distribution_alignment(probs, torch.softmax(source_logits, dim=-1))
+            if self.distribution_alignment:
+                source_logits = logits[domain != self.target_domain].detach().float()
+                if len(source_logits) and len(probs):
+                    probs = distribution_alignment(probs, torch.softmax(source_logits, dim=-1))
             confidence, predicted = probs.max(-1)
             thresholds = class_thresholds(self.queue, self.filled, self.class_fraction)
             selected = (confidence >= self.threshold) & (confidence >= thresholds[predicted])

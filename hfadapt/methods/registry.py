@@ -24,14 +24,14 @@ ALIGNMENT_METHODS: dict[str, type[AlignmentMethod]] = {}
 
 SOURCE_ONLY = "none"
 
+SHARED_SETTINGS: list[type] = []
+"""Settings dataclasses that several methods (and the trainer) read and no single method owns; every run records
+them in its :meth:`~hfadapt.AdaptConfig.adaptation_settings`."""
+
 
 def display_name(method: str) -> str:
     """How tables and reports name a method spec: ``"source-only"`` for :data:`SOURCE_ONLY`, else the spec itself."""
     return "source-only" if method == SOURCE_ONLY else method
-
-SHARED_SETTINGS: list[type] = []
-"""Settings dataclasses that several methods (and the trainer) read and no single method owns; every run records
-them in its :meth:`~hfadapt.AdaptConfig.adaptation_settings`."""
 
 
 def _check_settings_class(cls: type, owner: str) -> None:

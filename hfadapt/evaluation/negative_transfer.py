@@ -17,7 +17,11 @@ within about 2.5 points of the baseline (z <= 1.03) unless they had failed (``be
 
 
 def source_only_run(runs: list[dict]) -> dict | None:
-    """The first result row whose ``method`` is the source-only baseline (``"none"``), or ``None`` without one."""
+    """The first result row whose ``method`` is the source-only baseline (``"none"``), or ``None`` without one.
+
+    Raises:
+        KeyError: a row without ``method``.
+    """
     return next((run for run in runs if run["method"] == SOURCE_ONLY), None)
 
 

@@ -53,6 +53,7 @@ from hfadapt.benchmarking.fusion import Fusion, MemberStore, fused_scores, fusio
 from hfadapt.benchmarking.ledger import (
     PRIOR_MATCHED,
     append_row,
+    block_gains,
     budget_of,
     claim,
     environment,
@@ -350,6 +351,9 @@ def main(argv: list[str] | None = None) -> None:
     summary = gain_summary(rows, [*args.methods, *fused_names], args.pairs)
     if summary:
         table += f"\n\nPer model, over the blocks where every model has a row:\n\n{summary}"
+    blocks = block_gains(rows, [*args.methods, *fused_names], args.pairs)
+    if blocks:
+        table += f"\n\nPer block, the difference to its source-only run (points):\n\n{blocks}"
     validators = validator_table(rows, [*args.methods, *fused_names], args.pairs)
     if validators:
         table += ("\n\nLabel-free validators, mean over the blocks where every method has run (higher is better):"

@@ -37,8 +37,8 @@ def test_the_baseline_row_and_its_display_name():
     runs = [{"method": "dann"}, {"method": "none", "target_accuracy": 0.8}, {"method": "none"}]
     assert source_only_run(runs) is runs[1]
     assert source_only_run(runs[:1]) is None and source_only_run([]) is None
-    assert [display_name(m) for m in ("none", "dann", "self_training+mmd")] == [
-        "source-only", "dann", "self_training+mmd"]
+    assert [display_name(m) for m in ("none", "dann", "self_training+mmd", "none + prior matching", "none+dann")] == [
+        "source-only", "dann", "self_training+mmd", "source-only + prior matching", "none+dann"]
 
 
 def test_source_accuracy_drop_z_by_hand():

@@ -241,3 +241,18 @@ def test_gain_summary_reads_the_complete_blocks_only():
     assert ledger.gain_summary(rows[:1], ["dann"], ["a:b"]) == ""
     without_dev = ledger.gain_summary(rows[-2:], ["dann"], ["c:d"]).splitlines()
     assert without_dev[3] == "| dann | +80.00 | 1 of 1 | +80.00 | — |"
+
+
+def test_block_gains_lists_each_block_against_its_source_only_run():
+    rows = [{"pair": p, "seed": s, "method": m, "target_accuracy": a} for p, s, m, a in [
+        ("b:a", 1, "none", 0.70), ("b:a", 1, "dann", 0.725),
+        ("a:b", 2, "none", 0.80), ("a:b", 2, "dann", 0.79), ("a:b", 2, "mmd", 0.84),
+        ("a:b", 1, "none", 0.81),  # no method has run yet: its cells are dashes
+        ("a:b", 3, "dann", 0.90),  # no source-only run: no block
+        ("c:d", 1, "none", 0.50)]]  # not a pair asked for
+    lines = ledger.block_gains(rows, ["none", "dann", "mmd"], ["a:b", "b:a"]).splitlines()
+    assert lines == ["| block | source-only | dann | mmd |", "|---|---:|---:|---:|",
+                     "| a -> b, seed 1 | 81.00 | — | — |",
+                     "| a -> b, seed 2 | 80.00 | -1.00 | +4.00 |",
+                     "| b -> a, seed 1 | 70.00 | +2.50 | — |"]
+    assert ledger.block_gains(rows[-2:], ["dann"], ["a:b"]) == ""

@@ -248,6 +248,28 @@ def validator_table(rows: list[dict], methods: list[str], pairs: list[str]) -> s
     return "\n".join(lines)
 
 
+def block_gains(rows: list[dict], methods: list[str], pairs: list[str]) -> str:
+    """One line per pair and seed block on ``pairs`` that has a source-only row: its target accuracy (%) and each of
+    ``methods``' difference to it (points; "—" where the method has no row yet), blocks in pair order, then seed.
+    Empty when no block has a source-only row.
+
+    Raises:
+        KeyError: for a row without ``pair``, ``method``, ``seed`` or ``target_accuracy``.
+    """
+    by = {(r["pair"], r["seed"], r["method"]): 100 * r["target_accuracy"] for r in rows if r["pair"] in pairs}
+    others = [m for m in methods if m != SOURCE_ONLY]
+    blocks = sorted(((p, s) for p, s, m in by if m == SOURCE_ONLY), key=lambda b: (pairs.index(b[0]), b[1]))
+    if not blocks:
+        return ""
+    lines = ["| block | source-only | " + " | ".join(map(display_name, others)) + " |",
+             "|---|" + "---:|" * (len(others) + 1)]
+    for pair, seed in blocks:
+        base = by[(pair, seed, SOURCE_ONLY)]
+        cells = [f"{by[(pair, seed, m)] - base:+.2f}" if (pair, seed, m) in by else "—" for m in others]
+        lines.append(f"| {pair.replace(':', ' -> ')}, seed {seed} | {base:.2f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 PRIOR_MATCHED = " + prior matching"
 """Appended to a method's name for its model after target prior matching (:func:`prior_matched_rows`)."""
 

@@ -30,8 +30,10 @@ them in its :meth:`~hfadapt.AdaptConfig.adaptation_settings`."""
 
 
 def display_name(method: str) -> str:
-    """How tables and reports name a method spec: ``"source-only"`` for :data:`SOURCE_ONLY`, else the spec itself."""
-    return "source-only" if method == SOURCE_ONLY else method
+    """How tables and reports name a method spec: ``"source-only"`` for :data:`SOURCE_ONLY`, also where a table adds
+    words after it (``"none + prior matching"`` -> ``"source-only + prior matching"``); any other spec as it is."""
+    head, space, rest = method.partition(" ")
+    return f"source-only{space}{rest}" if head == SOURCE_ONLY else method
 
 
 def _check_settings_class(cls: type, owner: str) -> None:

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import datasets
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -44,22 +45,24 @@ def add_rating_task(splits: TransferSplits) -> TransferSplits:
     return dataclasses.replace(splits, **as_int)
 
 
+def text_model(model_path: str, label_names: list[str], rating_weight: float = 0.0):
+    """A fresh sequence classifier from ``model_path`` with ``id2label`` / ``label2id`` from ``label_names`` (a
+    multi-task model with a 5-class rating head when ``rating_weight > 0``)."""
+    if rating_weight > 0:
+        return MultiTaskModel.from_backbone(model_path, {"sentiment": len(label_names), "rating": 5},
+                                            {"rating": rating_weight})
+    return AutoModelForSequenceClassification.from_pretrained(
+        model_path,
+        num_labels=len(label_names),
+        id2label=dict(enumerate(label_names)),
+        label2id={n: i for i, n in enumerate(label_names)},
+    )
+
+
 def text_model_factory(model_path: str, label_names: list[str], rating_weight: float = 0.0):
-    """A function returning a fresh sequence classifier from ``model_path`` with ``id2label`` / ``label2id`` from
-    ``label_names`` (a multi-task model with a 5-class rating head when ``rating_weight > 0``)."""
-
-    def make_model():
-        if rating_weight > 0:
-            return MultiTaskModel.from_backbone(model_path, {"sentiment": len(label_names), "rating": 5},
-                                                {"rating": rating_weight})
-        return AutoModelForSequenceClassification.from_pretrained(
-            model_path,
-            num_labels=len(label_names),
-            id2label=dict(enumerate(label_names)),
-            label2id={n: i for i, n in enumerate(label_names)},
-        )
-
-    return make_model
+    """A function of no arguments returning :func:`text_model` of these arguments; it pickles, so a second process
+    can train the baseline (``side_by_side``)."""
+    return functools.partial(text_model, model_path, list(label_names), rating_weight)
 
 
 def adapt(
@@ -71,6 +74,7 @@ def adapt(
     pad_rows: int = 400,
     rating_weight: float = 0.0,
     splits: TransferSplits | None = None,
+    side_by_side: bool = False,
 ) -> dict:
     """Adapt a text classifier from ``data``'s labelled source to its unlabelled target, beside a source-only
     baseline with the same seed and budget; save both under ``config.output_dir`` with model cards and write
@@ -86,6 +90,9 @@ def adapt(
         rating_weight: above 0, multi-task learning with a star-rating head (a ``rating`` column of 1-5).
         splits: the untokenised splits if already loaded (else :func:`~hfadapt.data.load_transfer_splits` of
             ``data``).
+        side_by_side: on a CPU, train the baseline in a second process beside the method, each with half the
+            threads (:func:`~hfadapt.evaluation.experiment.compare_with_source_only`); call ``adapt`` under ``if
+            __name__ == "__main__":`` then, as the second process is spawned.
 
     Returns:
         The results of :func:`hfadapt.evaluation.experiment.compare_with_source_only`: per run the source-validation
@@ -121,4 +128,5 @@ def adapt(
     return compare_with_source_only(
         text_model_factory(model_path, splits.label_names, rating_weight), config, splits, processing_class=tokenizer,
         with_baseline=baseline, metadata=metadata, pad_rows=pad_rows, card_details=card_details,
+        side_by_side=side_by_side,
     )

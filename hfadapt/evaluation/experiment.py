@@ -32,6 +32,7 @@ from .metrics import classification_metrics
 from .negative_transfer import TARGET_SUPERVISED, source_only_run
 from .report import format_results_table, write_report
 from .run_files import ANALYSIS_FILE, LOG_HISTORY_FILE, SOURCE_EVAL, TARGET_EVAL, run_label, run_name
+from .side_by_side import second_process, thread_split, why_not_side_by_side
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def train_and_evaluate(
     splits: TransferSplits,
     processing_class=None,
     save: bool = True,
-    card_details: dict | None = None,
+    card_details: dict | Callable[[], dict] | None = None,
     pad_rows: int = 0,
     initial_weights: dict | None = None,
     keep_weights: bool = False,
@@ -96,7 +97,8 @@ def train_and_evaluate(
     state dict of the same architecture, loaded into it first; resuming from
     :func:`checkpoint_to_resume`) on ``splits``, evaluate it on
     source validation and target test, and save it to ``config.output_dir`` when ``save``, with a model card
-    (``README.md``: ``card_details`` as in ``AdaptTrainer.card_details``, plus this run's results); with
+    (``README.md``: ``card_details`` as in ``AdaptTrainer.card_details``, or a function returning them, called when the
+    model is saved, plus this run's results); with
     ``config.push_to_hub``, saving also pushes model, processor and card to ``config.hub_model_id``, once after
     training (``hub_strategy="end"``: the checkpoints saved on the way are not uploaded). With
     ``pad_rows > 0``, the proxy A-distance between source-validation and target-test features (``pad_rows`` of
@@ -171,7 +173,8 @@ def train_and_evaluate(
     if validators:
         scores["validators"] = validators
     if save:
-        trainer.card_details = {**(card_details or {}), "results": scores}
+        details = card_details() if callable(card_details) else card_details
+        trainer.card_details = {**(details or {}), "results": scores}
         trainer.save_model()  # and push_to_hub, which writes the card, when config.push_to_hub
         if not config.push_to_hub:
             trainer.create_model_card()
@@ -192,6 +195,54 @@ def train_and_evaluate(
     }
 
 
+def _run_config(config: AdaptConfig, method: str, is_method: bool) -> AdaptConfig:
+    """The configuration of one run of :func:`compare_with_source_only`: the method's or the baseline's, saved to
+    its own folder; only the method pushes to the Hub or pretrains on the target (TAPT)."""
+    return dataclasses.replace(config, method=config.method if is_method else SOURCE_ONLY,
+                               output_dir=str(Path(config.output_dir) / run_name(method)),
+                               push_to_hub=config.push_to_hub and is_method,
+                               tapt_steps=config.tapt_steps if is_method else 0)
+
+
+def _method_card(card_details: dict | None, baseline: dict, config: AdaptConfig) -> dict:
+    """The method's model-card details: ``card_details`` and the baseline's scores and convergence warnings (same
+    seed and budget)."""
+    scores = {k: baseline[k] for k in ("target_accuracy", "target_macro_f1", "source_val_accuracy", "validators")
+              if k in baseline}
+    scores["warnings"] = baseline_convergence_warnings([baseline], config.early_stopping_patience)
+    return {**(card_details or {}), "baseline": scores}
+
+
+def _train_side_by_side(make_model, config: AdaptConfig, splits: TransferSplits, processing_class,
+                        card_details: dict | None, pad_rows: int) -> list[dict]:
+    """The baseline in a second process and the method in this one, at once, each with half the torch threads
+    (:mod:`hfadapt.evaluation.side_by_side`); returns ``[baseline run, method run]``.
+
+    The method's model card waits for the baseline's scores; if the baseline failed, the method's model is saved
+    with a card without them, and the baseline's error is raised after that.
+    """
+    label = run_label(config.method, config.tapt_steps)
+    threads = torch.get_num_threads()
+    mine, theirs = thread_split(threads)
+    baseline_config = dataclasses.replace(_run_config(config, SOURCE_ONLY, False), disable_tqdm=True)  # one bar
+    with second_process(theirs, train_and_evaluate, make_model=make_model, config=baseline_config, splits=splits,
+                        processing_class=processing_class, card_details=card_details, pad_rows=pad_rows) as baseline:
+        def method_card() -> dict | None:
+            try:
+                return _method_card(card_details, baseline.get(), config)
+            except Exception as err:  # the method's model is still saved; the error is raised below
+                logger.warning("the source-only baseline failed (%s): the method's model card has no baseline", err)
+                return card_details
+
+        torch.set_num_threads(mine)
+        try:
+            method_run = train_and_evaluate(make_model, _run_config(config, label, True), splits, processing_class,
+                                            card_details=method_card, pad_rows=pad_rows)
+        finally:
+            torch.set_num_threads(threads)
+        return [baseline.get(), method_run]
+
+
 def compare_with_source_only(
     make_model: Callable[[], PreTrainedModel],
     config: AdaptConfig,
@@ -202,6 +253,7 @@ def compare_with_source_only(
     target_supervised_splits: TransferSplits | None = None,
     card_details: dict | None = None,
     pad_rows: int = 0,
+    side_by_side: bool = False,
 ) -> dict:
     """Train the source-only baseline (if ``with_baseline``) and ``config.method``, each from a fresh model with
     the same seed, data order and number of steps (with ``config.adapt_from_source_only`` the method starts from
@@ -223,6 +275,11 @@ def compare_with_source_only(
             method's card also gets the baseline's results. With ``config.push_to_hub`` only the method's model
             is pushed (to ``config.hub_model_id``), once after training, never the baseline or the target-supervised
             reference.
+        side_by_side: train the baseline in a second process while the method trains in this one, each with half
+            the torch threads (:mod:`hfadapt.evaluation.side_by_side`; sooner than one after the other on a CPU of
+            few cores). Where it cannot (several processes, a GPU, one thread, two-stage adaptation, a model factory
+            that does not pickle), the runs train one after the other and an info log says why. The call must then
+            run under ``if __name__ == "__main__":`` (the second process is spawned).
 
     Returns:
         ``{"runs": [{"method", "source_val_accuracy", "target_accuracy", "target_gain_vs_source_only",
@@ -258,23 +315,21 @@ def compare_with_source_only(
     if config.tapt_steps:
         check_tapt_tokenizer(processing_class)
     check_hub_access(config, str(Path(config.output_dir) / run_name(label)))
-    runs = []
-    for method in methods:
-        is_method = method == label
-        run_config = dataclasses.replace(config, method=config.method if is_method else SOURCE_ONLY,
-                                         output_dir=str(Path(config.output_dir) / run_name(method)),
-                                         push_to_hub=config.push_to_hub and is_method,
-                                         tapt_steps=config.tapt_steps if is_method else 0)
-        details = {**(card_details or {})}
-        if is_method and runs:  # the baseline ran first, same seed and budget
-            details["baseline"] = {k: runs[0][k] for k in ("target_accuracy", "target_macro_f1", "source_val_accuracy",
-                                                           "validators") if k in runs[0]}
-            details["baseline"]["warnings"] = baseline_convergence_warnings(runs, config.early_stopping_patience)
-        # two-stage: the method starts from the baseline's trained weights, which results.json does not hold
-        start = runs[0].pop("weights") if two_stage and is_method else None
-        runs.append(train_and_evaluate(make_model, run_config, splits, processing_class, card_details=details,
-                                       pad_rows=pad_rows, initial_weights=start,
-                                       keep_weights=two_stage and not is_method))
+    reason = why_not_side_by_side(make_model, config, methods) if side_by_side else None
+    if reason:
+        logger.info("training the baseline and the method one after the other: %s", reason)
+    if side_by_side and not reason:
+        runs = _train_side_by_side(make_model, config, splits, processing_class, card_details, pad_rows)
+    else:
+        runs = []
+        for method in methods:
+            is_method = method == label
+            details = _method_card(card_details, runs[0], config) if is_method and runs else card_details
+            # two-stage: the method starts from the baseline's trained weights, which results.json does not hold
+            start = runs[0].pop("weights") if two_stage and is_method else None
+            runs.append(train_and_evaluate(make_model, _run_config(config, method, is_method), splits,
+                                           processing_class, card_details=details, pad_rows=pad_rows,
+                                           initial_weights=start, keep_weights=two_stage and not is_method))
     if target_supervised_splits is not None:
         run_config = dataclasses.replace(config, method=SOURCE_ONLY, push_to_hub=False, tapt_steps=0,
                                          output_dir=str(Path(config.output_dir) / run_name(TARGET_SUPERVISED)))

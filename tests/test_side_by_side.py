@@ -1,0 +1,85 @@
+"""The source-only baseline trained in a second process beside the method (compare_with_source_only's side_by_side)."""
+
+import functools
+import os
+import pickle
+
+import pytest
+import torch
+from helpers import make_config
+from tiny_models import tiny_bert, token_dataset
+from transformers import AutoModelForSequenceClassification
+
+from hfadapt.cli.runner import text_model_factory
+from hfadapt.data.splits import TransferSplits
+from hfadapt.evaluation import experiment
+from hfadapt.evaluation.side_by_side import thread_split, why_not_side_by_side
+from hfadapt.utils.peft_utils import plain_state_dict
+
+
+@pytest.fixture()
+def splits():
+    return TransferSplits(source_train=token_dataset(32, seed=1), source_val=token_dataset(16, seed=4),
+                          target_train=token_dataset(32, seed=2, shift=8, labels=False),
+                          target_test=token_dataset(16, seed=3, shift=8), label_names=["neg", "pos"])
+
+
+def bert_in_this_process_only(pid: int):
+    """A tiny BERT in the process ``pid``; anywhere else (the baseline's process) an error."""
+    if os.getpid() != pid:
+        raise RuntimeError("no model outside the first process")
+    return tiny_bert()
+
+
+SCORES = ("method", "source_val_accuracy", "target_accuracy", "target_macro_f1", "train_steps", "source_val_curve")
+
+
+def test_side_by_side_trains_the_same_two_models_as_one_after_the_other(tmp_path, splits, monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # the split needs two threads, whatever this machine has
+    results = {}
+    for side_by_side in (False, True):
+        config = make_config(tmp_path, method="dann", eval_strategy="steps", eval_steps=2,
+                             output_dir=str(tmp_path / str(side_by_side)))
+        results[side_by_side] = experiment.compare_with_source_only(tiny_bert, config, splits,
+                                                                    side_by_side=side_by_side)
+    for apart, together in zip(results[False]["runs"], results[True]["runs"], strict=True):
+        assert {k: apart[k] for k in SCORES} == {k: together[k] for k in SCORES}
+    for run in ("source_only", "dann"):
+        weights = [plain_state_dict(AutoModelForSequenceClassification.from_pretrained(tmp_path / side / run))
+                   for side in ("False", "True")]
+        assert all(torch.allclose(weights[0][k], weights[1][k], atol=1e-6) for k in weights[0])
+    card = (tmp_path / "True" / "dann" / "README.md").read_text()
+    assert "| source-only baseline |" in card  # the method's card waited for the baseline's scores
+    assert card == (tmp_path / "False" / "dann" / "README.md").read_text()
+    assert torch.get_num_threads() == 2
+
+
+def test_a_failed_baseline_keeps_the_method_and_raises_its_error(tmp_path, splits, monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    config = make_config(tmp_path, method="dann", output_dir=str(tmp_path / "run"))
+    make_model = functools.partial(bert_in_this_process_only, os.getpid())
+    with pytest.raises(RuntimeError, match="no model outside the first process"):
+        experiment.compare_with_source_only(make_model, config, splits, side_by_side=True)
+    card = (tmp_path / "run" / "dann" / "README.md").read_text()  # the method's model and card are saved
+    assert (tmp_path / "run" / "dann" / "config.json").is_file() and "| source-only baseline |" not in card
+    assert "No source-only baseline was trained in the same run" in card
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_why_not_side_by_side_names_each_reason(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    config = make_config(tmp_path, method="self_training")
+    both = ["none", "self_training"]
+    assert why_not_side_by_side(tiny_bert, config, both) is None
+    assert "no baseline" in why_not_side_by_side(tiny_bert, config, ["self_training"])
+    two_stage = make_config(tmp_path, method="self_training", adapt_from_source_only=True)
+    assert "adapt_from_source_only" in why_not_side_by_side(tiny_bert, two_stage, both)
+    assert "another process" in why_not_side_by_side(lambda: tiny_bert(), config, both)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert "one thread" in why_not_side_by_side(tiny_bert, config, both)
+
+
+def test_thread_split_and_a_text_factory_that_pickles():
+    assert [thread_split(n) for n in (2, 3, 16)] == [(1, 1), (2, 1), (8, 8)]
+    factory = pickle.loads(pickle.dumps(text_model_factory("some/model", ["neg", "pos"], 0.5)))
+    assert factory.args == ("some/model", ["neg", "pos"], 0.5)

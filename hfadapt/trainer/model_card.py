@@ -13,7 +13,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from ..methods import parse_method_names
+from ..methods import SOURCE_ONLY, parse_method_names
 from ..modeling.heads import unwrap_peft
 from ..modeling.multitask import MultiTaskModel
 from ..utils.peft_utils import is_peft_model
@@ -230,6 +230,9 @@ def adaptation_model_card(
     settings = {k: v for k, v in settings.items() if not k.startswith(("lora_", "use_peft", "peft_"))}
     training = {k: getattr(config, k) for k in TRAINING_FIELDS}
     trained = "" if trained_steps is None else f" The saved weights have taken {trained_steps} optimizer steps."
+    same_run = ("The source-only baseline was trained in the same run with the same seed, data order and number of "
+                "steps." if baseline else "" if method == SOURCE_ONLY else
+                "No source-only baseline was trained in the same run: the gain over it is not known.")
     caveats = "".join(f"\n\n**Warning:** {w}." for w in (baseline or {}).get("warnings") or [])
     body = f"""
 # {repo_id.split("/")[-1]}
@@ -243,7 +246,7 @@ else "No target labels were used."}
 
 {_accuracy_table(results, baseline, method_title(method, tapt_steps))}
 
-The source-only baseline was trained in the same run with the same seed, data order and number of steps.{caveats}
+{same_run}{caveats}
 
 ## Adaptation
 

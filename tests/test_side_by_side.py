@@ -83,3 +83,24 @@ def test_thread_split_and_a_text_factory_that_pickles():
     assert [thread_split(n) for n in (2, 3, 16)] == [(1, 1), (2, 1), (8, 8)]
     factory = pickle.loads(pickle.dumps(text_model_factory("some/model", ["neg", "pos"], 0.5)))
     assert factory.args == ("some/model", ["neg", "pos"], 0.5)
+
+
+def test_threads_come_back_once_the_other_run_has_ended(monkeypatch):
+    from hfadapt.evaluation.side_by_side import ThreadsBackWhenDone
+
+    class Other:
+        done = False
+
+        def ready(self):
+            return self.done
+
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    other = Other()
+    callback = ThreadsBackWhenDone(other, threads=4)
+    callback.on_step_begin(None, None, None)
+    assert calls == []  # the baseline still trains: this run keeps its half
+    other.done = True
+    callback.on_step_begin(None, None, None)
+    callback.on_step_begin(None, None, None)
+    assert calls == [4]  # once, at the first step after the baseline ended

@@ -32,7 +32,7 @@ from .metrics import classification_metrics
 from .negative_transfer import TARGET_SUPERVISED, source_only_run
 from .report import format_results_table, write_report
 from .run_files import ANALYSIS_FILE, LOG_HISTORY_FILE, SOURCE_EVAL, TARGET_EVAL, run_label, run_name
-from .side_by_side import second_process, thread_split, why_not_side_by_side
+from .side_by_side import ThreadsBackWhenDone, second_process, thread_split, why_not_side_by_side
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,7 @@ def train_and_evaluate(
     pad_rows: int = 0,
     initial_weights: dict | None = None,
     keep_weights: bool = False,
+    callbacks: list | None = None,
 ) -> dict:
     """Train ``config.method`` from ``make_model()`` (after ``set_seed(config.seed)``; with ``initial_weights``, a
     state dict of the same architecture, loaded into it first; resuming from
@@ -104,7 +105,8 @@ def train_and_evaluate(
     ``pad_rows > 0``, the proxy A-distance between source-validation and target-test features (``pad_rows`` of
     each; the unlabelled target rows when there is no target test set) is measured before and after training.
     Without target labels (``splits.target_test`` is ``None``) the model is scored by the label-free validators
-    of ``config.label_free_validators``, else :data:`NO_TARGET_LABEL_VALIDATORS`.
+    of ``config.label_free_validators``, else :data:`NO_TARGET_LABEL_VALIDATORS`. ``callbacks`` are added to the
+    trainer's.
 
     Returns:
         ``{"method", "source_val_accuracy", "source_val_rows", "target_accuracy", "target_macro_f1", "validators",
@@ -147,6 +149,7 @@ def train_and_evaluate(
         eval_dataset=final_evals,
         processing_class=processing_class,
         compute_metrics=classification_metrics,
+        callbacks=callbacks,
     )
     final_evals = trainer.eval_dataset  # as the trainer prepared them (model inputs and labels only)
     if periodic:
@@ -216,7 +219,8 @@ def _method_card(card_details: dict | None, baseline: dict, config: AdaptConfig)
 def _train_side_by_side(make_model, config: AdaptConfig, splits: TransferSplits, processing_class,
                         card_details: dict | None, pad_rows: int) -> list[dict]:
     """The baseline in a second process and the method in this one, at once, each with half the torch threads
-    (:mod:`hfadapt.evaluation.side_by_side`); returns ``[baseline run, method run]``.
+    (:mod:`hfadapt.evaluation.side_by_side`), the method with all of them again once the baseline has ended;
+    returns ``[baseline run, method run]``.
 
     The method's model card waits for the baseline's scores; if the baseline failed, the method's model is saved
     with a card without them, and the baseline's error is raised after that.
@@ -237,7 +241,8 @@ def _train_side_by_side(make_model, config: AdaptConfig, splits: TransferSplits,
         torch.set_num_threads(mine)
         try:
             method_run = train_and_evaluate(make_model, _run_config(config, label, True), splits, processing_class,
-                                            card_details=method_card, pad_rows=pad_rows)
+                                            card_details=method_card, pad_rows=pad_rows,
+                                            callbacks=[ThreadsBackWhenDone(baseline, threads)])
         finally:
             torch.set_num_threads(threads)
         return [baseline.get(), method_run]

@@ -16,6 +16,7 @@ from multiprocessing.pool import AsyncResult
 
 import torch
 from accelerate import PartialState
+from transformers import TrainerCallback
 
 
 def why_not_side_by_side(make_model: Callable, config, runs: list[str]) -> str | None:
@@ -65,3 +66,17 @@ def second_process(threads: int, fn: Callable, **kwargs) -> Iterator[AsyncResult
         raise
     finally:
         pool.join()
+
+
+class ThreadsBackWhenDone(TrainerCallback):
+    """Give this process's training ``threads`` torch threads again, at the first step that begins after the run
+    in the second process (``other``) has ended, so that its cores do not idle while this run goes on. It acts in
+    the training loop's thread, as ``torch.set_num_threads`` must."""
+
+    def __init__(self, other: AsyncResult, threads: int):
+        self.other, self.threads = other, threads
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.other is not None and self.other.ready():
+            torch.set_num_threads(self.threads)
+            self.other = None

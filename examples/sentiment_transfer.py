@@ -10,7 +10,7 @@ same seed and budget, prints the table and writes it to <output_dir>/results.jso
 
 Default recipe: hfadapt/cli/recipes/sentiment_transfer.yaml; --config mine.yaml layers over it, flags override both.
 
-    # default: books -> electronics, packaged all-MiniLM-L6-v2, source-only vs self-training, up to 600 steps
+    # default: books -> electronics, packaged all-MiniLM-L6-v2, source-only vs AdaMatch, up to 600 steps
     accelerate launch examples/sentiment_transfer.py
     # MMD instead, another pair
     accelerate launch examples/sentiment_transfer.py --method mmd --source dvd --target books

@@ -28,16 +28,16 @@ def test_accelerate_launch_example_on_a_few_dozen_reviews(tmp_path):
            "--per_device_train_batch_size", "8", "--output_dir", str(out), "--disable_tqdm", "true"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "| source-only |" in proc.stdout and "| self_training |" in proc.stdout
+    assert "| source-only |" in proc.stdout and "| adamatch |" in proc.stdout
     results = json.loads((out / "results.json").read_text())
-    assert [r["method"] for r in results["runs"]] == ["none", "self_training"]
+    assert [r["method"] for r in results["runs"]] == ["none", "adamatch"]
     assert results["sizes"] == {"source_train": 32, "source_val": 24, "target_train": 32, "target_test": 24}
     for run in results["runs"]:
         assert run["train_steps"] == 2 and 0.0 <= run["target_accuracy"] <= 1.0
         assert (Path(run["model_dir"]) / "model.safetensors").is_file()
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(out / "self_training")
+    model = AutoModelForSequenceClassification.from_pretrained(out / "adamatch")
     assert model.config.id2label == {0: "negative", 1: "positive"}
 
 

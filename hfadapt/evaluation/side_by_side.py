@@ -1,9 +1,10 @@
 """Training the source-only baseline in a second process beside the method, each with half the CPU cores.
 
-On a machine of few cores, two runs of one thread each finish sooner than the same runs one after the other with
-two threads: the step of a small encoder at batch 32 does not use two cores fully. A spawned process (not a fork,
-which would copy the parent's thread pools) trains the baseline; it imports the model factory by name, so the
-factory must be picklable (a module-level function or a ``functools.partial`` of one).
+On a machine of few cores, two runs of one thread each finish somewhat sooner than the same runs one after the
+other with two threads, as a second thread does not double the speed of a small encoder's step (4 to 12% less wall
+time on 2 cores, ``benchmarks/side_by_side_cost.py``). A spawned process (not a fork, which would copy the parent's
+thread pools) trains the baseline; it imports the model factory by name, so the factory must be picklable (a
+module-level function or a ``functools.partial`` of one).
 """
 
 from __future__ import annotations

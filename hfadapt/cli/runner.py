@@ -47,7 +47,11 @@ def add_rating_task(splits: TransferSplits) -> TransferSplits:
 
 def text_model(model_path: str, label_names: list[str], rating_weight: float = 0.0):
     """A fresh sequence classifier from ``model_path`` with ``id2label`` / ``label2id`` from ``label_names`` (a
-    multi-task model with a 5-class rating head when ``rating_weight > 0``)."""
+    multi-task model with a 5-class rating head when ``rating_weight > 0``).
+
+    Raises:
+        OSError: ``model_path`` holds no model that ``from_pretrained`` can read.
+    """
     if rating_weight > 0:
         return MultiTaskModel.from_backbone(model_path, {"sentiment": len(label_names), "rating": 5},
                                             {"rating": rating_weight})

@@ -199,8 +199,9 @@ def train_and_evaluate(
 
 
 def _run_config(config: AdaptConfig, method: str, is_method: bool) -> AdaptConfig:
-    """The configuration of one run of :func:`compare_with_source_only`: the method's or the baseline's, saved to
-    its own folder; only the method pushes to the Hub or pretrains on the target (TAPT)."""
+    """The configuration of one run of :func:`compare_with_source_only`: the method's or, for any other run (the
+    baseline, the target-supervised reference), the source-only recipe's, saved to the folder of ``method``; only
+    the method pushes to the Hub or pretrains on the target (TAPT)."""
     return dataclasses.replace(config, method=config.method if is_method else SOURCE_ONLY,
                                output_dir=str(Path(config.output_dir) / run_name(method)),
                                push_to_hub=config.push_to_hub and is_method,
@@ -336,8 +337,7 @@ def compare_with_source_only(
                                            processing_class, card_details=details, pad_rows=pad_rows,
                                            initial_weights=start, keep_weights=two_stage and not is_method))
     if target_supervised_splits is not None:
-        run_config = dataclasses.replace(config, method=SOURCE_ONLY, push_to_hub=False, tapt_steps=0,
-                                         output_dir=str(Path(config.output_dir) / run_name(TARGET_SUPERVISED)))
+        run_config = _run_config(config, TARGET_SUPERVISED, is_method=False)  # the source-only recipe, its own folder
         runs.append({**train_and_evaluate(make_model, run_config, target_supervised_splits, processing_class),
                      "method": TARGET_SUPERVISED})
     baseline = source_only_run(runs)

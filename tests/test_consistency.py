@@ -65,6 +65,10 @@ def test_adamatch_relative_threshold_and_distribution_alignment_hand_computed():
     assert labels.tolist() == [max(range(2), key=row.__getitem__) for row in aligned]
     with pytest.raises(ValueError, match="source rows"):
         adamatch_pseudo_labels(torch.zeros(0, 2), torch.tensor(target))
+    # without alignment: labels and confidences of the target probabilities as they are
+    labels, mask, _ = adamatch_pseudo_labels(torch.tensor(source), torch.tensor(target), tau=0.9, align=False)
+    assert mask.tolist() == [True, True, False, False]
+    assert labels[:2].tolist() == [1, 0]
 
 
 def test_mean_teacher_loss_is_the_thresholded_squared_probability_difference():

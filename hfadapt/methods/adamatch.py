@@ -11,6 +11,10 @@ target rows of a batch:
 - pseudo-label ``argmax p~_T``, kept where ``max p~_T >= c``; loss as FixMatch's,
   ``L = (1 / M) sum_i mask_i * CE(z_i^strong, pseudo_i)``.
 
+Distribution alignment assumes the target domain's classes are as frequent as the source's: where they are not, it
+pulls pseudo-labels towards the wrong class marginal. ``adamatch_distribution_alignment=False`` takes the
+pseudo-labels and confidences from ``p_T`` itself (the paper's ablation without it).
+
 Differences from the paper: *random logit interpolation* (mixing the logits of a source-only forward with those of
 the joint source+target forward, to keep batch-normalisation statistics apart) is skipped: transformer backbones
 have no batch normalisation. On such a backbone the target rows' weak view runs in a forward of its own without
@@ -56,14 +60,16 @@ def distribution_alignment(target_probs: torch.Tensor, source_probs: torch.Tenso
     return aligned / aligned.sum(-1, keepdim=True).clamp_min(1e-12)
 
 
-def adamatch_pseudo_labels(source_logits: torch.Tensor, target_logits: torch.Tensor,
-                           tau: float = 0.9) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def adamatch_pseudo_labels(source_logits: torch.Tensor, target_logits: torch.Tensor, tau: float = 0.9,
+                           align: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """AdaMatch's pseudo-labels of the target rows (no gradient).
 
     Args:
         source_logits: ``(N_S, C)`` weak-view logits of the source rows, ``N_S >= 1``.
         target_logits: ``(M, C)`` weak-view logits of the target rows.
         tau: relative threshold in ``(0, 1]``.
+        align: take labels and confidences from the distribution-aligned target probabilities (the paper's);
+            ``False``: from the target probabilities as they are.
 
     Returns:
         ``(pseudo_labels (M,) long, mask (M,) bool, threshold (scalar))``.
@@ -77,7 +83,9 @@ def adamatch_pseudo_labels(source_logits: torch.Tensor, target_logits: torch.Ten
     source_probs = torch.softmax(source_logits.detach().float(), dim=-1)
     target_probs = torch.softmax(target_logits.detach().float(), dim=-1)
     threshold = tau * source_probs.max(-1).values.mean()
-    confidence, pseudo_labels = distribution_alignment(target_probs, source_probs).max(-1)
+    if align:
+        target_probs = distribution_alignment(target_probs, source_probs)
+    confidence, pseudo_labels = target_probs.max(-1)
     return pseudo_labels, confidence >= threshold, threshold
 
 
@@ -103,6 +111,12 @@ class AdaMatchSettings:
     adamatch_augmentation: str = field(
         default=DEFAULT_AUGMENTATION, metadata={"help": "AdaMatch's strong view (as fixmatch_augmentation)."}
     )
+    adamatch_distribution_alignment: bool = field(
+        default=True,
+        metadata={"help": "Align the target predictions' class marginal to the batch's source predictions before "
+                          "taking pseudo-labels (the paper's). It assumes the target's classes are as frequent as "
+                          "the source's; turn it off where they are known not to be."},
+    )
 
     def __post_init__(self):
         check_weights(self, "adamatch_weight")
@@ -119,6 +133,7 @@ class AdaMatchLoss(ConsistencyMethod):
         num_domains: source domains + 1 (every source domain's rows count as source).
         augmentation: the strong view's spec (:mod:`hfadapt.augmentation`).
         tau: relative confidence threshold in ``(0, 1]``.
+        distribution_alignment: align the target probabilities before taking pseudo-labels (the paper's).
 
     Raises:
         ValueError: on ``tau`` outside ``(0, 1]`` or a bad spec; in :meth:`bind`, see
@@ -129,15 +144,18 @@ class AdaMatchLoss(ConsistencyMethod):
     needs_target_gradient = False  # the main forward's target rows are the weak view, detached
     settings_class = AdaMatchSettings
 
-    def __init__(self, num_domains: int = 2, augmentation: str = DEFAULT_AUGMENTATION, tau: float = 0.9):
+    def __init__(self, num_domains: int = 2, augmentation: str = DEFAULT_AUGMENTATION, tau: float = 0.9,
+                 distribution_alignment: bool = True):
         super().__init__(num_domains, augmentation)
         AdaMatchSettings(adamatch_tau=tau)  # raises ValueError naming the setting out of range
         self.tau = float(tau)
+        self.distribution_alignment = bool(distribution_alignment)
 
     @classmethod
     def from_config(cls, config, feature_dim: int, num_domains: int, num_classes: int) -> AdaMatchLoss:
         settings = config.settings_of(AdaMatchSettings)
-        return cls(num_domains, settings.adamatch_augmentation, settings.adamatch_tau)
+        return cls(num_domains, settings.adamatch_augmentation, settings.adamatch_tau,
+                   settings.adamatch_distribution_alignment)
 
     def bind(self, task_model: nn.Module, processing_class=None) -> None:
         """As :meth:`ConsistencyMethod.bind`; also logs :data:`BATCH_NORM_WARNING` if ``task_model`` has batch
@@ -161,7 +179,7 @@ class AdaMatchLoss(ConsistencyMethod):
         """
         weak = self.weak_logits(domain, logits)
         source = logits[domain != self.target_domain]
-        pseudo_labels, mask, threshold = adamatch_pseudo_labels(source, weak, self.tau)
+        pseudo_labels, mask, threshold = adamatch_pseudo_labels(source, weak, self.tau, self.distribution_alignment)
         strong = self.student_logits(self.augment(self.require_target_inputs(target_inputs)))
         loss = confidence_masked_cross_entropy(strong, pseudo_labels, mask)
         return AlignmentOutput(loss, {"mask_rate": mask.float().mean(), "threshold": threshold})

@@ -4,8 +4,8 @@ domain's class distribution is not the source's; nothing is trained.
 Target prior matching (``--target_prior_matching``, :mod:`hfadapt.modeling.prior_matching`) assumes the target has
 the source labels' class distribution. The demo domains are balanced, so a grid on them cannot show what the
 assumption costs. Here each kept model of a grid (``sentiment_benchmark.py --members_dir``) scores the target test
-rows once; for each positive share ``s`` the rows are subsampled (every row of the rarer class at that share kept,
-the other class drawn without replacement, ``--draws`` times) and the model is scored four ways on each draw: as
+rows once; for each positive share ``s`` the rows are subsampled (as many as the class that bounds the size allows,
+drawn without replacement, ``--draws`` times) and the model is scored four ways on each draw: as
 trained; matched to the source labels' prior (what ``--target_prior_matching`` does; the shift is found on the
 draw's own rows, standing in for unlabelled target rows with the same class distribution); matched to the prior EM
 estimates from the draw's predictions (Saerens et al., 2002); and matched to the draw's true class distribution
@@ -73,8 +73,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def draw(labels: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
-    """Indices of a subsample of ``labels`` ``(N,)`` (ids 0 and 1) whose share of 1s is ``share``: every row of the
-    class that bounds the size kept, the other class's rows drawn without replacement.
+    """Indices of a subsample of ``labels`` ``(N,)`` (ids 0 and 1) whose share of 1s is ``share`` (to the nearest
+    row): as many rows as the class that bounds the size allows, drawn without replacement.
 
     Raises:
         ValueError: labels other than 0 and 1, or a class with no row.

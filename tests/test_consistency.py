@@ -71,6 +71,13 @@ def test_adamatch_relative_threshold_and_distribution_alignment_hand_computed():
     assert labels[:2].tolist() == [1, 0]
 
 
+def test_adamatch_distribution_alignment_setting_reaches_the_loss(tmp_path):
+    for align in (True, False):
+        config = AdaptConfig(output_dir=str(tmp_path), method="adamatch", adamatch_distribution_alignment=align)
+        assert AdaMatchLoss.from_config(config, feature_dim=8, num_domains=2, num_classes=2).distribution_alignment \
+            is align
+
+
 def test_mean_teacher_loss_is_the_thresholded_squared_probability_difference():
     student = torch.tensor([[0.0, 1.0], [2.0, 0.0], [0.0, 0.0]], requires_grad=True)
     teacher = torch.tensor([[4.0, 0.0], [0.0, 0.3], [0.0, 5.0]])  # max prob 0.982, 0.574, 0.993

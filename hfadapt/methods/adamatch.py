@@ -13,7 +13,7 @@ target rows of a batch:
 
 Distribution alignment assumes the target domain's classes are as frequent as the source's: where they are not, it
 pulls pseudo-labels towards the wrong class marginal. ``adamatch_distribution_alignment=False`` takes the
-pseudo-labels and confidences from ``p_T`` itself (the paper's ablation without it).
+pseudo-labels and confidences from ``p_T`` itself (FixMatch's pseudo-labels with AdaMatch's relative threshold).
 
 Differences from the paper: *random logit interpolation* (mixing the logits of a source-only forward with those of
 the joint source+target forward, to keep batch-normalisation statistics apart) is skipped: transformer backbones

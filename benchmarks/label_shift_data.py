@@ -17,6 +17,7 @@ import sys
 import datasets
 import numpy as np
 
+from hfadapt.benchmarking.label_shift import label_shift_sizes
 from hfadapt.data.loading import load_table
 
 
@@ -55,8 +56,7 @@ def label_shifted(rows: datasets.Dataset, label_column: str, positive: int, shar
     if len(pos) == 0 or len(neg) == 0:
         raise ValueError(f"the domain needs rows of label {positive} and of another label to set their shares; it "
                          f"has {len(pos)} and {len(neg)}")
-    n_pos = min(len(pos), round(len(neg) * share / (1 - share)))
-    n_neg = min(len(neg), round(n_pos * (1 - share) / share))
+    n_pos, n_neg = label_shift_sizes(len(pos), len(neg), share)
     rng = np.random.default_rng(seed)
     keep = np.concatenate([rng.choice(pos, n_pos, replace=False), rng.choice(neg, n_neg, replace=False)])
     return rows.select(np.sort(keep))

@@ -30,6 +30,7 @@ import torch
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
 from hfadapt.benchmarking.fusion import MemberStore, model_factory
+from hfadapt.benchmarking.label_shift import label_shift_sizes
 from hfadapt.benchmarking.ledger import append_row, environment, load_results
 from hfadapt.benchmarking.pairs import DEFAULT_PAIRS, read_recipe, tokenised_pair
 from hfadapt.benchmarking.prior_matching import loaded, source_labels
@@ -82,8 +83,7 @@ def draw(labels: torch.Tensor, share: float, generator: torch.Generator) -> torc
     if not set(labels.unique().tolist()) == {0, 1}:
         raise ValueError(f"a binary task with both classes present is needed, got label ids {labels.unique().tolist()}")
     pos, neg = torch.nonzero(labels == 1).flatten(), torch.nonzero(labels == 0).flatten()
-    n_pos = min(len(pos), round(len(neg) * share / (1 - share)))
-    n_neg = min(len(neg), round(n_pos * (1 - share) / share))
+    n_pos, n_neg = label_shift_sizes(len(pos), len(neg), share)
     pick = [pos[torch.randperm(len(pos), generator=generator)[:n_pos]],
             neg[torch.randperm(len(neg), generator=generator)[:n_neg]]]
     return torch.cat(pick)
@@ -152,9 +152,6 @@ def table(rows: list[dict]) -> str:
             base = [c["as_trained"] for c in cells]
             line = f"| {method} | {share:.2f} | {len(cells)} | {statistics.fmean(base):.2f} |"
             for way in WAYS[1:]:
-                if way not in cells[0]:
-                    line += " |"
-                    continue
                 diff = [c[way] - b for c, b in zip(cells, base, strict=True)]
                 se = statistics.stdev(diff) / len(diff) ** 0.5 if len(diff) > 1 else float("nan")
                 line += f" {statistics.fmean(diff):+.2f} ± {se:.2f} |"
@@ -185,7 +182,8 @@ def main(argv: list[str] | None = None) -> None:
                 for method in todo:
                     cache = Path(args.logits_dir) / f"{pair}_{method}_{seed}.pt" if args.logits_dir else None
                     if cache is not None and cache.exists():
-                        logits, labels = torch.load(cache).values()
+                        kept = torch.load(cache)
+                        logits, labels = kept["logits"], kept["labels"]
                     else:
                         model = loaded(make_model, store.load(pair, method, seed))
                         logits, labels = target_logits(model, splits, tokenizer, config.bf16)

@@ -50,3 +50,15 @@ def test_scores_at_the_balanced_share_match_the_model():
     (row,) = bench.scores(logits, labels, torch.tensor([0.5, 0.5]), [0.5], draws=2, seed=0)
     assert row["as_trained"] == row["source_prior"] == row["true_prior"] == pytest.approx(100.0)
     assert row["predicted_share"] == pytest.approx(0.5)
+
+
+def test_label_shift_sizes_hand_computed():
+    from hfadapt.benchmarking.label_shift import label_shift_sizes
+
+    assert label_shift_sizes(1000, 1000, 0.2) == (250, 1000)  # 250 / 1250 = 0.2
+    assert label_shift_sizes(1000, 1000, 0.8) == (1000, 250)
+    assert label_shift_sizes(8, 8, 0.5) == (8, 8)
+    with pytest.raises(ValueError, match="share"):
+        label_shift_sizes(8, 8, 1.0)
+    with pytest.raises(ValueError, match="both classes"):
+        label_shift_sizes(0, 8, 0.5)

@@ -20,27 +20,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer, DataCollatorWithPadding
+from transformers import DataCollatorWithPadding
 
-from hfadapt.benchmarking.fusion import MemberStore, model_factory
+from hfadapt.benchmarking.fusion import model_factory
 from hfadapt.benchmarking.label_shift import label_shift_sizes
 from hfadapt.benchmarking.ledger import append_row, environment, load_results
-from hfadapt.benchmarking.pairs import DEFAULT_PAIRS, read_recipe, tokenised_pair
+from hfadapt.benchmarking.members import add_member_arguments, member_reading
+from hfadapt.benchmarking.pairs import tokenised_pair
 from hfadapt.benchmarking.prior_matching import loaded, source_labels
-from hfadapt.cli.recipes import recipe_path
 from hfadapt.data.mixing import model_input_names
 from hfadapt.modeling.features import HeadInputReader
 from hfadapt.modeling.inference import dataset_predictions
 from hfadapt.modeling.prior_matching import class_prior, prior_matching_shift
-from hfadapt.utils.offline_models import packaged_minilm_path
-from hfadapt.utils.precision import MIXED_PRECISIONS
 from hfadapt.utils.runtime import use_available_cpu_threads
 
 WAYS = ("as_trained", "source_prior", "estimated_prior", "true_prior")
@@ -51,19 +47,10 @@ draw's own."""
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """The command line: where the members are, which blocks, models and shares, where rows go."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--members_dir", required=True, help="the grid's --members_dir")
-    parser.add_argument("--pairs", nargs="+", default=DEFAULT_PAIRS)
-    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    parser.add_argument("--methods", nargs="+", required=True, help="kept members to score")
+    add_member_arguments(parser, methods_help="kept members to score")
     parser.add_argument("--shares", nargs="+", type=float, default=[0.2, 0.35, 0.5, 0.65, 0.8],
                         help="share of the second class (positive) among the subsampled target rows, in (0, 1)")
     parser.add_argument("--draws", type=int, default=20, help="subsamples per share")
-    parser.add_argument("--max_length", type=int, default=128, help="tokens per review, as the grid read them")
-    parser.add_argument("--max_eval_samples", type=int, default=1000, help="as the grid's (its default 1000)")
-    parser.add_argument("--model_name_or_path", default=None, help="the grid's backbone (default: packaged MiniLM)")
-    parser.add_argument("--mixed_precision", default=None, choices=MIXED_PRECISIONS)
-    parser.add_argument("--recipe", default=str(recipe_path("text")))
-    parser.add_argument("--results", required=True, help="rows are appended here; a rerun skips the rows it finds")
     parser.add_argument("--logits_dir", default=None,
                         help="keep each model's target logits here, and read them back instead of scoring again")
     parser.add_argument("--table_only", action="store_true", help="print the table of --results and stop")
@@ -165,11 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     results = Path(args.results)
     if not args.table_only:
         use_available_cpu_threads()
-        data, config = read_recipe(args, tempfile.mkdtemp(prefix="hfadapt-label-shift-"))
-        data = dataclasses.replace(data, max_length=args.max_length, max_eval_samples=args.max_eval_samples)
-        model_path = args.model_name_or_path or packaged_minilm_path()
-        tokenizer = AutoTokenizer.from_pretrained(model_path)
-        store = MemberStore(args.members_dir)
+        data, config, model_path, tokenizer, store = member_reading(args, "hfadapt-label-shift-")
         done = {(r["pair"], r["method"], r["seed"]) for r in load_results(results)}
         for seed in args.seeds:
             for pair in args.pairs:

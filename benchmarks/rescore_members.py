@@ -16,36 +16,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import tempfile
 from pathlib import Path
 
-from transformers import AutoTokenizer
-
-from hfadapt.benchmarking.fusion import Fusion, MemberStore, fused_scores, model_factory
+from hfadapt.benchmarking.fusion import Fusion, fused_scores, model_factory
 from hfadapt.benchmarking.ledger import append_row, claim, environment, load_results
-from hfadapt.benchmarking.pairs import DEFAULT_PAIRS, read_recipe, tokenised_pair
-from hfadapt.cli.recipes import recipe_path
-from hfadapt.utils.offline_models import packaged_minilm_path
-from hfadapt.utils.precision import MIXED_PRECISIONS
+from hfadapt.benchmarking.members import add_member_arguments, member_reading
+from hfadapt.benchmarking.pairs import tokenised_pair
 from hfadapt.utils.runtime import use_available_cpu_threads
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """The command line: where the members are, which blocks and models, which validators, where rows go."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--members_dir", required=True, help="the grid's --members_dir")
-    parser.add_argument("--pairs", nargs="+", default=DEFAULT_PAIRS)
-    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    parser.add_argument("--methods", nargs="+", required=True, help="kept members to score alone")
+    add_member_arguments(parser, methods_help="kept members to score alone")
     parser.add_argument("--fusions", nargs="*", default=[], help="fusions of kept members to score, as the grid's")
     parser.add_argument("--label_free_validators", nargs="+", required=True)
-    parser.add_argument("--max_length", type=int, default=128, help="tokens per review, as the grid read them")
-    parser.add_argument("--max_train_samples", type=int, default=None, help="as the grid's (default: every row)")
-    parser.add_argument("--max_eval_samples", type=int, default=1000, help="as the grid's (its default 1000)")
-    parser.add_argument("--model_name_or_path", default=None, help="the grid's backbone (default: packaged MiniLM)")
-    parser.add_argument("--mixed_precision", default=None, choices=MIXED_PRECISIONS)
-    parser.add_argument("--recipe", default=str(recipe_path("text")))
-    parser.add_argument("--results", required=True, help="rows are appended here; a rerun skips the rows it finds")
     parser.add_argument("--claim_dir", default=None, help="shared by processes scoring one grid side by side")
     return parser.parse_args(argv)
 
@@ -54,14 +39,9 @@ def main(argv: list[str] | None = None) -> None:
     """Append a row per kept model (and fusion) of each complete block that ``--results`` does not hold yet."""
     args = parse(argv)
     use_available_cpu_threads()
-    scratch = tempfile.mkdtemp(prefix="hfadapt-rescore-")
-    data, config = read_recipe(args, scratch)  # the grid's recipe, as sentiment_benchmark reads it
-    data = dataclasses.replace(data, max_length=args.max_length, max_train_samples=args.max_train_samples,
-                               max_eval_samples=args.max_eval_samples)  # the grid's splits
+    data, config, model_path, tokenizer, store = member_reading(args, "hfadapt-rescore-")
     config = dataclasses.replace(config, label_free_validators=args.label_free_validators, label_free_strategy="end")
-    model_path = args.model_name_or_path or packaged_minilm_path()
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    store, results = MemberStore(args.members_dir), Path(args.results)
+    results = Path(args.results)
     done = {(r["pair"], r["method"], r["seed"]) for r in load_results(results)}
     # {row's method: fusion}; a member alone is the fusion of one model: the same scoring, and the same row fields
     models = {m: Fusion("uniform_soup", (m,)) for m in args.methods} | {f: Fusion.parse(f) for f in args.fusions}

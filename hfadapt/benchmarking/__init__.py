@@ -7,4 +7,6 @@
 - :mod:`hfadapt.benchmarking.timing`: timing steps and writing the speed benchmarks' result files.
 - :mod:`hfadapt.benchmarking.agreement`: how well each label-free validator ranks a finished grid's models as
   target accuracy does (what a grid's rule assumes of the validator it reads).
+- :mod:`hfadapt.benchmarking.members`: the arguments and setup of scripts that score a finished grid's kept models
+  again, as the grid read them, without training.
 """

@@ -13,7 +13,7 @@ from transformers import AutoModelForSequenceClassification
 from hfadapt.cli.runner import text_model_factory
 from hfadapt.data.splits import TransferSplits
 from hfadapt.evaluation import experiment
-from hfadapt.evaluation.side_by_side import thread_split, why_not_side_by_side
+from hfadapt.evaluation.side_by_side import second_process, thread_split, why_not_side_by_side
 from hfadapt.utils.peft_utils import plain_state_dict
 
 
@@ -29,6 +29,11 @@ def bert_in_this_process_only(pid: int):
     if os.getpid() != pid:
         raise RuntimeError("no model outside the first process")
     return tiny_bert()
+
+
+def process_index_of(config) -> int:
+    """What the baseline's trainer reads first of its configuration's accelerate state."""
+    return config.process_index
 
 
 SCORES = ("method", "source_val_accuracy", "target_accuracy", "target_macro_f1", "train_steps", "source_val_curve")
@@ -64,6 +69,25 @@ def test_a_failed_baseline_keeps_the_method_and_raises_its_error(tmp_path, split
     assert (tmp_path / "run" / "dann" / "config.json").is_file() and "| source-only baseline |" not in card
     assert "No source-only baseline was trained in the same run" in card
     assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_the_second_process_gets_its_arguments_as_they_were_when_it_was_started(tmp_path):
+    from accelerate.state import AcceleratorState
+
+    rows = [1, 2, 3]
+    with second_process(1, dict, rows=rows) as call:
+        rows.clear()  # the pool's own thread would pickle the arguments after this
+    assert call.get() == {"rows": [1, 2, 3]}
+
+    # the race the method's configuration ran into: building a TrainingArguments resets accelerate's shared state,
+    # which the baseline's configuration holds, while the pool was still to pickle it
+    config = make_config(tmp_path)
+    try:
+        with second_process(1, process_index_of, config=config) as call:
+            AcceleratorState._reset_state(reset_partial_state=True)
+        assert call.get() == 0
+    finally:
+        make_config(tmp_path)  # accelerate's state set up again for the tests after this one
 
 
 def test_why_not_side_by_side_names_each_reason(tmp_path, monkeypatch):

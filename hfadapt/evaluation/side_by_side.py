@@ -46,9 +46,11 @@ def thread_split(threads: int) -> tuple[int, int]:
     return threads - threads // 2, threads // 2
 
 
-def _call_with_threads(threads: int, fn: Callable, kwargs: dict):
-    """In the second process: ``fn(**kwargs)`` with ``threads`` torch threads."""
+def _call_with_threads(threads: int, call: bytes):
+    """In the second process: ``fn(**kwargs)`` with ``threads`` torch threads, ``call`` the pickled
+    ``(fn, kwargs)``."""
     torch.set_num_threads(threads)
+    fn, kwargs = pickle.loads(call)
     return fn(**kwargs)
 
 
@@ -57,10 +59,20 @@ def second_process(threads: int, fn: Callable, **kwargs) -> Iterator[AsyncResult
     """Start ``fn(**kwargs)`` in a spawned process with ``threads`` torch threads and yield its ``AsyncResult``
     (``get()`` returns the result or re-raises what the call raised; ``fn``, ``kwargs`` and the result travel by
     pickle). On leaving the block the process ends; leaving it on an error stops the process, finished or not, so
-    that an error here does not wait for the other run."""
+    that an error here does not wait for the other run.
+
+    ``fn`` and ``kwargs`` are pickled here, before this returns: the pool would pickle them later in a thread of
+    its own, while this process goes on, and a ``TrainingArguments`` built meanwhile resets accelerate's shared
+    ``PartialState``, which a pickled configuration holds (a baseline configuration sent without its state fails
+    with ``no attribute 'process_index'``).
+
+    Raises:
+        pickle.PicklingError, AttributeError, TypeError: ``fn`` or ``kwargs`` cannot be pickled.
+    """
+    call = pickle.dumps((fn, kwargs))
     pool = multiprocessing.get_context("spawn").Pool(1)
     try:
-        yield pool.apply_async(_call_with_threads, (threads, fn, kwargs))
+        yield pool.apply_async(_call_with_threads, (threads, call))
         pool.close()
     except BaseException:
         pool.terminate()

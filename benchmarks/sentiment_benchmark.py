@@ -132,9 +132,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                              "(their new rows, marked trained_again, are the ones tables read), and without "
                              "--members_dir a pair and seed with a fusion to score is claimed whole")
     parser.add_argument("--members_dir", default=None,
-                        help="with --fusions: keep the members' trained weights in this folder (shared by the "
-                             "processes of --claim_dir), claim members and fusions one by one, and fuse members "
-                             "kept there before without training them again")
+                        help="keep every run's trained weights in this folder (shared by the processes of "
+                             "--claim_dir), so that a fusion of them, named now or in a later start, fuses them "
+                             "without training them again; with --fusions, claim members and fusions one by one")
     parser.add_argument("--members_wait_s", type=float, default=3 * 3600,
                         help="with --members_dir: how long a process that has trained all it could waits for "
                              "members other processes are training (seconds)")
@@ -318,11 +318,12 @@ def main(argv: list[str] | None = None) -> None:
                                                      keep_weights=True)["weights"]
                     start = baseline_weights
                 run = train_run(make_model, config, splits, tokenizer, initial_weights=start,
-                                keep_weights=method == SOURCE_ONLY or method in members or args.prior_matching)
+                                keep_weights=method == SOURCE_ONLY or method in members or args.prior_matching
+                                or store is not None)
                 weights = run.pop("weights", None)
                 if method == SOURCE_ONLY:
                     baseline_weights = weights
-                if method in members and store is not None:
+                if store is not None:  # every run, so that a fusion added in a later start need not train it
                     store.save(pair, method, seed, weights)
                 elif method in members:
                     trained[method] = weights

@@ -242,6 +242,28 @@ def test_fusions_over_a_member_store_score_as_a_block_trained_whole(tmp_path, mo
     assert [r["method"] for r in ledger.load_results(stored)][3:] == ["wise_ft:none/dann"]
 
 
+def test_runs_kept_in_a_member_store_without_fusions_are_fused_later_without_training(tmp_path, monkeypatch):
+    from hfadapt.benchmarking import ledger
+    from hfadapt.benchmarking.fusion import MemberStore
+
+    model_dir = saved_tiny_bert(tmp_path / "tiny")
+    bench = load_benchmark("sentiment_benchmark")
+    flags = ["--model_name_or_path", str(model_dir), "--pairs", "books:dvd", "--multi_source_pairs", "--seeds", "1",
+             "--methods", "none", "dann", "--max_steps", "2", "--max_length", "16", "--max_train_samples", "32",
+             "--max_eval_samples", "32", "--mixed_precision", "no", "--table", str(tmp_path / "table.md"),
+             "--members_dir", str(tmp_path / "members")]
+    results = tmp_path / "rows.jsonl"
+    bench.main([*flags, "--results", str(results), "--claim_dir", str(tmp_path / "claims")])
+    assert MemberStore(tmp_path / "members").has("books:dvd", "dann", 1)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a run kept in the store was trained again")
+    monkeypatch.setattr(bench, "train_run", no_training)
+    bench.main([*flags, "--fusions", "uniform_soup:none/dann", "--results", str(results),
+                "--claim_dir", str(tmp_path / "claims2")])
+    assert [r["method"] for r in ledger.load_results(results)] == ["none", "dann", "uniform_soup:none/dann"]
+
+
 def test_a_block_s_fusions_are_scored_once_its_members_are_kept_not_after_the_grid(tmp_path):
     from hfadapt.benchmarking import ledger
 

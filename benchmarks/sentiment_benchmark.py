@@ -227,14 +227,16 @@ def main(argv: list[str] | None = None) -> None:
     fusions = [Fusion.parse(spec) for spec in args.fusions]  # a bad spec fails before any training
     data, base_config = grid_setup(args, scratch)
     budget = budget_of(args, base_config)
+    multi_methods = args.multi_source_methods if args.multi_source_methods is not None else args.methods
+    # each row under the spec it ran as, should the recipe have moved a setting since (matching_rows)
+    specs = [*dict.fromkeys([*args.methods, *multi_methods]), *[f.name for f in fusions]]
     if not args.table_only:
         use_available_cpu_threads()
         model_path = args.model_name_or_path or packaged_minilm_path()
         tokenizer = AutoTokenizer.from_pretrained(model_path)
         done = {(r["pair"], r["method"], r["seed"])
-                for r in matching_rows(load_results(results_path), budget, base_config)}
+                for r in matching_rows(load_results(results_path), budget, base_config, specs)}
         results_path.parent.mkdir(parents=True, exist_ok=True)
-        multi_methods = args.multi_source_methods if args.multi_source_methods is not None else args.methods
         # seed-major, so that a grid stopped part-way holds whole seeds of every pair
         grid = [(pair, seed, args.methods) for seed, pair in itertools.product(args.seeds, args.pairs)]
         grid += [(pair, seed, multi_methods) for seed, pair in itertools.product(args.seeds, args.multi_source_pairs)]
@@ -343,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
                 score_waiting(0.0)  # a block whose members are all kept is scored now, not after the whole grid
         if waiting:  # after this process's training: the members left are other processes'
             score_waiting(args.members_wait_s, final=True)
-    rows = matching_rows(load_results(results_path), budget, base_config)
+    rows = matching_rows(load_results(results_path), budget, base_config, specs)
     fused_names = [f.name for f in fusions]
     if args.prior_matching:  # each model beside its matched self
         rows += prior_matched_rows(rows)
@@ -359,7 +361,6 @@ def main(argv: list[str] | None = None) -> None:
     if validators:
         table += ("\n\nLabel-free validators, mean over the blocks where every method has run (higher is better):"
                   f"\n\n{validators}")
-    multi_methods = args.multi_source_methods if args.multi_source_methods is not None else args.methods
     if args.multi_source_pairs:
         table += "\n\nMulti-source (two domains -> the third):\n\n" + markdown_table(
             rows, [*multi_methods, *fused_names], args.multi_source_pairs)

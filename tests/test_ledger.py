@@ -98,6 +98,27 @@ def test_rows_match_by_budget_and_recipe(config):
     assert ledger.matching_rows(rows, budget, moved) == [none, retuned]
 
 
+def test_rows_read_as_the_spec_they_ran_as_when_the_recipe_moves_a_setting(config):
+    budget = {"max_steps": 100}
+    dann = {"pair": "a:b", "method": "dann", "seed": 1, "budget": budget, "recipe": ledger.row_recipe(config, "dann")}
+    half = {**dann, "method": "dann:dann_weight=0.5", "recipe": ledger.row_recipe(config, "dann:dann_weight=0.5")}
+    none = {**dann, "method": "none", "recipe": ledger.row_recipe(config, "none")}
+    soup = {**dann, "method": "uniform_soup:none/dann", "fusion": {"mode": "uniform_soup", "members": ["none", "dann"]},
+            "recipe": ledger.fusion_recipe(config, ["none", "dann"])}
+    rows = [dann, half, none, soup]
+    moved = dataclasses.replace(config, dann_weight=0.5)  # the recipe's DANN weight moves from 1.0 to 0.5
+    specs = ["none", "dann", "dann:dann_weight=1.0", "uniform_soup:none/dann:dann_weight=1.0"]
+    assert [r["method"] for r in ledger.matching_rows(rows, budget, moved, specs)] == specs[2:3] + specs[1:2] + [
+        "none", specs[3]]
+    assert ledger.matching_rows(rows, budget, moved, specs)[2] is none  # a row read as itself is not copied
+    # a row whose own name is asked for keeps it, though another spec asked for has the same recipe
+    assert [r["method"] for r in ledger.matching_rows([half], budget, moved, ["dann", half["method"]])] == [
+        half["method"]]
+    # no spec of the same method with the row's recipe: left out, as without specs
+    assert ledger.matching_rows(rows, budget, moved, ["none", "dann"]) == [{**half, "method": "dann"}, none]
+    assert ledger.matching_rows(rows, budget, moved) == [half, none]
+
+
 def test_a_row_that_predates_a_field_matches_while_the_field_stays_at_its_default(config):
     budget = {"max_steps": 100}
     recipe = ledger.row_recipe(config, "dann")

@@ -140,22 +140,56 @@ def fusion_recipe(config: AdaptConfig, members: list[str]) -> dict:
     return {member: row_recipe(config, member) for member in members}
 
 
-def matching_rows(rows: list[dict], budget: dict, config: AdaptConfig) -> list[dict]:
+def matching_rows(rows: list[dict], budget: dict, config: AdaptConfig, specs: list[str] | None = None) -> list[dict]:
     """The rows run with ``budget`` and with the recipe ``config`` gives their method now (:func:`same_recipe`,
     leaving out :data:`BUDGET_SET_FIELDS`): the rows a table compares and a rerun skips. A fused model's row
-    (with ``"fusion": {"mode", "members"}`` and :func:`fusion_recipe`) matches while every member's recipe does."""
+    (with ``"fusion": {"mode", "members"}`` and :func:`fusion_recipe`) matches while every member's recipe does.
+
+    Args:
+        specs: the methods and fusions a grid or table names (``None``: each row's own). A row is returned under
+            the first of them it ran as: its own name if that one matches, else the first spec of the same method
+            (a fusion: the same mode, and members of the same methods in the same order) whose recipe it ran
+            with. So a row keeps its meaning when the recipe moves a setting: once the recipe turns AdaMatch's
+            distribution alignment off, a row of ``adamatch`` run with it on reads as
+            ``adamatch:adamatch_distribution_alignment=true``, and a row of
+            ``adamatch:adamatch_distribution_alignment=false`` as ``adamatch``. Rows that match none are left out.
+    """
+    from .fusion import Fusion  # torch-heavy, and only needed here
+
     defaults = config_defaults()
+    recipes = {}
 
     def recipe(spec: str) -> dict:
-        return {k: v for k, v in row_recipe(config, spec).items() if k not in BUDGET_SET_FIELDS}
+        if spec not in recipes:
+            recipes[spec] = {k: v for k, v in row_recipe(config, spec).items() if k not in BUDGET_SET_FIELDS}
+        return recipes[spec]
 
-    def matches(row: dict) -> bool:
-        if "fusion" in row:
-            return all(m in row["recipe"] and same_recipe({"recipe": row["recipe"][m]}, recipe(m), defaults)
-                       for m in row["fusion"]["members"])
-        return same_recipe(row, recipe(row["method"]), defaults)
+    def ran_as_member(row_recipe_: dict | None, member: str, spec_member: str) -> bool:
+        return (row_recipe_ is not None and parse_setting(member)[0] == parse_setting(spec_member)[0]
+                and same_recipe({"recipe": row_recipe_}, recipe(spec_member), defaults))
 
-    return [r for r in rows if r["budget"] == budget and matches(r)]
+    def ran_as(row: dict, spec: str) -> bool:
+        if "fusion" not in row:
+            return ran_as_member(row.get("recipe"), row["method"], spec)
+        try:
+            fusion = Fusion.parse(spec)
+        except ValueError:  # a method, not a fusion
+            return False
+        members = row["fusion"]["members"]
+        return (fusion.mode == row["fusion"]["mode"] and len(fusion.members) == len(members)
+                and all(ran_as_member(row["recipe"].get(m), m, spec_member)
+                        for m, spec_member in zip(members, fusion.members, strict=True)))
+
+    kept = []
+    for row in rows:
+        if row["budget"] != budget:
+            continue
+        own = row["method"]
+        candidates = [own] if specs is None else [own] * (own in specs) + [s for s in specs if s != own]
+        spec = next((s for s in candidates if ran_as(row, s)), None)
+        if spec is not None:
+            kept.append(row if spec == own else {**row, "method": spec})
+    return kept
 
 
 def environment(bf16: bool = False) -> dict:

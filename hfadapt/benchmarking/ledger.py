@@ -164,9 +164,10 @@ def matching_rows(rows: list[dict], budget: dict, config: AdaptConfig, specs: li
             recipes[spec] = {k: v for k, v in row_recipe(config, spec).items() if k not in BUDGET_SET_FIELDS}
         return recipes[spec]
 
-    def ran_as_member(row_recipe_: dict | None, member: str, spec_member: str) -> bool:
-        return (row_recipe_ is not None and parse_setting(member)[0] == parse_setting(spec_member)[0]
-                and same_recipe({"recipe": row_recipe_}, recipe(spec_member), defaults))
+    def ran_as_member(recorded: dict | None, member: str, spec_member: str) -> bool:
+        """Whether a run of ``member`` that recorded the recipe ``recorded`` is a run of ``spec_member`` now."""
+        return (recorded is not None and parse_setting(member)[0] == parse_setting(spec_member)[0]
+                and same_recipe({"recipe": recorded}, recipe(spec_member), defaults))
 
     def ran_as(row: dict, spec: str) -> bool:
         if "fusion" not in row:

@@ -47,7 +47,8 @@ def test_bad_values_name_the_field(tmp_path, field, value, message):
 
 def test_defaults_are_the_recipe_s_method_settings(tmp_path):
     """AdaptConfig() gets the method settings the benchmark supports: every adaptation field the sentiment recipe
-    sets equals its default, except the method itself (the recipe's adamatch, AdaptConfig's dann)."""
+    sets equals its default, except the method itself (the recipe's adamatch, AdaptConfig's dann) and AdaMatch's
+    distribution alignment (off in the recipe; on in AdaptConfig, as in the paper and the digits recipe)."""
     import dataclasses
 
     import yaml
@@ -60,8 +61,9 @@ def test_defaults_are_the_recipe_s_method_settings(tmp_path):
     config = AdaptConfig(output_dir=str(tmp_path), use_cpu=True)
     # the budget and the precision are the run's, not method settings
     method_keys = sorted(own & recipe.keys() - {"method", "mixed_precision", "early_stopping_patience",
-                                                "early_stopping_min_steps"})
+                                                "early_stopping_min_steps", "adamatch_distribution_alignment"})
     assert (recipe["method"], config.method) == ("adamatch", "dann")
+    assert (recipe["adamatch_distribution_alignment"], config.adamatch_distribution_alignment) == (False, True)
     assert {"grl_max_lambda", "alignment_balancing", "mmd_weight", "iw_flattening", "udalm_weight",
             "adamatch_tau"} <= set(method_keys)
     assert {k: getattr(config, k) for k in method_keys} == {k: recipe[k] for k in method_keys}

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..methods import SOURCE_ONLY, display_name
 from ..trainer.config import AdaptConfig
+from .fusion import Fusion
 
 DEFAULTS_BEFORE_RECIPE = {"grl_max_lambda": 1.0, "alignment_balancing": "fixed", "mmd_weight": 1.0, "jan_weight": 1.0,
                           "coral_weight": 1.0, "iw_flattening": 1.0, "udalm_weight": 0.1}
@@ -154,8 +155,6 @@ def matching_rows(rows: list[dict], budget: dict, config: AdaptConfig, specs: li
             ``adamatch:adamatch_distribution_alignment=true``, and a row of
             ``adamatch:adamatch_distribution_alignment=false`` as ``adamatch``. Rows that match none are left out.
     """
-    from .fusion import Fusion  # torch-heavy, and only needed here
-
     defaults = config_defaults()
     recipes = {}
 

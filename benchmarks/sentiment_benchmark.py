@@ -329,8 +329,6 @@ def main(argv: list[str] | None = None) -> None:
                     store.save(pair, method, seed, weights)
                 elif method in members:
                     trained[method] = weights
-                print(f"{pair} {method} seed {seed}: target {100 * run['target_accuracy']:.2f} "
-                      f"({run['wall_time_s']} s)", flush=True)
                 # the spec, not run's method name: "none:source_weighting=auto" must not read as plain "none"
                 row = {**run, "pair": pair, "method": method, "seed": seed, "budget": budget,
                        "recipe": row_recipe(config, method), "environment": environment(config.bf16)}
@@ -339,6 +337,9 @@ def main(argv: list[str] | None = None) -> None:
                 if (pair, method, seed) in done:  # trained again for a fusion (on another machine it can differ):
                     row["trained_again"] = True  # the row of the model fused, after the first (tables read the latest)
                 append_row(results_path, row)
+                # after the row is written: a line in the log means the results file holds the run
+                print(f"{pair} {method} seed {seed}: target {100 * run['target_accuracy']:.2f} "
+                      f"({run['wall_time_s']} s)", flush=True)
             if whole:
                 score_fusions(pair, seed, fused, splits, trained.__getitem__)
             elif waiting:

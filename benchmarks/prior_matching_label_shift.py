@@ -30,7 +30,7 @@ from transformers import DataCollatorWithPadding
 from hfadapt.benchmarking.fusion import model_factory
 from hfadapt.benchmarking.label_shift import label_shift_sizes
 from hfadapt.benchmarking.ledger import append_row, environment, load_results
-from hfadapt.benchmarking.members import add_member_arguments, member_reading
+from hfadapt.benchmarking.members import add_member_arguments, kept_member, member_reading
 from hfadapt.benchmarking.pairs import tokenised_pair
 from hfadapt.benchmarking.prior_matching import loaded, source_labels
 from hfadapt.data.mixing import model_input_names
@@ -152,11 +152,13 @@ def main(argv: list[str] | None = None) -> None:
     results = Path(args.results)
     if not args.table_only:
         use_available_cpu_threads()
-        data, config, model_path, tokenizer, store = member_reading(args, "hfadapt-label-shift-")
+        reading = member_reading(args, "hfadapt-label-shift-")
+        data, config, model_path, tokenizer, store = reading
         done = {(r["pair"], r["method"], r["seed"]) for r in load_results(results)}
         for seed in args.seeds:
             for pair in args.pairs:
-                todo = [m for m in args.methods if (pair, m, seed) not in done and store.has(pair, m, seed)]
+                keys = {m: kept_member(reading, pair, m, seed) for m in args.methods if (pair, m, seed) not in done}
+                todo = [m for m, key in keys.items() if key is not None]
                 if not todo:
                     continue
                 splits = tokenised_pair(data, pair, seed, tokenizer)
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
                         kept = torch.load(cache)
                         logits, labels = kept["logits"], kept["labels"]
                     else:
-                        model = loaded(make_model, store.load(pair, method, seed))
+                        model = loaded(make_model, store.load(pair, seed, keys[method]))
                         logits, labels = target_logits(model, splits, tokenizer, config.bf16)
                         if cache is not None:
                             cache.parent.mkdir(parents=True, exist_ok=True)

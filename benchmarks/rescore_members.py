@@ -20,7 +20,7 @@ from pathlib import Path
 
 from hfadapt.benchmarking.fusion import Fusion, fused_scores, model_factory
 from hfadapt.benchmarking.ledger import append_row, claim, environment, load_results
-from hfadapt.benchmarking.members import add_member_arguments, member_reading
+from hfadapt.benchmarking.members import add_member_arguments, kept_member, member_reading
 from hfadapt.benchmarking.pairs import tokenised_pair
 from hfadapt.utils.runtime import use_available_cpu_threads
 
@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     """Append a row per kept model (and fusion) of each complete block that ``--results`` does not hold yet."""
     args = parse(argv)
     use_available_cpu_threads()
-    data, config, model_path, tokenizer, store = member_reading(args, "hfadapt-rescore-")
+    reading = member_reading(args, "hfadapt-rescore-")
+    data, config, model_path, tokenizer, store = reading
     config = dataclasses.replace(config, label_free_validators=args.label_free_validators, label_free_strategy="end")
     results = Path(args.results)
     done = {(r["pair"], r["method"], r["seed"]) for r in load_results(results)}
@@ -48,7 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     needed = sorted({m for f in models.values() for m in f.members})
     for seed in args.seeds:
         for pair in args.pairs:
-            if not all(store.has(pair, m, seed) for m in needed):
+            keys = {m: kept_member(reading, pair, m, seed) for m in needed}
+            if None in keys.values():
                 print(f"{pair} seed {seed}: not every member is kept, skipped", flush=True)
                 continue
             todo = [name for name, f in models.items() if (pair, name, seed) not in done
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
             if not todo:
                 continue
             splits = tokenised_pair(data, pair, seed, tokenizer)
-            weights = {m: store.load(pair, m, seed) for m in needed}
+            weights = {m: store.load(pair, seed, keys[m]) for m in needed}
             make_model = model_factory(model_path, splits)
             for name in todo:
                 scores = fused_scores(models[name], weights, make_model, splits, tokenizer, config)

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import itertools
 import json
 import shutil
@@ -49,7 +48,7 @@ from pathlib import Path
 from transformers import AutoTokenizer
 
 from hfadapt import AdaptConfig
-from hfadapt.benchmarking.fusion import Fusion, MemberStore, fused_scores, fusion_members, model_factory
+from hfadapt.benchmarking.fusion import Fusion, fused_scores, fusion_members, model_factory
 from hfadapt.benchmarking.ledger import (
     PRIOR_MATCHED,
     append_row,
@@ -59,16 +58,19 @@ from hfadapt.benchmarking.ledger import (
     environment,
     fusion_recipe,
     gain_summary,
+    key_digest,
     load_results,
     markdown_table,
     matching_rows,
     parse_setting,
     prior_matched_rows,
     row_recipe,
+    run_key,
     validator_table,
 )
 from hfadapt.benchmarking.pairs import DEFAULT_PAIRS, MULTI_SOURCE_PAIRS, read_recipe, tokenised_pair
 from hfadapt.benchmarking.prior_matching import loaded, prior_matched_scores
+from hfadapt.benchmarking.store import MemberStore
 from hfadapt.cli.recipes import recipe_path
 from hfadapt.data import DataArguments
 from hfadapt.evaluation.experiment import train_and_evaluate
@@ -179,11 +181,11 @@ def run_config(base_config: AdaptConfig, args, spec: str, seed: int, run_dir: Pa
 
 
 def resumable(config: AdaptConfig, key: dict) -> AdaptConfig:
-    """``config`` with its run folder named after a hash of ``key`` (what defines the run: budget, recipe, model,
-    data), so that a run resumes only a checkpoint of the same run, and ``resume_from_checkpoint="true"``: a run
-    continues from its folder's latest checkpoint (:func:`~hfadapt.evaluation.experiment.checkpoint_to_resume`)."""
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    return dataclasses.replace(config, output_dir=f"{config.output_dir}_{digest}", resume_from_checkpoint="true")
+    """``config`` with its run folder named after a digest of ``key`` (:func:`run_key`: what defines the run), so
+    that a run resumes only a checkpoint of the same run, and ``resume_from_checkpoint="true"``: a run continues
+    from its folder's latest checkpoint (:func:`~hfadapt.evaluation.experiment.checkpoint_to_resume`)."""
+    return dataclasses.replace(config, output_dir=f"{config.output_dir}_{key_digest(key)}",
+                               resume_from_checkpoint="true")
 
 
 def train_run(make_model, config: AdaptConfig, splits, tokenizer, **kwargs) -> dict:
@@ -243,12 +245,14 @@ def main(argv: list[str] | None = None) -> None:
         store = MemberStore(args.members_dir) if args.members_dir else None
         waiting = []  # (pair, seed, fusions) scored once the store holds their members, trained here or elsewhere
 
+        def key_of(spec: str, seed: int) -> dict:
+            """The :func:`run_key` of ``spec``'s run with ``seed``, by which the store and scratch folders find it."""
+            return run_key(run_config(base_config, args, spec, seed, Path(scratch)), spec, budget, model_path,
+                           dataclasses.asdict(data))
+
         def kept(config: AdaptConfig, spec: str) -> AdaptConfig:
-            """With ``--scratch_dir``, ``config`` made :func:`resumable` (keyed by budget, recipe, model and data)."""
-            if not args.scratch_dir:
-                return config
-            return resumable(config, {"budget": budget, "recipe": row_recipe(config, spec), "model": model_path,
-                                      "data": dataclasses.asdict(data)})
+            """With ``--scratch_dir``, ``config`` made :func:`resumable` (keyed by :func:`run_key`)."""
+            return resumable(config, key_of(spec, config.seed)) if args.scratch_dir else config
 
         def score_fusions(pair, seed, fused, splits, weights_of):
             """Score and append the rows of ``fused`` on ``pair`` and ``seed`` (``weights_of(member)``: weights)."""
@@ -271,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
             for pair, seed, fused in list(waiting):
                 ready, pending = [], []
                 for fusion in fused:
-                    if not store.wait(pair, list(fusion.members), seed, timeout_s):
+                    if not store.wait(pair, seed, [key_of(m, seed) for m in fusion.members], timeout_s):
                         pending.append(fusion)
                         if final:
                             print(f"{pair} {fusion.name} seed {seed}: not scored, a member's weights did not reach "
@@ -282,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
                 if pending:
                     waiting.append((pair, seed, pending))
                 if ready:  # each member read from the store once, however many fusions share it
-                    kept = {m: store.load(pair, m, seed) for m in fusion_members(ready)}
+                    kept = {m: store.load(pair, seed, key_of(m, seed)) for m in fusion_members(ready)}
                     score_fusions(pair, seed, ready, tokenised_pair(data, pair, seed, tokenizer), kept.__getitem__)
 
         for pair, seed, methods in grid:
@@ -296,7 +300,8 @@ def main(argv: list[str] | None = None) -> None:
             if whole and not claim(args.claim_dir, pair, "fused", seed):
                 continue
             if store is not None and fused:
-                members = [m for m in members if not store.has(pair, m, seed)]  # the others are kept already
+                # the others are kept already (under any spec naming the same run)
+                members = [m for m in members if not store.has(pair, seed, key_of(m, seed))]
                 waiting.append((pair, seed, fused))
             splits = None  # tokenised once this process has claimed a run of the pair (the other may hold them all)
             baseline_weights = None  # the trained source-only model of this pair and seed, for two-stage methods
@@ -311,8 +316,9 @@ def main(argv: list[str] | None = None) -> None:
                               method)
                 start = None
                 if config.two_stage:  # from this pair's trained baseline
-                    if baseline_weights is None and store is not None and store.has(pair, SOURCE_ONLY, seed):
-                        baseline_weights = store.load(pair, SOURCE_ONLY, seed)
+                    if baseline_weights is None and store is not None \
+                            and store.has(pair, seed, key_of(SOURCE_ONLY, seed)):
+                        baseline_weights = store.load(pair, seed, key_of(SOURCE_ONLY, seed))
                     if baseline_weights is None:  # the 'none' run again (same seed): this process did not train it
                         baseline = kept(run_config(base_config, args, SOURCE_ONLY, seed,
                                                    Path(scratch) / f"{pair}_{seed}"), SOURCE_ONLY)
@@ -326,7 +332,7 @@ def main(argv: list[str] | None = None) -> None:
                 if method == SOURCE_ONLY:
                     baseline_weights = weights
                 if store is not None:  # every run, so that a fusion added in a later start need not train it
-                    store.save(pair, method, seed, weights)
+                    store.save(pair, seed, key_of(method, seed), weights, method)
                 elif method in members:
                     trained[method] = weights
                 # the spec, not run's method name: "none:source_weighting=auto" must not read as plain "none"

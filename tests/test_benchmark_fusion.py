@@ -8,7 +8,8 @@ from conftest import tiny_bert
 
 from hfadapt import AdaptConfig
 from hfadapt.benchmarking import ledger
-from hfadapt.benchmarking.fusion import Fusion, MemberStore, fusion_members
+from hfadapt.benchmarking.fusion import Fusion, fusion_members
+from hfadapt.benchmarking.store import MemberStore
 from hfadapt.fusion import EnsembleForClassification
 
 
@@ -70,25 +71,53 @@ def test_a_fused_row_matches_while_every_member_s_recipe_does(tmp_path):
     assert ledger.matching_rows([partial], budget, config) == []
 
 
+def key(config: AdaptConfig, spec: str, budget: dict | None = None) -> dict:
+    """A run key of ``spec`` on ``config``'s recipe, with a fixed backbone and data."""
+    return ledger.run_key(config, spec, budget or {"max_steps": 100}, "tiny", {"max_length": 16})
+
+
 def test_the_member_store_gives_back_the_weights_it_kept(tmp_path):
     store = MemberStore(tmp_path / "members")
+    config = AdaptConfig(output_dir=str(tmp_path), use_cpu=True)
+    warm0 = key(config, "self_training:self_training_warmup=0")
     weights = tiny_bert(seed=3).state_dict()
-    assert not store.has("books:dvd", "self_training:self_training_warmup=0", 1)
-    store.save("books:dvd", "self_training:self_training_warmup=0", 1, weights)
-    assert store.has("books:dvd", "self_training:self_training_warmup=0", 1)
-    assert not store.has("books:dvd", "self_training", 1) and not store.has("books:dvd", "self_training:", 2)
-    kept = store.load("books:dvd", "self_training:self_training_warmup=0", 1)
+    assert not store.has("books:dvd", 1, warm0)
+    store.save("books:dvd", 1, warm0, weights, "self_training:self_training_warmup=0")
+    assert store.has("books:dvd", 1, warm0)
+    assert not store.has("books:dvd", 1, key(config, "self_training")) and not store.has("books:dvd", 2, warm0)
+    kept = store.load("books:dvd", 1, warm0)
     assert kept.keys() == weights.keys() and all(torch.equal(kept[k], v) for k, v in weights.items())
-    assert [p.name for p in (tmp_path / "members").iterdir()] == ["books:dvd_self_training:self_training_warmup=0_1.pt"]
+    assert sorted(p.suffix for p in (tmp_path / "members").iterdir()) == [".json", ".pt"]
+    assert store.kept_as("books:dvd", "self_training:self_training_warmup=0", 1) == warm0
+    assert store.kept_as("books:dvd", "self_training", 1) is None
     with pytest.raises(FileNotFoundError):
-        store.load("books:dvd", "adamatch", 1)
+        store.load("books:dvd", 1, key(config, "adamatch"))
+
+
+def test_a_kept_member_is_found_by_the_run_it_names_not_by_its_spec(tmp_path):
+    store = MemberStore(tmp_path)
+    before = AdaptConfig(output_dir=str(tmp_path), use_cpu=True, adamatch_distribution_alignment=True)
+    store.save("a:b", 1, key(before, "adamatch"), {"w": torch.ones(2)}, "adamatch")
+    # the recipe turns alignment off: "adamatch" is another run now, and the kept model is not taken for it
+    after = dataclasses.replace(before, adamatch_distribution_alignment=False)
+    assert not store.has("a:b", 1, key(after, "adamatch"))
+    # but the spec that names the kept run finds it
+    assert store.has("a:b", 1, key(after, "adamatch:adamatch_distribution_alignment=true"))
+    # another budget, or a validator the grid scores besides (not what it trains)
+    assert not store.has("a:b", 1, key(before, "adamatch", {"max_steps": 200}))
+    assert store.has("a:b", 1, key(dataclasses.replace(before, label_free_validators=["dev", "im"]), "adamatch"))
+    # two grids' models of one name in one folder: a script reading it by name cannot tell which is meant
+    store.save("a:b", 1, key(after, "adamatch"), {"w": torch.zeros(2)}, "adamatch")
+    with pytest.raises(ValueError, match="keeps 2 models of adamatch on a:b seed 1"):
+        store.kept_as("a:b", "adamatch", 1)
 
 
 def test_waiting_for_members_ends_when_they_are_kept_or_the_time_is_out(tmp_path):
     store = MemberStore(tmp_path)
-    store.save("a:b", "none", 1, {"w": torch.zeros(2)})
-    assert store.wait("a:b", ["none"], 1, timeout_s=0)
-    assert not store.wait("a:b", ["none", "dann"], 1, timeout_s=0.05, poll_s=0.01)
+    config = AdaptConfig(output_dir=str(tmp_path), use_cpu=True)
+    store.save("a:b", 1, key(config, "none"), {"w": torch.zeros(2)}, "none")
+    assert store.wait("a:b", 1, [key(config, "none")], timeout_s=0)
+    assert not store.wait("a:b", 1, [key(config, "none"), key(config, "dann")], timeout_s=0.05, poll_s=0.01)
 
 
 def test_a_fusion_s_file_name_is_one_path_component():

@@ -210,11 +210,15 @@ def test_rescoring_kept_members_reproduces_their_rows_and_adds_validators(tmp_pa
         assert row["source_val_accuracy"] == kept["source_val_accuracy"]
         assert row["validators"]["dev"] == pytest.approx(kept["validators"]["dev"], abs=1e-9)
         assert "im" in row["validators"] and row["rescored"]["members_dir"] == str(tmp_path / "members")
+    # read with other splits than the grid's, the kept models would not score as their rows: refused, saying why
+    other = [*common[:common.index("--max_length") + 1], "24", *common[common.index("--max_length") + 2:]]
+    with pytest.raises(ValueError, match="read other data or another backbone: max_length differ"):
+        rescore.main([*other, "--label_free_validators", "dev", "--results", str(tmp_path / "other.jsonl")])
 
 
 def test_fusions_over_a_member_store_score_as_a_block_trained_whole(tmp_path, monkeypatch):
     from hfadapt.benchmarking import ledger
-    from hfadapt.benchmarking.fusion import MemberStore
+    from hfadapt.benchmarking.store import MemberStore
 
     model_dir = saved_tiny_bert(tmp_path / "tiny")
     bench = load_benchmark("sentiment_benchmark")
@@ -229,7 +233,7 @@ def test_fusions_over_a_member_store_score_as_a_block_trained_whole(tmp_path, mo
                 "--members_dir", str(members)])
     whole, rows = ledger.load_results(tmp_path / "whole.jsonl"), ledger.load_results(stored)
     assert [r["method"] for r in rows] == ["none", "dann", "ensemble:none/dann"]
-    assert MemberStore(members).has("books:dvd", "none", 1) and MemberStore(members).has("books:dvd", "dann", 1)
+    assert all(MemberStore(members).kept_as("books:dvd", m, 1) is not None for m in ("none", "dann"))
     for key in ("target_accuracy", "source_val_accuracy", "validators"):  # the kept weights are the trained ones
         assert rows[2][key] == whole[2][key]
 
@@ -244,7 +248,7 @@ def test_fusions_over_a_member_store_score_as_a_block_trained_whole(tmp_path, mo
 
 def test_runs_kept_in_a_member_store_without_fusions_are_fused_later_without_training(tmp_path, monkeypatch):
     from hfadapt.benchmarking import ledger
-    from hfadapt.benchmarking.fusion import MemberStore
+    from hfadapt.benchmarking.store import MemberStore
 
     model_dir = saved_tiny_bert(tmp_path / "tiny")
     bench = load_benchmark("sentiment_benchmark")
@@ -254,7 +258,7 @@ def test_runs_kept_in_a_member_store_without_fusions_are_fused_later_without_tra
              "--members_dir", str(tmp_path / "members")]
     results = tmp_path / "rows.jsonl"
     bench.main([*flags, "--results", str(results), "--claim_dir", str(tmp_path / "claims")])
-    assert MemberStore(tmp_path / "members").has("books:dvd", "dann", 1)
+    assert MemberStore(tmp_path / "members").kept_as("books:dvd", "dann", 1) is not None
 
     def no_training(*args, **kwargs):
         raise AssertionError("a run kept in the store was trained again")

@@ -62,3 +62,25 @@ def test_label_shift_sizes_hand_computed():
         label_shift_sizes(8, 8, 1.0)
     with pytest.raises(ValueError, match="both classes"):
         label_shift_sizes(0, 8, 0.5)
+
+
+def test_the_label_shift_study_scores_the_models_a_grid_kept(tmp_path):
+    from helpers import saved_tiny_bert
+
+    from hfadapt.benchmarking import ledger
+
+    model_dir = saved_tiny_bert(tmp_path / "tiny")
+    common = ["--model_name_or_path", str(model_dir), "--pairs", "books:dvd", "--seeds", "1", "--methods", "none",
+              "--max_length", "16", "--max_train_samples", "32", "--max_eval_samples", "40",
+              "--mixed_precision", "no", "--members_dir", str(tmp_path / "members")]
+    load_benchmark("sentiment_benchmark").main([*common, "--multi_source_pairs", "--max_steps", "2",
+                                                "--results", str(tmp_path / "grid.jsonl"),
+                                                "--table", str(tmp_path / "table.md")])
+    results = tmp_path / "shift.jsonl"
+    study = load_benchmark("prior_matching_label_shift")
+    study.main([*common, "--shares", "0.2", "0.5", "--draws", "2", "--results", str(results)])
+    study.main([*common, "--shares", "0.2", "0.5", "--draws", "2", "--results", str(results)])  # nothing left to do
+    (row,) = ledger.load_results(results)
+    assert (row["pair"], row["method"], row["seed"]) == ("books:dvd", "none", 1)
+    assert [s["share"] for s in row["shares"]] == [0.2, 0.5]
+    assert all(0 <= s[way] <= 100 for s in row["shares"] for way in study.WAYS)

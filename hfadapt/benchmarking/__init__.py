@@ -9,8 +9,9 @@
   target accuracy does (what a grid's rule assumes of the validator it reads).
 - :mod:`hfadapt.benchmarking.members`: the arguments and setup of scripts that score a finished grid's kept models
   again, as the grid read them, without training.
-- :mod:`hfadapt.benchmarking.fusion`: fused models on the grid (``<mode>:<member>/<member>``) and the store of
-  kept members that processes share.
+- :mod:`hfadapt.benchmarking.fusion`: fused models on the grid (``<mode>:<member>/<member>``).
+- :mod:`hfadapt.benchmarking.store`: the store of trained models that a grid's processes share, each kept under
+  what defines its run.
 - :mod:`hfadapt.benchmarking.prior_matching`: each grid model scored again after target prior matching.
 - :mod:`hfadapt.benchmarking.label_shift`: subsample sizes for label-shifted copies of a binary domain.
 """

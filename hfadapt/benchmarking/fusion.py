@@ -10,11 +10,9 @@ accuracy.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import quote
 
 import torch
@@ -105,55 +103,6 @@ class Fusion:
 def fusion_members(fusions: list[Fusion]) -> list[str]:
     """Every member of ``fusions``, each once, in the order they are first named."""
     return list(dict.fromkeys(m for fusion in fusions for m in fusion.members))
-
-
-class MemberStore:
-    """The trained weights of fusion members, kept in ``folder`` (shared by the processes of a grid) as
-    ``<pair>_<method>_<seed>.pt`` (a ``state_dict``), so that a member one process trained can be fused by another.
-
-    A file appears whole (written aside, then renamed), so a process that sees it may load it.
-    """
-
-    def __init__(self, folder: str | os.PathLike):
-        self.folder = Path(folder)
-
-    def path(self, pair: str, method: str, seed: int) -> Path:
-        """Where the weights of ``method`` trained on ``pair`` with ``seed`` are kept."""
-        return self.folder / f"{pair}_{file_name_part(method)}_{seed}.pt"
-
-    def has(self, pair: str, method: str, seed: int) -> bool:
-        """True once the member's weights are in the store."""
-        return self.path(pair, method, seed).is_file()
-
-    def save(self, pair: str, method: str, seed: int, weights: Mapping[str, torch.Tensor]) -> None:
-        """Keep ``weights`` (a ``state_dict``) as the member's, replacing any kept before.
-
-        Raises:
-            OSError: the folder cannot be created or written.
-        """
-        target = self.path(pair, method, seed)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(f".{os.getpid()}.partial")
-        torch.save(dict(weights), partial)
-        os.replace(partial, target)  # atomic: no process reads a half-written file
-
-    def load(self, pair: str, method: str, seed: int) -> dict[str, torch.Tensor]:
-        """The member's weights, on the CPU.
-
-        Raises:
-            FileNotFoundError: the store does not hold them.
-        """
-        return torch.load(self.path(pair, method, seed), map_location="cpu", weights_only=True)
-
-    def wait(self, pair: str, methods: list[str], seed: int, timeout_s: float, poll_s: float = 10.0) -> bool:
-        """Wait until the store holds every one of ``methods`` for ``pair`` and ``seed`` (trained by other
-        processes); False if one is still missing after ``timeout_s`` seconds."""
-        deadline = time.monotonic() + timeout_s
-        while not all(self.has(pair, m, seed) for m in methods):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(min(poll_s, max(deadline - time.monotonic(), 0.0)))
-        return True
 
 
 def model_factory(model_path: str, splits: TransferSplits) -> Callable[[], PreTrainedModel]:

@@ -9,6 +9,7 @@ pieces, resumed, and shared between processes (:func:`claim`), and retuning one 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import platform
@@ -99,6 +100,30 @@ def recipe_of(config: AdaptConfig, spec: str) -> dict:
 def row_recipe(config: AdaptConfig, spec: str) -> dict:
     """:func:`recipe_of` with JSON values, as a row stores it (tuples become lists)."""
     return json.loads(json.dumps(recipe_of(config, spec)))
+
+
+SCORING_FIELDS = ("label_free_validators", "label_free_max_rows", "label_free_source_split")
+"""``AdaptConfig`` fields that say how a run's model is scored, not what it trains: left out of :func:`run_key`."""
+
+
+def run_key(config: AdaptConfig, spec: str, budget: dict, model: str, data: dict) -> dict:
+    """What defines the model a benchmark run trains, for finding it again (a checkpoint to resume, a kept model to
+    fuse): the method of ``spec``, its recipe (:func:`row_recipe` of ``config``, the run's configuration, without
+    :data:`SCORING_FIELDS`), ``budget`` (:func:`budget_of`), the backbone ``model`` and ``data``
+    (``dataclasses.asdict`` of the run's ``DataArguments``). Runs with equal keys and seeds train the same model,
+    whatever their specs are called.
+
+    Raises:
+        TypeError: if ``spec`` sets a field ``AdaptConfig`` does not have.
+    """
+    recipe = {k: v for k, v in row_recipe(config, spec).items() if k not in SCORING_FIELDS}
+    return json.loads(json.dumps({"method": parse_setting(spec)[0], "recipe": recipe, "budget": budget,
+                                  "model": str(model), "data": data}, default=str))
+
+
+def key_digest(key: dict) -> str:
+    """12 hexadecimal digits of the SHA-256 of ``key`` (JSON with sorted keys): a run key as part of a name."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def config_defaults() -> dict:

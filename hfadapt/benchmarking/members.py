@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import tempfile
 from typing import NamedTuple
 
@@ -20,8 +21,8 @@ from ..data import DataArguments
 from ..trainer.config import AdaptConfig
 from ..utils.offline_models import packaged_minilm_path
 from ..utils.precision import MIXED_PRECISIONS
-from .fusion import MemberStore
 from .pairs import DEFAULT_PAIRS, read_recipe
+from .store import MemberStore
 
 
 def add_member_arguments(parser: argparse.ArgumentParser, methods_help: str) -> None:
@@ -65,3 +66,26 @@ def member_reading(args: argparse.Namespace, scratch_prefix: str) -> MemberReadi
     model_path = args.model_name_or_path or packaged_minilm_path()
     return MemberReading(data, config, model_path, AutoTokenizer.from_pretrained(model_path),
                          MemberStore(args.members_dir))
+
+
+def kept_member(reading: MemberReading, pair: str, spec: str, seed: int) -> dict | None:
+    """The run key of the model the store keeps for ``pair`` and ``seed`` trained as ``spec``
+    (:meth:`~.store.MemberStore.kept_as`), or None if it keeps none; load it with
+    ``reading.store.load(pair, seed, key)``.
+
+    Raises:
+        ValueError: several such models are kept, or the kept one was trained on other data or another backbone
+            than ``reading`` reads (give the grid's ``--max_length``, ``--max_train_samples``,
+            ``--max_eval_samples`` and ``--model_name_or_path``): its scores would not be the grid row's.
+    """
+    key = reading.store.kept_as(pair, spec, seed)
+    if key is None:
+        return None
+    data = json.loads(json.dumps(dataclasses.asdict(reading.data), default=str))
+    other = sorted(k for k in data.keys() | key["data"].keys() if data.get(k) != key["data"].get(k))
+    if key["model"] != str(reading.model_path):
+        other.append(f"backbone ({key['model']})")
+    if other:
+        raise ValueError(f"{spec} on {pair} seed {seed} was kept from a grid that read other data or another "
+                         f"backbone: {', '.join(other)} differ; give this command the grid's values")
+    return key

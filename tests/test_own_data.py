@@ -139,6 +139,10 @@ def test_errors_name_what_is_wrong(tmp_path):
     with pytest.raises(ValueError, match=r"target test set has labels \['neg'\] that the source does not have"):
         load_transfer_splits(DataArguments(source_train_file=str(source), target_train_file=str(target),
                                            target_test_file=str(test)))
+    one_class = write(tmp_path / "one.csv", [r for r in rows(12) if r["label"] == "neutral"])
+    with pytest.raises(ValueError, match=r"the source's labelled rows \(column 'label'\) are all of one class "
+                       r"\('neutral'\): a classifier needs rows of at least two classes"):
+        load_transfer_splits(DataArguments(source_train_file=str(one_class), target_train_file=str(target)))
     with pytest.raises(ValueError, match="no target data"):
         load_transfer_splits(DataArguments(source_train_file=str(source)))
     (tmp_path / "sheet.xlsx").write_bytes(b"")

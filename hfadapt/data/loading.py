@@ -591,6 +591,21 @@ def encode_labels(ds: datasets.Dataset, column: str, names: list[str], what: str
     return encoded
 
 
+def require_two_classes(sources: dict[str, datasets.Dataset], names: list[str], column: str) -> None:
+    """Check that the labelled source rows (``sources``, each with ``ClassLabel(names)`` ids in ``label``) hold at
+    least two classes, which a classifier needs; ``column`` is the user's label column, for the message.
+
+    Raises:
+        ValueError: naming the one class (or none) the source rows hold and what to check.
+    """
+    present = sorted({i for ds in sources.values() for i in ds.unique(LABEL) if i is not None and i >= 0})
+    if len(present) < 2:
+        found = ", ".join(repr(names[i]) for i in present) or "none"
+        raise ValueError(f"the source's labelled rows (column {column!r}) are all of one class ({found}): a "
+                         "classifier needs rows of at least two classes; check --label_column_name, and that the "
+                         "source holds every class (a file sorted by label and cut short holds one)")
+
+
 def has_labels(ds: datasets.Dataset, column: str) -> bool:
     """Whether ``ds`` has ``column`` with at least one label in it."""
     if column not in ds.column_names:
@@ -679,6 +694,7 @@ def load_transfer_splits(args: DataArguments, seed: int = 0) -> TransferSplits:
         warn_duplicates_and_overlap(list(sources.values()), target, content, origins)
     names = class_names([*sources.values(), *([source_val] if source_val is not None else [])], label)
     sources = {n: encode_labels(ds, label, names, f"the source {n!r}") for n, ds in sources.items()}
+    require_two_classes(sources, names, label)
     if source_val is not None:
         source_val = encode_labels(source_val, label, names, "the source validation set")
     if target_test is not None:

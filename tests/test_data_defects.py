@@ -93,6 +93,13 @@ def test_null_text_in_a_csv_target_names_row_and_line(tmp_path):
         load(tmp_path, jsonl(tmp_path / "src.jsonl", GOOD), target)
 
 
+def test_a_csv_row_after_fields_that_span_lines_is_named_by_the_line_it_starts_on(tmp_path):
+    source = tmp_path / "src.tsv"  # reviews with paragraphs: a quoted field holds line breaks; a blank line between
+    source.write_text('text\tlabel\n"w10\n\nw11"\t0\n\nw12\t1\n"w13\nw14"\t0\n""\t1\nw15\t0\n')
+    with pytest.raises(ValueError, match=r"src\.tsv, row 4 \(line 9\): 'text' is null"):
+        load(tmp_path, source)
+
+
 def test_null_and_missing_labels_are_left_out_with_a_warning_naming_the_rows(tmp_path, caplog):
     source = jsonl(tmp_path / "src.jsonl", [*GOOD[:5], {"text": "w7", "label": None}, {"text": "w8"}, *GOOD[5:]])
     with caplog.at_level(logging.WARNING, logger="hfadapt.data.loading"):

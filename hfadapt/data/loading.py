@@ -24,7 +24,9 @@ the test set (the Amazon protocol), else there is no target test and runs are ju
 from __future__ import annotations
 
 import bz2
+import csv
 import gzip
+import io
 import json
 import logging
 import lzma
@@ -439,8 +441,28 @@ def _place(origin: str, index: int) -> str:
         if kind == "json":
             return f"{files[0]}, line {index + 1}"
         if kind == "csv":
-            return f"{files[0]}, row {index + 1} (line {index + 2})"
+            line = _csv_line(files[0], index)
+            return f"{files[0]}, row {index + 1}" + (f" (line {line})" if line is not None else "")
     return f"{origin}, row {index + 1}"
+
+
+def _csv_line(path: str, index: int) -> int | None:
+    """The line on which data row ``index`` (0-based, after the header) of the csv/tsv file ``path`` starts: a
+    quoted field may span lines (reviews with paragraphs), so rows and lines are counted apart; blank lines are
+    skipped, as the reader does. ``None`` if the file cannot be opened here or holds fewer rows."""
+    data = _read_bytes(path)
+    if data is None:
+        return None
+    reader = csv.reader(io.StringIO(data.decode("utf-8", errors="replace"), newline=""),
+                        delimiter=builder_of(path)[1].get("delimiter", ","))
+    start, record = 1, -1  # record -1 is the header
+    for fields in reader:
+        if fields:
+            if record == index:
+                return start
+            record += 1
+        start = reader.line_num + 1
+    return None
 
 
 def _kind(value) -> str:

@@ -22,12 +22,12 @@ def load_benchmark(name: str):
     return module
 
 
-def saved_tiny_bert(folder: Path, num_labels: int = 2) -> Path:
-    """``folder``, holding a tiny BERT (``num_labels`` classes) and its tokenizer saved as a checkpoint that
-    ``--model_name_or_path`` or ``from_pretrained`` can read."""
+def saved_tiny_bert(folder: Path, num_labels: int = 2, positions: int = 64) -> Path:
+    """``folder``, holding a tiny BERT (``num_labels`` classes, ``positions`` tokens at most) and its tokenizer
+    saved as a checkpoint that ``--model_name_or_path`` or ``from_pretrained`` can read."""
     from tiny_models import tiny_bert, tiny_tokenizer
 
-    tiny_bert(num_labels=num_labels).save_pretrained(folder)
+    tiny_bert(num_labels=num_labels, positions=positions).save_pretrained(folder)
     tiny_tokenizer().save_pretrained(folder)
     return folder
 

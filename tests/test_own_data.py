@@ -6,6 +6,8 @@ from pathlib import Path
 
 import datasets
 import pytest
+import safetensors.torch
+import torch
 import yaml
 from conftest import tiny_tokenizer
 from helpers import saved_tiny_bert
@@ -68,6 +70,29 @@ def test_files_with_three_string_labels_and_an_unlabelled_target(tmp_path, suffi
     assert sorted(splits.source_val["label"]) == [0, 0, 1, 1, 2, 2]  # stratified 80/20
     first = splits.source_train[0]
     assert splits.label_names[first["label"]] == next(r["label"] for r in rows(30) if r["text"] == first["text"])
+
+
+def test_a_max_length_above_the_model_s_positions_is_refused_before_training(tmp_path):
+    from hfadapt.cli.runner import adapt
+
+    model = saved_tiny_bert(tmp_path / "tiny-bert", num_labels=3)  # 64 positions
+    data = DataArguments(source_train_file=str(write(tmp_path / "s.csv", rows(12))),
+                         target_train_file=str(write(tmp_path / "t.csv", rows(6, labelled=False))), max_length=65)
+    with pytest.raises(ValueError, match=r"max_length 65 is more tokens than the model reads \(64 positions\): give "
+                       r"--max_length 64 or less"):
+        adapt(str(model), data, quick_config(tmp_path))
+    assert not (tmp_path / "run").exists()  # nothing trained or written
+
+
+def test_a_fine_tuned_classifier_of_another_label_count_starts_a_new_head(tmp_path):
+    from hfadapt.cli.runner import text_model
+
+    two = saved_tiny_bert(tmp_path / "two-labels", num_labels=2)  # e.g. a binary sentiment model, for 3 classes
+    model = text_model(str(two), ["negative", "neutral", "positive"])
+    assert model.classifier.out_features == 3 and model.config.id2label[1] == "neutral"
+    kept = text_model(str(two), ["no", "yes"])  # the same label count: the checkpoint's head is kept
+    saved = safetensors.torch.load_file(str(two / "model.safetensors"))
+    assert torch.equal(kept.classifier.weight, saved["classifier.weight"])
 
 
 def test_integer_labels_keep_their_order_and_a_label_column_of_another_name(tmp_path):
@@ -282,7 +307,7 @@ def test_the_readme_own_data_snippet_runs(tmp_path, monkeypatch, capsys):
     after = readme.split("<!-- own-data-snippet -->", 1)[1]
     snippet, pipeline_example = re.findall(r"```python\n(.*?)```", after, re.S)[:2]
     assert len(snippet.strip().splitlines()) <= 6 and "pipeline(" in pipeline_example
-    model = saved_tiny_bert(tmp_path / "tiny-bert", num_labels=3)
+    model = saved_tiny_bert(tmp_path / "tiny-bert", num_labels=3, positions=128)  # the snippet's default max_length
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "reviews.csv", [{"text": r["text"], "label": r["label"]} for r in rows(30)])
     write(tmp_path / "tweets.csv", [{"text": r["text"]} for r in rows(16, labelled=False, shift=2)])

@@ -11,8 +11,10 @@ VOCAB = 64
 SEQ = 12
 
 
-def tiny_bert(seed: int = 0, dropout: float = 0.0, num_labels: int = 2) -> BertForSequenceClassification:
-    """A 2-layer BERT with hidden size 32 (dropout off by default, so runs are deterministic)."""
+def tiny_bert(seed: int = 0, dropout: float = 0.0, num_labels: int = 2,
+              positions: int = 64) -> BertForSequenceClassification:
+    """A 2-layer BERT with hidden size 32 reading up to ``positions`` tokens (dropout off by default, so runs are
+    deterministic)."""
     torch.manual_seed(seed)
     config = BertConfig(
         vocab_size=VOCAB,
@@ -20,7 +22,7 @@ def tiny_bert(seed: int = 0, dropout: float = 0.0, num_labels: int = 2) -> BertF
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=37,
-        max_position_embeddings=64,
+        max_position_embeddings=positions,
         hidden_dropout_prob=dropout,
         attention_probs_dropout_prob=dropout,
         num_labels=num_labels,

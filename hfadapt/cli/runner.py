@@ -11,11 +11,11 @@ import dataclasses
 import functools
 
 import datasets
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from ..data.loading import DataArguments, load_transfer_splits
 from ..data.splits import TransferSplits
-from ..data.text import tokenize_splits
+from ..data.text import check_max_length, tokenize_splits
 from ..evaluation.experiment import compare_with_source_only
 from ..modeling.multitask import MultiTaskModel
 from ..trainer.config import AdaptConfig
@@ -47,7 +47,9 @@ def add_rating_task(splits: TransferSplits) -> TransferSplits:
 
 def text_model(model_path: str, label_names: list[str], rating_weight: float = 0.0):
     """A fresh sequence classifier from ``model_path`` with ``id2label`` / ``label2id`` from ``label_names`` (a
-    multi-task model with a 5-class rating head when ``rating_weight > 0``).
+    multi-task model with a 5-class rating head when ``rating_weight > 0``). A checkpoint that already has a
+    classification head of another number of labels (a fine-tuned classifier) gets a new head, as transformers'
+    load report says; one of the same number keeps it.
 
     Raises:
         OSError: ``model_path`` holds no model that ``from_pretrained`` can read.
@@ -60,6 +62,7 @@ def text_model(model_path: str, label_names: list[str], rating_weight: float = 0
         num_labels=len(label_names),
         id2label=dict(enumerate(label_names)),
         label2id={n: i for i, n in enumerate(label_names)},
+        ignore_mismatched_sizes=True,  # a head of another size is replaced, not an error after the data is read
     )
 
 
@@ -105,12 +108,15 @@ def adapt(
         ``labels``, ``source``, ``target``, ``dataset``.
 
     Raises:
-        ValueError, FileNotFoundError: on bad data (:func:`~hfadapt.data.load_transfer_splits`), before training.
+        ValueError, FileNotFoundError: on bad data (:func:`~hfadapt.data.load_transfer_splits`) or a
+            ``data.max_length`` above the model's positions (:func:`~hfadapt.data.text.check_max_length`), before
+            training.
     """
     if splits is None:
         splits = load_transfer_splits(data, seed=config.seed)
     model_path = model_name_or_path or packaged_minilm_path()
     tokenizer = AutoTokenizer.from_pretrained(model_path)
+    check_max_length(data.max_length, tokenizer, AutoConfig.from_pretrained(model_path))
     if rating_weight > 0:
         splits = add_rating_task(splits)
     with config.main_process_first(desc="tokenising"):

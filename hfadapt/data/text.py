@@ -27,6 +27,22 @@ def tokenizer_function(tokenizer, text_columns: Sequence[str], max_length: int,
     return tokenize
 
 
+def check_max_length(max_length: int, tokenizer, model_config) -> None:
+    """Refuse a ``max_length`` (tokens per row) above what the model reads: the tokenizer's ``model_max_length``
+    where it sets one, and the config's ``max_position_embeddings`` where it has one; a longer row would fail in
+    the position embeddings at the first step, with a tensor-size error that does not name ``max_length``.
+
+    Raises:
+        ValueError: naming both numbers and the ``--max_length`` to give.
+    """
+    limits = [n for n in (getattr(tokenizer, "model_max_length", None),
+                          getattr(model_config, "max_position_embeddings", None))
+              if isinstance(n, int) and 0 < n < 10**6]  # transformers marks "no limit" with a huge number
+    if limits and max_length > min(limits):
+        raise ValueError(f"max_length {max_length} is more tokens than the model reads ({min(limits)} positions): "
+                         f"give --max_length {min(limits)} or less")
+
+
 def tokenize_splits(splits: TransferSplits, tokenizer, text_columns: Sequence[str], max_length: int,
                     padding: bool | str = False) -> TransferSplits:
     """Every dataset of ``splits`` tokenised (:func:`tokenizer_function`, ``padding`` as there); the original columns

@@ -82,6 +82,10 @@ def test_evaluate_on_any_labelled_file_with_string_labels(tmp_path):
     test.to_csv(str(tmp_path / "test.csv"), index=False)
     args = ["evaluate", str(model_dir), "--test_file", str(tmp_path / "test.csv"), "--text_column_name", "sentence",
             "--label_column_name", "gold", "--cpu"]
+    # the default 128 tokens are more than the tiny model's 64 positions: refused before scoring, naming both
+    with pytest.raises(ValueError, match=r"max_length 128 is more tokens than the model reads \(64 positions\)"):
+        cli.evaluate_model(cli.build_parser().parse_args(args))
+    args += ["--max_length", "16"]
     metrics = cli.evaluate_model(cli.build_parser().parse_args(args))
     assert 0.0 <= metrics["test_accuracy"] <= 1.0 and "test_recall_2" in metrics
     test.map(lambda r: {"gold": "other"}).to_csv(str(tmp_path / "bad.csv"), index=False)

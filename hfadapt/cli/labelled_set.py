@@ -103,14 +103,15 @@ def prepared_labelled_set(args: argparse.Namespace, model_dir: str | Path) -> La
     tokenizer or image processor saved in ``model_dir``, its labels as that folder's model's ids.
 
     Raises:
-        ValueError: as :func:`labelled_rows`, or a missing text or image column.
+        ValueError: as :func:`labelled_rows`, a missing text or image column, or a ``--max_length`` above the
+            model's positions.
     """
     from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
 
     from ..data import image_transform
     from ..data.loading import require_columns
     from ..data.sampler import row_sample
-    from ..data.text import tokenizer_function
+    from ..data.text import check_max_length, tokenizer_function
 
     config = AutoConfig.from_pretrained(model_dir)
     is_image = any("ImageClassification" in a for a in config.architectures or [])
@@ -124,6 +125,7 @@ def prepared_labelled_set(args: argparse.Namespace, model_dir: str | Path) -> La
         rows = rows.with_transform(image_transform(processor, config, image_column=column))
     else:
         processor = AutoTokenizer.from_pretrained(model_dir)
+        check_max_length(args.max_length, processor, config)
         columns = [c.strip() for c in args.text_column_name.split(",")]
         require_columns(rows, columns, "the labelled set", "--text_column_name")
         rows = rows.map(tokenizer_function(processor, columns, args.max_length), batched=True)

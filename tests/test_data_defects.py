@@ -93,6 +93,13 @@ def test_null_text_in_a_csv_target_names_row_and_line(tmp_path):
         load(tmp_path, jsonl(tmp_path / "src.jsonl", GOOD), target)
 
 
+def test_labels_that_differ_only_in_spaces_or_case_are_refused_naming_them(tmp_path):
+    source = jsonl(tmp_path / "src.jsonl", [{**r, "label": ["neg", "pos"][r["label"]]} for r in GOOD]
+                   + [{"text": "w9", "label": "pos "}, {"text": "w8", "label": "Neg"}])
+    with pytest.raises(ValueError, match=r"labels in 'label' differ only in spaces or case: \['Neg', 'neg'\]"):
+        load(tmp_path, source)
+
+
 def test_a_csv_row_after_fields_that_span_lines_is_named_by_the_line_it_starts_on(tmp_path):
     source = tmp_path / "src.tsv"  # reviews with paragraphs: a quoted field holds line breaks; a blank line between
     source.write_text('text\tlabel\n"w10\n\nw11"\t0\n\nw12\t1\n"w13\nw14"\t0\n""\t1\nw15\t0\n')

@@ -563,7 +563,8 @@ def class_names(sets: list[datasets.Dataset], column: str) -> list[str]:
     distinct values of all sets (numerically for integers), as strings.
 
     Raises:
-        ValueError: if the sets hold no label at all, or mix numbers and strings.
+        ValueError: if the sets hold no label at all, mix numbers and strings, or hold string labels that differ
+            only in spaces or case (``"pos"`` and ``"pos "``).
     """
     feature = sets[0].features[column]
     if isinstance(feature, datasets.ClassLabel):
@@ -576,6 +577,13 @@ def class_names(sets: list[datasets.Dataset], column: str) -> list[str]:
     if any(not isinstance(v, str) for v in values):
         raise ValueError(f"labels in {column!r} mix numbers and strings ({sorted(map(str, values))[:10]}); "
                          "make them all one kind")
+    alike = {}
+    for v in sorted(values):
+        alike.setdefault(" ".join(v.split()).casefold(), []).append(v)
+    clash = next((names for names in alike.values() if len(names) > 1), None)
+    if clash is not None:  # "pos" and "pos " would be two classes, the second of a few rows
+        raise ValueError(f"labels in {column!r} differ only in spaces or case: {clash}; write each class one way "
+                         "(strip the spaces, one case)")
     return sorted(values)
 
 

@@ -84,6 +84,24 @@ def test_a_max_length_above_the_model_s_positions_is_refused_before_training(tmp
     assert not (tmp_path / "run").exists()  # nothing trained or written
 
 
+def test_max_length_is_checked_against_absolute_positions_only():
+    from types import SimpleNamespace
+
+    from transformers import BertConfig, DebertaV2Config
+
+    from hfadapt.data.text import check_max_length
+
+    no_limit, roberta = SimpleNamespace(model_max_length=int(1e30)), SimpleNamespace(model_max_length=512)
+    with pytest.raises(ValueError, match=r"max_length 513 is more tokens than the model reads \(512 positions\)"):
+        check_max_length(513, no_limit, BertConfig(max_position_embeddings=512))
+    with pytest.raises(ValueError, match=r"\(512 positions\)"):  # RoBERTa: 514 embeddings, 2 of them offset
+        check_max_length(513, roberta, BertConfig(max_position_embeddings=514))
+    check_max_length(512, roberta, BertConfig(max_position_embeddings=514))
+    # relative positions read any length: not refused
+    check_max_length(1024, no_limit, DebertaV2Config(max_position_embeddings=512, position_biased_input=False))
+    check_max_length(1024, no_limit, BertConfig(max_position_embeddings=512, position_embedding_type="relative_key"))
+
+
 def test_a_fine_tuned_classifier_of_another_label_count_starts_a_new_head(tmp_path):
     from hfadapt.cli.runner import text_model
 

@@ -28,13 +28,18 @@ def tokenizer_function(tokenizer, text_columns: Sequence[str], max_length: int,
 
 
 def check_max_length(max_length: int, tokenizer, model_config) -> None:
-    """Refuse a ``max_length`` (tokens per row) above what the model reads: the tokenizer's ``model_max_length``
-    where it sets one, and the config's ``max_position_embeddings`` where it has one; a longer row would fail in
-    the position embeddings at the first step, with a tensor-size error that does not name ``max_length``.
+    """Refuse a ``max_length`` (tokens per row) above what a model with absolute position embeddings reads: the
+    tokenizer's ``model_max_length`` where it sets one, and the config's ``max_position_embeddings`` where it has
+    one; a longer row would fail in the position embeddings at the first step, with a tensor-size error that does
+    not name ``max_length``. Models with relative positions only (DeBERTa's ``position_biased_input=False``, a
+    ``relative_key`` ``position_embedding_type``) are not limited here.
 
     Raises:
         ValueError: naming both numbers and the ``--max_length`` to give.
     """
+    if getattr(model_config, "position_biased_input", True) is False \
+            or getattr(model_config, "position_embedding_type", None) not in (None, "absolute"):
+        return
     limits = [n for n in (getattr(tokenizer, "model_max_length", None),
                           getattr(model_config, "max_position_embeddings", None))
               if isinstance(n, int) and 0 < n < 10**6]  # transformers marks "no limit" with a huge number

@@ -316,9 +316,9 @@ def main(argv: list[str] | None = None) -> None:
                               method)
                 start = None
                 if config.two_stage:  # from this pair's trained baseline
-                    if baseline_weights is None and store is not None \
-                            and store.has(pair, seed, key_of(SOURCE_ONLY, seed)):
-                        baseline_weights = store.load(pair, seed, key_of(SOURCE_ONLY, seed))
+                    baseline_key = key_of(SOURCE_ONLY, seed)
+                    if baseline_weights is None and store is not None and store.has(pair, seed, baseline_key):
+                        baseline_weights = store.load(pair, seed, baseline_key)
                     if baseline_weights is None:  # the 'none' run again (same seed): this process did not train it
                         baseline = kept(run_config(base_config, args, SOURCE_ONLY, seed,
                                                    Path(scratch) / f"{pair}_{seed}"), SOURCE_ONLY)
